@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   – the end-to-end demo on embedded defaults
+#   make test   – the test suite (installs what the tests need first)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test test-all lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/otwatch demo
+
+test: setup
+	./scripts/ensure-system.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+test-all: setup
+	./scripts/ensure-system.sh
+	$(BIN)/pytest -q -m "slow or not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check otwatch tests bench
+
+bench: setup
+	$(BIN)/python bench/replay.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

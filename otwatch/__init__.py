@@ -1,0 +1,3 @@
+"""otwatch: an open-source OT/ICS network security sensor."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""The engine contract: packets (and their flow) in, detections out.
+
+An engine module holds one detector: a docstring, the catalog type ids it raises, a frozen
+``Config`` of documented thresholds, and ``observe``. No database, logging set-up or
+suppression: that is the alert manager's job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from otwatch.agent.decode.flows import Flow
+from otwatch.agent.decode.headers import PacketRecord
+from otwatch.agent.engines.baseline import Baseline, LearningClock
+from otwatch.agent.engines.detection import Detection, DetectionFactory
+
+__all__ = ["Engine", "EngineContext", "NetworkScope"]
+
+
+class NetworkScope:
+    """Which addresses are plant (OT) devices.
+
+    With no OT subnets configured, any private, link-local or documentation-range unicast
+    address counts; internet addresses never do.
+    """
+
+    def __init__(self, ot_subnets: Iterable[str] = ()) -> None:
+        self.subnets = tuple(ipaddress.ip_network(s, strict=False) for s in ot_subnets)
+        self._cache: dict[str, bool] = {}
+
+    def is_ot_device(self, address: str) -> bool:
+        cached = self._cache.get(address)
+        if cached is not None:
+            return cached
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            result = False
+        else:
+            unicast = not (ip.is_multicast or ip.is_unspecified or ip.is_loopback)
+            if isinstance(ip, ipaddress.IPv4Address):
+                unicast = unicast and address != "255.255.255.255" and not address.endswith(".255")
+            if self.subnets:
+                result = unicast and any(ip in net for net in self.subnets)
+            else:
+                result = unicast and (ip.is_private or ip.is_link_local)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[address] = result
+        return result
+
+
+@dataclass
+class EngineContext:
+    """What every engine shares: detection builder, baseline, learning clock, settings."""
+
+    factory: DetectionFactory
+    baseline: Baseline
+    learning: LearningClock
+    scope: NetworkScope = field(default_factory=NetworkScope)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-engine threshold overrides, keyed by engine name."""
+
+
+class Engine:
+    """Base class of detectors. Subclasses set ``name``, ``type_ids`` and ``apps``."""
+
+    name: ClassVar[str]
+    type_ids: ClassVar[frozenset[str]]
+    apps: ClassVar[frozenset[str] | None] = None
+    """Application protocol tags this engine inspects; None means every packet."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.detect = ctx.factory.make
+
+    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
+        raise NotImplementedError

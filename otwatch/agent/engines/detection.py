@@ -1,0 +1,61 @@
+"""What an engine emits: a ``Detection`` with a de-duplication key built from the catalog.
+
+The key is never assembled by hand: ``DetectionFactory.make`` takes the values of the fields
+the catalog declares for the type, so two detections of 'the same traffic' always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from otwatch.agent.catalog import Catalog
+
+__all__ = ["Detection", "DetectionFactory", "dedup_key"]
+
+_SEP = "\x1f"
+
+
+def dedup_key(type_id: str, key_fields: tuple[str, ...], fields: Mapping[str, Any]) -> str:
+    """Stable digest of the type and its key field values (missing values count as empty)."""
+    parts = [type_id]
+    for name in key_fields:
+        value = fields.get(name)
+        parts.append("" if value is None else str(value))
+    return hashlib.blake2b(_SEP.join(parts).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One observation of an alert type's trigger.
+
+    ``fields`` holds the standard alert fields an engine knows (``source_address``,
+    ``destination_address``, ``source_mac``, ``destination_mac``, ``protocol``) plus
+    type-specific parameters (``function_code``, ``port``, ...); ``message`` names the devices
+    and the exact operation.
+    """
+
+    type_id: str
+    dedup_key: str
+    ts_ns: int
+    message: str
+    fields: Mapping[str, Any]
+
+    def key_fields(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return {name: self.fields.get(name) for name in names}
+
+
+class DetectionFactory:
+    """Builds detections for a catalog; an unknown type id fails at set-up, not per packet."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._key_fields = {type_id: t.dedup_key for type_id, t in catalog.items()}
+
+    def key_fields(self, type_id: str) -> tuple[str, ...]:
+        return self._key_fields[type_id]
+
+    def make(self, type_id: str, ts_ns: int, message: str, **fields: Any) -> Detection:
+        key_fields = self._key_fields[type_id]
+        return Detection(type_id, dedup_key(type_id, key_fields, fields), ts_ns, message, fields)

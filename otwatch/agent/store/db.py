@@ -1,0 +1,126 @@
+"""Open the sensor database: SQLite in WAL mode under the data directory, migrated to head.
+
+Agent, sync daemon and CLI each open their own engine on the same file; WAL lets readers run
+beside the one writer, and the busy timeout absorbs short write contention.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from otwatch.errors import OtwatchError
+
+__all__ = ["DB_FILENAME", "Store", "StoreError", "open_store"]
+
+DB_FILENAME = "otwatch.db"
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(OtwatchError):
+    """The sensor database cannot be opened, written or migrated."""
+
+
+def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def sqlite_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", future=True)
+    event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision``; a no-op when it is already there."""
+    from alembic import command
+
+    if revision == "head" and current_revision(engine) == head_revision():
+        return
+    command.upgrade(_alembic_config(engine), revision)
+
+
+class Store:
+    """The sensor database: an engine plus a session factory."""
+
+    def __init__(self, engine: Engine, data_dir: Path) -> None:
+        self.engine = engine
+        self.data_dir = data_dir
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One short transaction: commits on success, rolls back on error."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreError(
+                f"database error in {self.data_dir / DB_FILENAME}: {exc.orig}"
+            ) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(data_dir: str | os.PathLike[str], *, migrate_schema: bool = True) -> Store:
+    """Open (creating if needed) the store in ``data_dir``, migrated to the current schema."""
+    directory = Path(data_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create data directory {directory}: {exc.strerror}") from None
+    db_path = directory / DB_FILENAME
+    if not os.access(directory, os.W_OK | os.X_OK) or (
+        db_path.exists() and not os.access(db_path, os.W_OK)
+    ):
+        raise StoreError(
+            f"data directory {directory} is not writable by this user "
+            "(use --data-dir or OTWATCH_DATA_DIR to choose another)"
+        )
+    engine = sqlite_engine(db_path)
+    try:
+        if migrate_schema:
+            migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open database {db_path}: {exc.orig}") from None
+    except sqlite3.DatabaseError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open database {db_path}: {exc}") from None
+    return Store(engine, directory)

@@ -1,0 +1,366 @@
+"""``otwatch alerts …``: list, inspect, triage and export the sensor's alerts."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from otwatch.agent.alerts.lifecycle import Action, Origin, Status
+from otwatch.agent.alerts.manager import ActionResult, AlertManager
+from otwatch.agent.catalog import Engine, Severity, load_catalog
+from otwatch.agent.sensor import resolve_identity
+from otwatch.agent.store.models import Alert, AuditEvent
+from otwatch.alertdata import (
+    GROUP_BY,
+    SORT_KEYS,
+    AlertFilter,
+    alert_to_dict,
+    alerts_to_csv,
+    filtered,
+    group_counts,
+    sorted_query,
+)
+from otwatch.cli.context import CliContext, pass_cli
+from otwatch.cli.output import emit_records, format_option, print_json, render_table
+from otwatch.errors import OtwatchError
+from otwatch.timeutil import format_iso, parse_time_ns
+
+__all__ = ["alerts"]
+
+LIST_COLUMNS = (
+    "id", "severity", "status", "name", "source_address", "destination_address", "protocol",
+    "detections", "last_detection",
+)  # fmt: skip
+LIST_WIDTHS = {"name": 48, "source_address": 39, "destination_address": 39}
+
+
+def _split(values: Sequence[str]) -> tuple[str, ...]:
+    """Repeated options and comma-separated values both work: ``--status new,active``."""
+    return tuple(v.strip().lower() for value in values for v in value.split(",") if v.strip())
+
+
+def _choices(name: str, allowed: Sequence[str]) -> Callable[[Any, Any, Sequence[str]], tuple]:
+    def check(_ctx: Any, _param: Any, values: Sequence[str]) -> tuple[str, ...]:
+        out = _split(values)
+        bad = [v for v in out if v not in allowed]
+        if bad:
+            raise click.BadParameter(f"{', '.join(bad)} (choose from {', '.join(allowed)})")
+        return out
+
+    return check
+
+
+def _time(_ctx: Any, _param: Any, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time_ns(value)
+    except OtwatchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def filter_options(func: Callable) -> Callable:
+    """The portal's filters as one reusable bundle of options."""
+    statuses = [s.value for s in Status]
+    options = [
+        click.option(
+            "--status",
+            multiple=True,
+            callback=_choices("status", statuses),
+            help="new, active or closed (repeat or comma-separate).",
+        ),
+        click.option(
+            "--severity",
+            multiple=True,
+            callback=_choices("severity", [s.value for s in Severity]),
+            help="low, medium or high.",
+        ),
+        click.option(
+            "--engine",
+            multiple=True,
+            callback=_choices("engine", [e.value for e in Engine]),
+            help="policy_violation, protocol_violation, malware, anomaly, operational, custom.",
+        ),
+        click.option("--category", multiple=True, help="Alert category (exact name)."),
+        click.option("--sensor", multiple=True, help="Sensor id."),
+        click.option("--site", multiple=True, help="Site name."),
+        click.option("--zone", multiple=True, help="Zone name."),
+        click.option("--protocol", multiple=True, help="Alert protocol, e.g. modbus."),
+        click.option("--type", "types", multiple=True, help="Alert type id from the catalog."),
+        click.option("--source", help="Source IP or MAC address."),
+        click.option("--destination", help="Destination IP or MAC address."),
+        click.option("--search", help="Text in name, message, addresses, protocol or category."),
+        click.option(
+            "--since",
+            callback=_time,
+            help="Last detection at or after: ISO 8601 time or an age like 24h.",
+        ),
+        click.option(
+            "--until",
+            callback=_time,
+            help="First detection at or before: ISO 8601 time or an age like 1h.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_filter(params: dict[str, Any]) -> AlertFilter:
+    return AlertFilter(
+        statuses=params["status"],
+        severities=params["severity"],
+        engines=params["engine"],
+        categories=tuple(params["category"]),
+        sensors=tuple(params["sensor"]),
+        sites=tuple(params["site"]),
+        zones=tuple(params["zone"]),
+        protocols=_split(params["protocol"]),
+        types=_split(params["types"]),
+        source=params["source"],
+        destination=params["destination"],
+        search=params["search"],
+        since_ns=params["since"],
+        until_ns=params["until"],
+    )
+
+
+def _pop_filter(kwargs: dict[str, Any]) -> AlertFilter:
+    keys = (
+        "status",
+        "severity",
+        "engine",
+        "category",
+        "sensor",
+        "site",
+        "zone",
+        "protocol",
+        "types",
+        "source",
+        "destination",
+        "search",
+        "since",
+        "until",
+    )
+    return build_filter({k: kwargs.pop(k) for k in keys})
+
+
+@click.group()
+def alerts() -> None:
+    """List, inspect, triage and export alerts."""
+
+
+@alerts.command("list")
+@filter_options
+@click.option("--group-by", type=click.Choice(GROUP_BY), help="Show counts per group instead.")
+@click.option(
+    "--sort",
+    default="-last_detection",
+    show_default=True,
+    help=f"Sort key ({', '.join(SORT_KEYS)}); prefix '-' for descending.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N alerts.")
+@format_option()
+@pass_cli
+def list_alerts(
+    cli: CliContext, group_by: str | None, sort: str, limit: int | None, fmt: str, **kwargs: Any
+) -> None:
+    """List alerts, newest last detection first."""
+    flt = _pop_filter(kwargs)
+    with cli.store().session() as session:
+        if group_by:
+            counts = group_counts(session, Alert, flt, group_by)
+            rows = [{group_by: value, "count": n} for value, n in counts]
+            emit_records(rows, fmt, (group_by, "count"))
+            return
+        stmt = sorted_query(Alert, filtered(Alert, flt), sort)
+        if limit:
+            stmt = stmt.limit(limit)
+        rows = [alert_to_dict(a) for a in session.scalars(stmt)]
+    emit_records(rows, fmt, LIST_COLUMNS, widths=LIST_WIDTHS)
+
+
+def _audit_rows(session: Any, alert_id: int) -> list[dict[str, Any]]:
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.alert_id == alert_id).order_by(AuditEvent.id)
+    )
+    return [
+        {
+            "time": format_iso(e.ts_ns),
+            "actor": e.actor,
+            "origin": e.origin,
+            "action": e.action,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@format_option(choices=("table", "json"))
+@pass_cli
+def show(cli: CliContext, alert_id: int, fmt: str) -> None:
+    """Everything about one alert: fields, remediation steps and audit history."""
+    with cli.store().session() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise click.ClickException(f"alert {alert_id} does not exist")
+        data = alert_to_dict(alert)
+        data["parameters"] = dict(alert.fields)
+        data["remediation"] = list(alert.remediation)
+        data["audit"] = _audit_rows(session, alert_id)
+    if fmt == "json":
+        print_json(data)
+        return
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if key in ("remediation", "audit", "parameters"):
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key.replace('_', ' '):<{width}}  {'-' if shown is None else shown}")
+    if data["parameters"]:
+        params = ", ".join(f"{k}={v}" for k, v in data["parameters"].items())
+        click.echo(f"{'parameters':<{width}}  {params}")
+    click.echo("\nTake action:")
+    for i, step in enumerate(data["remediation"], 1):
+        click.echo(f"  {i}. {step}")
+    click.echo("\nHistory:")
+    rows = [{**row, "detail": _detail_text(row["detail"])} for row in data["audit"]]
+    click.echo(render_table(rows, ("time", "actor", "origin", "action", "detail")))
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    if "text" in detail:
+        return detail["text"]
+    before, after = detail.get("before"), detail.get("after")
+    if before and after:
+        changed = [f"{k}: {before[k]} → {after[k]}" for k in after if before.get(k) != after[k]]
+        return "; ".join(changed)
+    return ", ".join(f"{k}={v}" for k, v in detail.items())
+
+
+def _report(results: list[ActionResult], fmt: str) -> None:
+    """Per-id outcome; exits 1 when any id was refused or not found."""
+    if fmt == "json":
+        print_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            if r.outcome in ("applied", "unchanged"):
+                click.echo(f"{r.outcome}: {r.message}")
+            else:
+                click.echo(f"error: {r.message}", err=True)
+    if any(r.outcome not in ("applied", "unchanged") for r in results):
+        sys.exit(1)
+
+
+def _act(cli: CliContext, ids: Sequence[int], action: Action, value: str | None, fmt: str) -> None:
+    store = cli.store()
+    with store.session() as session:
+        identity = resolve_identity(session)
+    manager = AlertManager(
+        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
+    )
+    results = manager.apply(
+        list(dict.fromkeys(ids)), action, actor=cli.actor, origin=Origin.SENSOR, value=value
+    )
+    _report(results, fmt)
+
+
+_ids = click.argument("alert_ids", metavar="ID...", nargs=-1, required=True, type=int)
+_fmt = format_option(choices=("table", "json"))
+
+
+@alerts.command("set-status")
+@click.argument("status", type=click.Choice([s.value for s in Status], case_sensitive=False))
+@_ids
+@_fmt
+@pass_cli
+def set_status(cli: CliContext, status: str, alert_ids: tuple[int, ...], fmt: str) -> None:
+    """Change the status of alerts (new, active or closed)."""
+    _act(cli, alert_ids, Action.SET_STATUS, status.lower(), fmt)
+
+
+@alerts.command("set-severity")
+@click.argument("severity", type=click.Choice([s.value for s in Severity], case_sensitive=False))
+@_ids
+@_fmt
+@pass_cli
+def set_severity(cli: CliContext, severity: str, alert_ids: tuple[int, ...], fmt: str) -> None:
+    """Change the severity of alerts (low, medium or high)."""
+    _act(cli, alert_ids, Action.SET_SEVERITY, severity.lower(), fmt)
+
+
+def _simple(name: str, action: Action, doc: str) -> None:
+    @alerts.command(name, help=doc)
+    @_ids
+    @_fmt
+    @pass_cli
+    def command(cli: CliContext, alert_ids: tuple[int, ...], fmt: str) -> None:
+        _act(cli, alert_ids, action, None, fmt)
+
+
+_simple(
+    "learn",
+    Action.LEARN,
+    "Learn alerts: close them and add their traffic to the baseline (learnable types only).",
+)
+_simple(
+    "unlearn",
+    Action.UNLEARN,
+    "Unlearn alerts: remove their baseline rule and set them back to new.",
+)
+_simple(
+    "mute",
+    Action.MUTE,
+    "Mute alerts: close them and stop alerting on the same traffic, without allowing it.",
+)
+_simple("unmute", Action.UNMUTE, "Unmute alerts: remove their mute rule and set them back to new.")
+
+
+@alerts.command("comment")
+@click.argument("alert_id", type=int)
+@click.argument("text")
+@_fmt
+@pass_cli
+def comment(cli: CliContext, alert_id: int, text: str, fmt: str) -> None:
+    """Add a comment to an alert's history."""
+    if not text.strip():
+        raise click.BadParameter("comment text is empty", param_hint="TEXT")
+    if len(text) > 2000:
+        raise click.BadParameter("comment text is longer than 2000 characters", param_hint="TEXT")
+    _act(cli, [alert_id], Action.COMMENT, text, fmt)
+
+
+@alerts.command("export")
+@filter_options
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="CSV file to write ('-' for standard output).",
+)
+@pass_cli
+def export(cli: CliContext, output: str, **kwargs: Any) -> None:
+    """Export the filtered alerts as CSV (the spec's export columns)."""
+    flt = _pop_filter(kwargs)
+    with cli.store().session() as session:
+        rows = [
+            {**alert_to_dict(a), "pcap_available": False}
+            for a in session.scalars(sorted_query(Alert, filtered(Alert, flt)))
+        ]
+    if output == "-":
+        alerts_to_csv(rows, sys.stdout)
+        return
+    try:
+        with open(output, "w", newline="", encoding="utf-8") as out:
+            count = alerts_to_csv(rows, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"exported {count} alerts to {output}", err=True)

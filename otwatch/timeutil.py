@@ -1,0 +1,75 @@
+"""Durations, timestamps and their text forms (ISO 8601 UTC everywhere)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from otwatch.errors import OtwatchError
+
+__all__ = [
+    "DurationError",
+    "format_iso",
+    "now_ns",
+    "parse_duration_ns",
+    "parse_time_ns",
+]
+
+NS_PER_S = 1_000_000_000
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+class DurationError(OtwatchError):
+    """A duration or time given on the command line or in config could not be read."""
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def parse_duration_ns(text: str) -> int:
+    """Parse ``90s``, ``10m``, ``1h30m``, ``14d``, ``2w`` (a bare number means seconds)."""
+    raw = text.strip().lower()
+    if not raw:
+        raise DurationError("empty duration; use e.g. 30s, 10m, 2h, 14d or 2w")
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        return int(float(raw) * NS_PER_S)
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(raw):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS_S[match.group(2)]
+        pos = match.end()
+    if pos != len(raw) or pos == 0:
+        raise DurationError(
+            f"invalid duration {text!r}; use a number and a unit s, m, h, d, w (e.g. 30s, 2h, 14d)"
+        )
+    return int(total * NS_PER_S)
+
+
+def parse_time_ns(text: str) -> int:
+    """Parse an ISO 8601 time (naive means UTC) or a duration ago (``2h`` = two hours ago)."""
+    raw = text.strip()
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return now_ns() - parse_duration_ns(raw)
+        except DurationError:
+            raise DurationError(
+                f"invalid time {text!r}; use ISO 8601 (2026-11-27T10:00:00Z) or an age like 2h"
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp()) * NS_PER_S + parsed.microsecond * 1000
+
+
+def format_iso(ts_ns: int | None) -> str | None:
+    """ISO 8601 UTC with microseconds and a ``Z`` suffix, or None."""
+    if ts_ns is None:
+        return None
+    seconds, rem = divmod(ts_ns, NS_PER_S)
+    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
