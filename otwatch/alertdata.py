@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,9 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+"""A source/destination filter that looks like a MAC matches the MAC column, anything else
+the address column (one indexed column instead of an OR over two)."""
 
 
 class QueryError(OtwatchError):
@@ -106,14 +110,13 @@ def filtered(model: Any, flt: AlertFilter, stmt: Select | None = None) -> Select
         if values:
             stmt = stmt.where(column.in_(values))
     if flt.source:
-        stmt = stmt.where(or_(model.source_address == flt.source, model.source_mac == flt.source))
+        mac = _MAC.match(flt.source)
+        column = model.source_mac if mac else model.source_address
+        stmt = stmt.where(column == (flt.source.lower() if mac else flt.source))
     if flt.destination:
-        stmt = stmt.where(
-            or_(
-                model.destination_address == flt.destination,
-                model.destination_mac == flt.destination,
-            )
-        )
+        mac = _MAC.match(flt.destination)
+        column = model.destination_mac if mac else model.destination_address
+        stmt = stmt.where(column == (flt.destination.lower() if mac else flt.destination))
     if flt.search:
         pattern = f"%{_like_escape(flt.search)}%"
         stmt = stmt.where(
@@ -153,12 +156,15 @@ def sorted_query(model: Any, stmt: Select, sort: str = "-last_detection") -> Sel
     return stmt.order_by(order, model.id.desc() if descending else model.id.asc())
 
 
-def group_counts(session: Any, model: Any, flt: AlertFilter, by: str) -> list[tuple[str, int]]:
-    """Counts of the filtered alerts per value of ``by`` (the portal's Group by), largest first."""
+def group_counts(
+    session: Any, model: Any, flt: AlertFilter, by: str, *, where: Sequence[Any] = ()
+) -> list[tuple[str, int]]:
+    """Counts of the filtered alerts per value of ``by`` (the portal's Group by), largest first.
+    ``where``: extra conditions of the caller's store (central hides unified members)."""
     if by not in GROUP_BY:
         raise QueryError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
     column = getattr(model, by)
-    stmt = filtered(model, flt, select(column, func.count()).select_from(model))
+    stmt = filtered(model, flt, select(column, func.count()).select_from(model).where(*where))
     stmt = stmt.group_by(column).order_by(func.count().desc(), column)
     return [(str(value), int(count)) for value, count in session.execute(stmt).all()]
 

@@ -6,7 +6,8 @@ set -euo pipefail
 
 need_pkgs=()
 for tool in tcpdump:tcpdump tcpreplay:tcpreplay tshark:tshark capinfos:wireshark-common \
-            mosquitto:mosquitto ip:iproute2 psql:postgresql-client; do
+            mosquitto:mosquitto ip:iproute2 psql:postgresql-client \
+            systemd-analyze:systemd openssl:openssl; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
 if ((${#need_pkgs[@]})); then

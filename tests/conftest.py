@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import scapy.layers.l2 as scapy_l2
+
+# Network safety: building ``Ether()/IP(dst=...)`` without a destination MAC makes Scapy resolve
+# it with a real ARP request on the host's interface. Tests must never transmit outside their
+# own namespaces, so neighbour resolution is switched off for every test process: a frame
+# without an explicit MAC gets the broadcast address instead.
+scapy_l2.Neighbor.resolve = lambda self, l2inst, l3inst: None  # type: ignore[method-assign]
 
 REPO = Path(__file__).resolve().parents[1]
 PCAPS = REPO.parent / "shared" / "pcaps"

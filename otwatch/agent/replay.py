@@ -1,4 +1,9 @@
-"""Offline replay: capture files through the live pipeline, in order, into the sensor store."""
+"""Offline replay: capture files through the live pipeline, in order, into the sensor store.
+
+With a ring configuration, every frame is also written to the rolling PCAP ring (writer
+``replay``) and, at the end, evidence is cut for the alerts the replay raised or updated, so
+``otwatch pcap get`` works on offline data too. Without one, replay pays nothing for it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.capture.config import EvidenceConfig, RingConfig
+from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
+from otwatch.agent.capture.ring import RingWriter, repair_ring
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.sensor import resolve_identity
@@ -17,6 +26,7 @@ from otwatch.agent.store.db import Store
 __all__ = ["ReplaySummary", "replay"]
 
 FLUSH_EVERY_PACKETS = 250_000
+_CHUNK = 1024
 
 
 @dataclass
@@ -33,6 +43,11 @@ class ReplaySummary:
     learning_remaining_s: float = 0.0
     problems: list[str] = field(default_factory=list)
     """One line per file that ended early (truncated or corrupt); its packets still count."""
+    ring_packets: int | None = None
+    """Frames written to the PCAP ring (None: ring not used)."""
+    evidence_files: int = 0
+    evidence_s: float = 0.0
+    """Part of ``seconds`` spent cutting evidence at the end (ring only)."""
 
     def as_dict(self) -> dict:
         return {
@@ -47,6 +62,9 @@ class ReplaySummary:
             "suppressed": self.suppressed,
             "learning_remaining_s": round(self.learning_remaining_s, 3),
             "problems": self.problems,
+            "ring_packets": self.ring_packets,
+            "evidence_files": self.evidence_files,
+            "evidence_s": round(self.evidence_s, 3),
         }
 
 
@@ -59,20 +77,27 @@ def replay(
     zone: str | None = None,
     learning_period_ns: int | None = None,
     progress: Callable[[str, int], None] | None = None,
+    ring: RingConfig | None = None,
+    evidence: EvidenceConfig | None = None,
 ) -> ReplaySummary:
     """Replay ``paths`` in order. Every file is opened (and its header checked) before any
-    packet is processed, so a bad argument fails without touching the store."""
+    packet is processed, so a bad argument fails without touching the store. ``ring`` also
+    writes every frame to the PCAP ring; ``evidence`` (with ``ring``) then cuts evidence."""
     captures: list[CaptureFile] = []
     try:
         for path in paths:
             captures.append(open_capture(path))
-        return _run(captures, store, sensor_id, site, zone, learning_period_ns, progress)
+        return _run(
+            captures, store, sensor_id, site, zone, learning_period_ns, progress, ring, evidence
+        )
     finally:
         for capture in captures:
             capture.close()
 
 
-def _run(captures, store, sensor_id, site, zone, learning_period_ns, progress) -> ReplaySummary:
+def _run(
+    captures, store, sensor_id, site, zone, learning_period_ns, progress, ring_config, evidence
+) -> ReplaySummary:
     started = time.perf_counter()
     with store.session() as session:
         identity = resolve_identity(session, sensor_id, site, zone)
@@ -81,21 +106,38 @@ def _run(captures, store, sensor_id, site, zone, learning_period_ns, progress) -
     )
     pipeline = Pipeline(manager, learning_period_ns=learning_period_ns)
     summary = ReplaySummary(files=len(captures))
+    ring = None
+    if ring_config is not None:
+        repair_ring(store, ring_config.directory)
+        ring = RingWriter(store, ring_config, "replay")
     process = pipeline.process
     stats = pipeline.stats
     for capture in captures:
         pipeline.start_segment()
         next_flush = stats.packets + FLUSH_EVERY_PACKETS
-        for ts_ns, wire_len, linktype, data in capture:
-            process(ts_ns, wire_len, linktype, data)
-            if stats.packets >= next_flush:
-                pipeline.flush()
-                next_flush = stats.packets + FLUSH_EVERY_PACKETS
-                if progress is not None:
-                    progress(str(capture.path), stats.packets)
+        if ring is None:
+            for ts_ns, wire_len, linktype, data in capture:
+                process(ts_ns, wire_len, linktype, data)
+                if stats.packets >= next_flush:
+                    pipeline.flush()
+                    next_flush = stats.packets + FLUSH_EVERY_PACKETS
+                    if progress is not None:
+                        progress(str(capture.path), stats.packets)
+        else:
+            _replay_with_ring(capture, pipeline, ring, progress)
         if capture.problem:
             summary.problems.append(f"{capture.path}: {capture.problem}")
     pipeline.flush()
+    if ring is not None:
+        ring.close()
+        summary.ring_packets = ring.stats.packets
+        if evidence is not None:
+            cut_started = time.perf_counter()
+            cutter = Evidence(store, evidence)
+            cutter.schedule(manager.stats.created | manager.stats.updated)
+            cutter.extract_due(force=True)
+            summary.evidence_files = cutter.extracted
+            summary.evidence_s = time.perf_counter() - cut_started
     m = manager.stats
     summary.packets, summary.bytes = stats.packets, stats.bytes
     summary.malformed, summary.detections = stats.malformed, stats.detections
@@ -104,3 +146,35 @@ def _run(captures, store, sensor_id, site, zone, learning_period_ns, progress) -
     summary.learning_remaining_s = pipeline.ctx.learning.remaining_ns / 1e9
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _replay_with_ring(
+    capture: CaptureFile,
+    pipeline: Pipeline,
+    ring: RingWriter,
+    progress: Callable[[str, int], None] | None,
+) -> None:
+    """The replay loop in chunks: each chunk goes to the ring in one call, then the pipeline."""
+    process = pipeline.process
+    stats = pipeline.stats
+    nanosecond = capture.nanosecond
+    single = capture.format == "pcap"
+    next_flush = stats.packets + FLUSH_EVERY_PACKETS
+    frames = iter(capture)
+    while True:
+        chunk = list(islice(frames, _CHUNK))
+        if not chunk:
+            break
+        if single:
+            ring.write_batch(chunk, chunk[0][2], nanosecond)
+        else:
+            for ts_ns, wire_len, linktype, data in chunk:
+                ring.write(ts_ns, wire_len, linktype, data, nanosecond)
+        for ts_ns, wire_len, linktype, data in chunk:
+            process(ts_ns, wire_len, linktype, data)
+        if stats.packets >= next_flush:
+            pipeline.flush()
+            ring.tick()
+            next_flush = stats.packets + FLUSH_EVERY_PACKETS
+            if progress is not None:
+                progress(str(capture.path), stats.packets)

@@ -1,9 +1,14 @@
-"""``otwatch alerts …``: list, inspect, triage and export the sensor's alerts."""
+"""``otwatch alerts …``: list, inspect, triage and export the sensor's alerts.
+
+With ``--central URL --token TOKEN`` (root or ``alerts`` option, or the environment) every
+command works on central's alerts through its API instead (``otwatch.cli.central_client``).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,6 +28,14 @@ from otwatch.alertdata import (
     filtered,
     group_counts,
     sorted_query,
+)
+from otwatch.cli.central_client import (
+    AlertId,
+    central_id,
+    central_options,
+    client_from,
+    pull_pcap,
+    report_results,
 )
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json, render_table
@@ -150,8 +163,9 @@ def _pop_filter(kwargs: dict[str, Any]) -> AlertFilter:
 
 
 @click.group()
+@central_options
 def alerts() -> None:
-    """List, inspect, triage and export alerts."""
+    """List, inspect, triage and export alerts (the sensor's, or central's with --central)."""
 
 
 @alerts.command("list")
@@ -171,7 +185,16 @@ def list_alerts(
 ) -> None:
     """List alerts, newest last detection first."""
     flt = _pop_filter(kwargs)
-    with cli.store().session() as session:
+    client = client_from()
+    if client is not None:
+        if group_by:
+            rows = [{group_by: v, "count": n} for v, n in client.groups(flt, group_by)]
+            emit_records(rows, fmt, (group_by, "count"))
+        else:
+            columns = ("id", "sensor", *LIST_COLUMNS[1:])
+            emit_records(client.alerts(flt, sort, limit), fmt, columns, widths=LIST_WIDTHS)
+        return
+    with cli.store(read_only=True).session() as session:
         if group_by:
             counts = group_counts(session, Alert, flt, group_by)
             rows = [{group_by: value, "count": n} for value, n in counts]
@@ -201,25 +224,24 @@ def _audit_rows(session: Any, alert_id: int) -> list[dict[str, Any]]:
 
 
 @alerts.command("show")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=AlertId())
 @format_option(choices=("table", "json"))
 @pass_cli
-def show(cli: CliContext, alert_id: int, fmt: str) -> None:
+def show(cli: CliContext, alert_id: int | str, fmt: str) -> None:
     """Everything about one alert: fields, remediation steps and audit history."""
-    with cli.store().session() as session:
-        alert = session.get(Alert, alert_id)
-        if alert is None:
-            raise click.ClickException(f"alert {alert_id} does not exist")
-        data = alert_to_dict(alert)
-        data["parameters"] = dict(alert.fields)
-        data["remediation"] = list(alert.remediation)
-        data["audit"] = _audit_rows(session, alert_id)
+    client = client_from()
+    if client is not None:
+        data = client.show(central_id(alert_id))
+        detail_keys = ("remediation", "audit", "parameters", "seen_by", "sensors")
+    else:
+        data = _sensor_alert(cli, _sensor_id(alert_id))
+        detail_keys = ("remediation", "audit", "parameters")
     if fmt == "json":
         print_json(data)
         return
     width = max(len(k) for k in data)
     for key, value in data.items():
-        if key in ("remediation", "audit", "parameters"):
+        if key in detail_keys:
             continue
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key.replace('_', ' '):<{width}}  {'-' if shown is None else shown}")
@@ -232,6 +254,26 @@ def show(cli: CliContext, alert_id: int, fmt: str) -> None:
     click.echo("\nHistory:")
     rows = [{**row, "detail": _detail_text(row["detail"])} for row in data["audit"]]
     click.echo(render_table(rows, ("time", "actor", "origin", "action", "detail")))
+
+
+def _sensor_id(alert_id: int | str) -> int:
+    if not isinstance(alert_id, int):
+        raise click.BadParameter(
+            f"{alert_id} is a central alert id: add --central URL --token TOKEN", param_hint="ID"
+        )
+    return alert_id
+
+
+def _sensor_alert(cli: CliContext, alert_id: int) -> dict[str, Any]:
+    with cli.store(read_only=True).session() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise click.ClickException(f"alert {alert_id} does not exist")
+        data = alert_to_dict(alert)
+        data["parameters"] = dict(alert.fields)
+        data["remediation"] = list(alert.remediation)
+        data["audit"] = _audit_rows(session, alert_id)
+    return data
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
@@ -258,8 +300,16 @@ def _report(results: list[ActionResult], fmt: str) -> None:
         sys.exit(1)
 
 
-def _act(cli: CliContext, ids: Sequence[int], action: Action, value: str | None, fmt: str) -> None:
-    store = cli.store()
+def _act(
+    cli: CliContext, ids: Sequence[int | str], action: Action, value: str | None, fmt: str
+) -> None:
+    client = client_from()
+    if client is not None:
+        wanted = list(dict.fromkeys(central_id(i) for i in ids))
+        report_results(client.act(action.value, wanted, value), fmt)
+        return
+    ids = [_sensor_id(i) for i in ids]
+    store = cli.store(purpose="change alerts")
     with store.session() as session:
         identity = resolve_identity(session)
     manager = AlertManager(
@@ -271,7 +321,7 @@ def _act(cli: CliContext, ids: Sequence[int], action: Action, value: str | None,
     _report(results, fmt)
 
 
-_ids = click.argument("alert_ids", metavar="ID...", nargs=-1, required=True, type=int)
+_ids = click.argument("alert_ids", metavar="ID...", nargs=-1, required=True, type=AlertId())
 _fmt = format_option(choices=("table", "json"))
 
 
@@ -323,7 +373,7 @@ _simple("unmute", Action.UNMUTE, "Unmute alerts: remove their mute rule and set 
 
 
 @alerts.command("comment")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=AlertId())
 @click.argument("text")
 @_fmt
 @pass_cli
@@ -350,7 +400,11 @@ def comment(cli: CliContext, alert_id: int, text: str, fmt: str) -> None:
 def export(cli: CliContext, output: str, **kwargs: Any) -> None:
     """Export the filtered alerts as CSV (the spec's export columns)."""
     flt = _pop_filter(kwargs)
-    with cli.store().session() as session:
+    client = client_from()
+    if client is not None:
+        _export_central(client, flt, output)
+        return
+    with cli.store(read_only=True).session() as session:
         rows = [
             {**alert_to_dict(a), "pcap_available": False}
             for a in session.scalars(sorted_query(Alert, filtered(Alert, flt)))
@@ -364,3 +418,51 @@ def export(cli: CliContext, output: str, **kwargs: Any) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"exported {count} alerts to {output}", err=True)
+
+
+def _export_central(client: Any, flt: AlertFilter, output: str) -> None:
+    blocks = client.export(flt)
+    if output == "-":
+        for block in blocks:
+            sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "wb") as out:
+            for block in blocks:
+                out.write(block)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
+    with open(output, encoding="utf-8") as written:
+        count = max(0, sum(1 for _ in written) - 1)
+    click.echo(f"exported {count} alerts to {output}", err=True)
+
+
+@alerts.command("pcap")
+@click.argument("alert_id", type=AlertId())
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="PCAP file to write.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="With --central: seconds to wait for the sensor (the request stays open after).",
+)
+@click.option("--fresh", is_flag=True, help="With --central: ask the sensor again, not the cache.")
+@click.pass_context
+def pcap(ctx: click.Context, alert_id: int | str, output: Path, wait: float, fresh: bool) -> None:
+    """Write an alert's PCAP. On the sensor: as ``otwatch pcap get``. With --central: ask the
+    sensor that detected it through central, show progress, verify its SHA-256."""
+    client = client_from()
+    if client is not None:
+        pull_pcap(client, central_id(alert_id), output, wait_s=wait, fresh=fresh)
+        return
+    from otwatch.cli.pcap import get as pcap_get
+
+    ctx.invoke(pcap_get, alert_id=_sensor_id(alert_id), output=output, before=None, after=None)

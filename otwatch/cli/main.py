@@ -6,7 +6,6 @@ Domain errors (``OtwatchError``) become one ``error: …`` line and exit 1; usag
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -17,9 +16,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from otwatch import __version__
 from otwatch.cli.agent import agent
 from otwatch.cli.alerts import alerts
+from otwatch.cli.baseline import baseline
 from otwatch.cli.catalog import catalog
+from otwatch.cli.central import central
+from otwatch.cli.central_client import central_options
+from otwatch.cli.config import config
 from otwatch.cli.context import DEFAULT_DATA_DIR, CliContext
+from otwatch.cli.demo import demo
+from otwatch.cli.maintenance import maintenance
+from otwatch.cli.pcap import pcap
+from otwatch.cli.rules import rules
+from otwatch.cli.sync import sync
 from otwatch.errors import OtwatchError
+from otwatch.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
 
 __all__ = ["cli", "main"]
 
@@ -46,17 +55,46 @@ class OtwatchGroup(click.Group):
 @click.version_option(__version__, prog_name="otwatch")
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, readable=False, path_type=Path),
     default=DEFAULT_DATA_DIR,
     show_default=True,
     envvar="OTWATCH_DATA_DIR",
     help="Sensor data directory (database, PCAP ring). Env: OTWATCH_DATA_DIR.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OTWATCH_CONFIG",
+    help="Configuration file (default /etc/otwatch/otwatch.toml when it exists). "
+    "Env: OTWATCH_CONFIG.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    envvar="OTWATCH_LOG_LEVEL",
+    help="Log level (default: warning; daemons: the configured [log] level).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    envvar="OTWATCH_LOG_FORMAT",
+    help="Log lines on stderr as text or JSON (default: text, or the configured [log] format).",
+)
+@central_options
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path) -> None:
+def cli(
+    ctx: click.Context,
+    data_dir: Path,
+    config_path: Path | None,
+    log_level: str | None,
+    log_format: str | None,
+) -> None:
     """otwatch: OT/ICS network security sensor."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    state = CliContext(data_dir=data_dir)
+    configure_logging(log_level or "warning", log_format or "text")
+    state = CliContext(
+        data_dir=data_dir, config_path=config_path, log_level=log_level, log_format=log_format
+    )
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -64,11 +102,30 @@ def cli(ctx: click.Context, data_dir: Path) -> None:
 cli.add_command(agent)
 cli.add_command(alerts)
 cli.add_command(catalog)
+cli.add_command(demo)
+cli.add_command(config)
+cli.add_command(central)
+cli.add_command(sync)
+cli.add_command(pcap)
+cli.add_command(maintenance)
+cli.add_command(rules)
+cli.add_command(baseline)
 
 
 def main() -> None:
+    """Console entry point: usage errors as click shows them (exit 2), domain errors as one
+    ``error: …`` line (exit 1)."""
     try:
-        cli.main(prog_name="otwatch")
-    except KeyboardInterrupt:  # pragma: no cover - click turns most into Abort
+        code = cli.main(prog_name="otwatch", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.agent.alerts.exclusions import ExclusionMatcher, ExclusionSpec
@@ -48,6 +48,7 @@ __all__ = ["ActionResult", "AlertManager", "FlushResult", "ManagerStats"]
 _STANDARD_FIELDS = ("source_address", "destination_address", "source_mac", "destination_mac")
 _OPEN = tuple(s.value for s in OPEN_STATUSES)
 _HLC_STATE = "hlc"
+_USER_DEFINED_RULE = "unauthorized_operation_was_detected_by_a_user_defined_rule"
 
 
 @dataclass(slots=True)
@@ -167,6 +168,13 @@ class AlertManager:
         )
         specs = []
         for rule in session.scalars(select(ExclusionRule).where(ExclusionRule.enabled)):
+            if rule.sensors and self.sensor_id not in rule.sensors:
+                continue
+            engine_types = None
+            if rule.engines:
+                engine_types = frozenset(
+                    t.id for t in self.catalog.values() if t.engine.value in rule.engines
+                )
             specs.append(
                 ExclusionSpec(
                     name=rule.name,
@@ -174,6 +182,9 @@ class AlertManager:
                     subnets=tuple(ipaddress.ip_network(s, strict=False) for s in rule.subnets),
                     start_ns=rule.start_ns,
                     end_ns=rule.end_ns,
+                    macs=frozenset(m.lower() for m in rule.macs or ()),
+                    direction=rule.direction or "any",
+                    engine_types=engine_types,
                 )
             )
         self._exclusions = ExclusionMatcher(specs)
@@ -217,116 +228,178 @@ class AlertManager:
         return None
 
     def flush(self) -> FlushResult:
-        """Write pending detections in one transaction: bump open alerts, create new ones."""
+        """Write pending detections in one transaction: bump open alerts, create new ones.
+
+        Statements are batched (one UPDATE per alert still open, executed as one
+        ``executemany``; one multi-row INSERT for new alerts, their audit rows and outbox rows)
+        so an alert storm costs a few statements per flush, not several per alert.
+        """
         self._last_flush_ns = self.wall_ns()
         if not self._pending:
             return FlushResult(0, 0)
         pending, self._pending = self._pending, {}
-        new = updated = 0
         now = self.wall_ns()
         with self.store.session() as session:
             self._refresh_if_changed(session)
-            for key, item in pending.items():
-                # Rules may have changed since observe() (another process learned the alert).
-                if key in self._learned or key in self._muted:
-                    continue
-                alert_id = self._open.get(key)
-                if alert_id is not None and self._bump(session, alert_id, item, now):
-                    self._touch_outbox(session, alert_id, now)
-                    self.stats.updated.add(alert_id)
-                    updated += 1
-                    continue
-                alert_id = self._create(session, key, item, now)
-                self._open[key] = alert_id
-                self.stats.created.add(alert_id)
-                new += 1
+            # Rules may have changed since observe() (another process learned the alert).
+            items = {
+                key: item
+                for key, item in pending.items()
+                if key not in self._learned and key not in self._muted
+            }
+            candidates = {self._open[key]: key for key in items if key in self._open}
+            still_open = self._still_open(session, list(candidates))
+            bumps = [
+                (alert_id, items[key])
+                for alert_id, key in candidates.items()
+                if alert_id in still_open
+            ]
+            self._bump_many(session, bumps, now)
+            created = self._create_many(
+                session,
+                [
+                    (key, item)
+                    for key, item in items.items()
+                    if self._open.get(key) not in still_open
+                ],
+                now,
+            )
+            touched = [alert_id for alert_id, _ in bumps] + list(created.values())
+            self._touch_outbox_many(session, touched, now)
+        self._open.update(created)
+        self.stats.updated.update(alert_id for alert_id, _ in bumps)
+        self.stats.created.update(created.values())
         self.stats.flushes += 1
-        return FlushResult(new, updated)
-
-    def _bump(self, session: Session, alert_id: int, item: _Pending, now: int) -> bool:
-        result = session.execute(
-            update(Alert)
-            .where(Alert.id == alert_id, Alert.status.in_(_OPEN))
-            .values(
-                detections=Alert.detections + item.count,
-                last_detection_ns=_max(Alert.last_detection_ns, item.last_ns),
-                last_activity_ns=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
-
-    def _create(self, session: Session, key: str, item: _Pending, now: int) -> int:
-        det = item.first
-        alert_type = self.catalog[det.type_id]
-        params = {
-            k: v for k, v in det.fields.items() if k not in _STANDARD_FIELDS and k != "protocol"
-        }
-        alert_id = session.execute(
-            insert(Alert).values(
-                type_id=alert_type.id,
-                name=alert_type.name,
-                engine=alert_type.engine.value,
-                category=alert_type.category,
-                severity=alert_type.severity.value,
-                status=Status.NEW.value,
-                close_reason=None,
-                dedup_key=key,
-                source_address=det.fields.get("source_address"),
-                destination_address=det.fields.get("destination_address"),
-                source_mac=_mac_text(det.fields.get("source_mac")),
-                destination_mac=_mac_text(det.fields.get("destination_mac")),
-                protocol=det.fields.get("protocol"),
-                first_detection_ns=item.first_ns,
-                last_detection_ns=item.last_ns,
-                last_activity_ns=now,
-                detections=item.count,
-                sensor=self.sensor_id,
-                site=self.site,
-                zone=self.zone,
-                tactics=list(alert_type.tactics),
-                learnable=alert_type.learnable,
-                mutable=alert_type.mutable,
-                message=det.message,
-                remediation=list(alert_type.remediation),
-                fields=_jsonable(params),
-                status_hlc=0,
-                severity_hlc=0,
-            )
-        ).inserted_primary_key[0]
-        session.add(
-            AuditEvent(
-                alert_id=alert_id,
-                ts_ns=now,
-                actor=f"engine:{alert_type.engine.value}",
-                origin=Origin.SENSOR.value,
-                action="created",
-                detail={"type": alert_type.id, "detections": item.count},
-            )
-        )
-        self._touch_outbox(session, alert_id, now)
-        return int(alert_id)
+        return FlushResult(len(created), len(bumps))
 
     @staticmethod
-    def _touch_outbox(session: Session, alert_id: int, now: int) -> None:
-        """Queue one snapshot event for the alert unless one is already waiting unpublished."""
-        waiting = exists().where(
-            and_(
-                OutboxEvent.alert_id == alert_id,
-                OutboxEvent.kind == "alert",
-                OutboxEvent.published_ns.is_(None),
-            )
-        )
-        if not session.scalar(select(waiting)):
-            session.add(
-                OutboxEvent(
-                    event_id=str(uuid.uuid4()),
-                    kind="alert",
-                    alert_id=alert_id,
-                    created_ns=now,
-                    payload=None,
+    def _still_open(session: Session, alert_ids: list[int]) -> set[int]:
+        """Which of ``alert_ids`` are still New or Active (another process may have closed one)."""
+        found: set[int] = set()
+        for start in range(0, len(alert_ids), 500):
+            chunk = alert_ids[start : start + 500]
+            found.update(
+                session.scalars(
+                    select(Alert.id).where(Alert.id.in_(chunk), Alert.status.in_(_OPEN))
                 )
             )
+        return found
+
+    @staticmethod
+    def _bump_many(session: Session, bumps: list[tuple[int, _Pending]], now: int) -> None:
+        if not bumps:
+            return
+        statement = (
+            update(Alert.__table__)
+            .where(Alert.__table__.c.id == bindparam("alert_id"))
+            .values(
+                detections=Alert.__table__.c.detections + bindparam("count"),
+                last_detection_ns=_max(Alert.__table__.c.last_detection_ns, bindparam("last")),
+                last_activity_ns=now,
+            )
+        )
+        session.execute(
+            statement,
+            [
+                {"alert_id": alert_id, "count": item.count, "last": item.last_ns}
+                for alert_id, item in bumps
+            ],
+        )
+
+    def _create_many(
+        self, session: Session, items: list[tuple[str, _Pending]], now: int
+    ) -> dict[str, int]:
+        """Insert new alerts and their 'created' audit rows; returns dedup key → alert id."""
+        if not items:
+            return {}
+        rows = [self._alert_row(key, item, now) for key, item in items]
+        result = session.execute(
+            insert(Alert).returning(Alert.id, Alert.dedup_key, sort_by_parameter_order=True),
+            rows,
+        )
+        created = {key: int(alert_id) for alert_id, key in result.all()}
+        session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "alert_id": created[key],
+                    "ts_ns": now,
+                    "actor": f"engine:{row['engine']}",
+                    "origin": Origin.SENSOR.value,
+                    "action": "created",
+                    "detail": {"type": row["type_id"], "detections": row["detections"]},
+                }
+                for (key, _item), row in zip(items, rows, strict=True)
+            ],
+        )
+        return created
+
+    def _alert_row(self, key: str, item: _Pending, now: int) -> dict[str, Any]:
+        det = item.first
+        alert_type = self.catalog[det.type_id]
+        fields = det.fields
+        params = {k: v for k, v in fields.items() if k not in _STANDARD_FIELDS and k != "protocol"}
+        return {
+            "type_id": alert_type.id,
+            "name": alert_type.name,
+            "engine": alert_type.engine.value,
+            "category": alert_type.category,
+            "severity": _severity(det, alert_type.severity.value),
+            "status": Status.NEW.value,
+            "close_reason": None,
+            "dedup_key": key,
+            "source_address": fields.get("source_address"),
+            "destination_address": fields.get("destination_address"),
+            "source_mac": _mac_text(fields.get("source_mac")),
+            "destination_mac": _mac_text(fields.get("destination_mac")),
+            "protocol": fields.get("protocol"),
+            "first_detection_ns": item.first_ns,
+            "last_detection_ns": item.last_ns,
+            "last_activity_ns": now,
+            "detections": item.count,
+            "sensor": self.sensor_id,
+            "site": self.site,
+            "zone": self.zone,
+            "tactics": list(alert_type.tactics),
+            "learnable": alert_type.learnable,
+            "mutable": alert_type.mutable,
+            "message": det.message,
+            "remediation": list(alert_type.remediation),
+            "fields": _jsonable(params),
+            "status_hlc": 0,
+            "severity_hlc": 0,
+        }
+
+    @staticmethod
+    def _touch_outbox_many(session: Session, alert_ids: list[int], now: int) -> None:
+        """Queue one snapshot event per alert unless one is already waiting unpublished."""
+        if not alert_ids:
+            return
+        waiting: set[int] = set()
+        for start in range(0, len(alert_ids), 500):
+            chunk = alert_ids[start : start + 500]
+            waiting.update(
+                session.scalars(
+                    select(OutboxEvent.alert_id).where(
+                        OutboxEvent.alert_id.in_(chunk),
+                        OutboxEvent.kind == "alert",
+                        OutboxEvent.published_ns.is_(None),
+                    )
+                )
+            )
+        rows = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "kind": "alert",
+                "alert_id": alert_id,
+                "created_ns": now,
+                "payload": None,
+            }
+            for alert_id in dict.fromkeys(alert_ids)
+            if alert_id not in waiting
+        ]
+        if rows:
+            session.execute(insert(OutboxEvent), rows)
 
     # -- triage actions -------------------------------------------------------------------
 
@@ -503,6 +576,14 @@ class AlertManager:
                 )
             )
         cache.add(alert.dedup_key)
+
+
+def _severity(det: Detection, catalog_severity: str) -> str:
+    """User-defined rules carry the severity their author chose (spec section 5)."""
+    chosen = det.fields.get("rule_severity")
+    if det.type_id == _USER_DEFINED_RULE and chosen in ("low", "medium", "high"):
+        return str(chosen)
+    return catalog_severity
 
 
 def _max(column: Any, value: int) -> Any:

@@ -17,7 +17,31 @@ from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
 
-__all__ = ["Engine", "EngineContext", "NetworkScope"]
+__all__ = [
+    "EVENT_ARP",
+    "EVENT_ICMP",
+    "EVENT_SYN",
+    "EVENT_SYNACK",
+    "EVENT_UDP",
+    "Engine",
+    "EngineContext",
+    "NetworkScope",
+]
+
+# Packet-event tags an engine may list in ``apps`` beside protocol tags, so a detector that
+# only counts connection attempts is not called for every data packet. A packet carries at
+# most one event; an engine must not list an event together with a protocol tag that can
+# match the same packet (it would be called twice).
+EVENT_SYN = "@syn"
+"""TCP SYN without ACK (a connection attempt)."""
+EVENT_SYNACK = "@synack"
+"""TCP SYN with ACK (a connection accepted)."""
+EVENT_UDP = "@udp"
+"""Every UDP datagram."""
+EVENT_ICMP = "@icmp"
+"""Every ICMP or ICMPv6 message."""
+EVENT_ARP = "@arp"
+"""Every ARP message."""
 
 
 class NetworkScope:
@@ -63,6 +87,8 @@ class EngineContext:
     scope: NetworkScope = field(default_factory=NetworkScope)
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-engine threshold overrides, keyed by engine name."""
+    interface: str | None = None
+    """Capture interface of the packet being processed (None for offline replay)."""
 
 
 class Engine:
@@ -71,7 +97,8 @@ class Engine:
     name: ClassVar[str]
     type_ids: ClassVar[frozenset[str]]
     apps: ClassVar[frozenset[str] | None] = None
-    """Application protocol tags this engine inspects; None means every packet."""
+    """Application protocol tags (and ``EVENT_*`` tags) this engine inspects; None means every
+    packet. An instance may set an empty set in ``__init__`` to be never called."""
 
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
@@ -79,3 +106,11 @@ class Engine:
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         raise NotImplementedError
+
+    def tick(self, now_ns: int) -> list[Detection] | None:
+        """Optional: called about once per second of traffic or wall time, for detectors of
+        absence (timeouts, silence). Only engines that override it are called."""
+        return None
+
+    def restart_segment(self) -> None:
+        """Optional: a new capture file or session begins; forget time gaps before it."""

@@ -1,25 +1,66 @@
-"""Modbus/TCP detectors: unpermitted function codes (policy) and exception responses (protocol).
+"""Modbus/TCP detectors: function-code and address-range policy, protocol violations,
+exceptions, device restarts and mode changes, firmware revision changes, silent devices.
 
-Parses the MBAP header and function code with ``struct`` (every PDU in a segment, bounded by
-the MBAP length field); Scapy's Modbus layer is used only where a detector needs the full PDU.
-The baseline learns ``client>server:function`` triples; after learning, a triple not in it
-raises *Unpermitted Usage of Modbus Function Code* (one alert per client/server pair, as the
-spec aggregates it). A response with the exception bit set raises *Modbus Exception*.
+Hot path: Modbus polling repeats the same requests, so each flow remembers the *signatures*
+(MBAP header and PDU without the transaction id or written values) of requests it has already
+checked and found permitted; such a request costs a slice and a set lookup. Everything else is
+parsed with ``struct`` (every PDU in a segment, bounded by the MBAP length); Scapy's Modbus
+layer dissects only Read Device Identification responses (cached), for the firmware revision.
+
+Requests (to port 502): function code 0 (*Illegal MODBUS Operation (Function Code Zero)*), the
+exception bit set (*... (Exception Raised by Master)*), reserved or unassigned codes (*Usage of
+a Reserved Function Code*), function 90 (Schneider UMAS, *Unpermitted Modbus Schneider Electric
+Extension*), any other unlearned client → server code (*Unpermitted Usage of Modbus Function
+Code*), a learned code on an unlearned register/coil block (*Modbus Address Range Violation*),
+FC8/01 Restart Communications (*Controller Reset*, judgement: it restarts the device's
+communication stack) and FC8/04 Force Listen Only (*PLC Operating Mode Changed*: the device
+stops answering). Three requests without a response within 5 min: *Suspicion of Unresponsive
+MODBUS Device*. A non-zero MBAP protocol id in an otherwise well-formed frame: *Illegal
+Protocol Version*; an impossible MBAP length counts towards *Excessive Malformed Packets*.
+
+Responses: an exception raises *Modbus Exception*, and by code *Slave Device Received Illegal
+Function Code / Data Address / Data Value Parameter* (1-3; the primary is the source) or
+*Slave Device Unrecoverable Failure* (4); an unlearned (function, code) pair raises *Function
+Code Raised Unauthorized Exception*. A revision in a Read Device Identification response that
+differs from the learned one raises *Modbus Firmware Version Changed*.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import Engine, EngineContext
+from otwatch.agent.decode.layers.cache import DissectCache
+from otwatch.agent.engines.base import EngineContext
 from otwatch.agent.engines.detection import Detection
+from otwatch.agent.engines.ot_support import (
+    MALFORMED_SESSION,
+    MalformedCounter,
+    OtEngine,
+    Policy,
+)
 
-__all__ = ["FUNCTION_NAMES", "ModbusEngine", "iter_mbap"]
+__all__ = ["FUNCTION_NAMES", "Config", "ModbusEngine", "function_text", "iter_mbap"]
 
 UNPERMITTED_FC = "unpermitted_usage_of_modbus_function_code"
 EXCEPTION = "modbus_exception"
+RANGE = "modbus_address_range_violation"
+SCHNEIDER = "unpermitted_modbus_schneider_electric_extension"
+FC_ZERO = "illegal_modbus_operation_function_code_zero"
+MASTER_EXCEPTION = "illegal_modbus_operation_exception_raised_by_master"
+RESERVED_FC = "usage_of_a_reserved_function_code"
+PROTOCOL_VERSION = "illegal_protocol_version"
+UNAUTHORIZED_EXCEPTION = "function_code_raised_unauthorized_exception"
+ILLEGAL_FUNCTION = "slave_device_received_illegal_function_code"
+ILLEGAL_ADDRESS = "slave_device_received_illegal_data_address_parameter"
+ILLEGAL_VALUE = "slave_device_received_illegal_data_value_parameter"
+DEVICE_FAILURE = "slave_device_unrecoverable_failure"
+UNRESPONSIVE = "suspicion_of_unresponsive_modbus_device"
+RESET = "controller_reset"
+MODE = "plc_operating_mode_changed"
+FIRMWARE = "modbus_firmware_version_changed"
 MODBUS_PORT = 502
 
 FUNCTION_NAMES = {
@@ -42,8 +83,10 @@ FUNCTION_NAMES = {
     23: "Read/Write Multiple Registers",
     24: "Read FIFO Queue",
     43: "Encapsulated Interface Transport",
+    90: "Schneider Electric UMAS",
 }
-
+PUBLIC = frozenset(c for c in FUNCTION_NAMES if c != 90)
+USER_DEFINED = frozenset([*range(65, 73), *range(100, 111)])
 EXCEPTION_NAMES = {
     1: "Illegal Function",
     2: "Illegal Data Address",
@@ -55,8 +98,25 @@ EXCEPTION_NAMES = {
     10: "Gateway Path Unavailable",
     11: "Gateway Target Device Failed to Respond",
 }
-
+_EXCEPTION_TYPES = {1: ILLEGAL_FUNCTION, 2: ILLEGAL_ADDRESS, 3: ILLEGAL_VALUE}
+#: function → (table, verb) for requests that address a memory range.
+_TABLES = {
+    1: ("coils", "read"),
+    2: ("discrete inputs", "read"),
+    3: ("holding registers", "read"),
+    4: ("input registers", "read"),
+    5: ("coils", "wrote"),
+    6: ("holding registers", "wrote"),
+    15: ("coils", "wrote"),
+    16: ("holding registers", "wrote"),
+    22: ("holding registers", "wrote"),
+    23: ("holding registers", "read and wrote"),
+}
+_SINGLE = frozenset({5, 6, 22})
+#: Response function codes with nothing to check (not exceptions, reserved codes or FC43).
+_PLAIN_RESPONSES = (PUBLIC | USER_DEFINED | {90}) - {43}
 _MBAP = struct.Struct(">HHHBB")
+_u16 = struct.Struct(">H").unpack_from
 
 
 def iter_mbap(payload: bytes) -> list[tuple[int, int, int, int]]:
@@ -81,75 +141,318 @@ def function_text(code: int) -> str:
     return f"function {code} ({name})" if name else f"function {code}"
 
 
-class ModbusEngine(Engine):
+def _ranges(fc: int, pdu: bytes) -> list[tuple[int, int]]:
+    """``(start, count)`` of the addresses a request touches (empty when truncated)."""
+    if fc in _SINGLE:
+        return [(_u16(pdu, 1)[0], 1)] if len(pdu) >= 3 else []
+    if len(pdu) < 5:
+        return []
+    out = [(_u16(pdu, 1)[0], _u16(pdu, 3)[0])]
+    if fc == 23 and len(pdu) >= 9:
+        out.append((_u16(pdu, 5)[0], _u16(pdu, 7)[0]))
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    range_block: int = 16
+    """Addresses are learned in blocks of this many registers or coils."""
+    unanswered_requests: int = 3
+    """A flow whose window of ``unanswered_window_s`` holds at least this many requests and
+    fewer than one response per this many requests makes its server suspected unresponsive
+    (spec: fewer than 1 valid response per 3 requests in 5 min). Judged when the next
+    request after the window arrives."""
+    unanswered_window_s: float = 300.0
+    malformed: int = 2
+    malformed_window_s: float = 600.0
+    enable: tuple[str, ...] = ()
+    """Off-by-default types to raise (``"*"``: all)."""
+    disable: tuple[str, ...] = ()
+
+
+class _FlowState:
+    __slots__ = ("ok", "requests", "responses", "window_start")
+
+    def __init__(self) -> None:
+        self.ok: set[bytes] = set()
+        """Signatures of requests already checked and permitted."""
+        self.window_start = 0
+        self.requests = 0
+        self.responses = 0
+
+
+class ModbusEngine(OtEngine):
     name = "modbus"
-    type_ids = frozenset({UNPERMITTED_FC, EXCEPTION})
+    protocol = "modbus"
+    type_ids = frozenset({
+        UNPERMITTED_FC, EXCEPTION, RANGE, SCHNEIDER, FC_ZERO, MASTER_EXCEPTION, RESERVED_FC,
+        PROTOCOL_VERSION, UNAUTHORIZED_EXCEPTION, ILLEGAL_FUNCTION, ILLEGAL_ADDRESS,
+        ILLEGAL_VALUE, DEVICE_FAILURE, UNRESPONSIVE, RESET, MODE, FIRMWARE, MALFORMED_SESSION,
+    })  # fmt: skip
     apps = frozenset({"modbus"})
 
     def __init__(self, ctx: EngineContext) -> None:
-        super().__init__(ctx)
-        self._allowed = ctx.baseline.kind("modbus_fc")
+        super().__init__(ctx, Config)
+        self._fc = Policy(ctx, "modbus_fc")
+        self._range = Policy(ctx, "modbus_range")
+        self._umas = Policy(ctx, "modbus_umas")
+        self._exceptions = Policy(ctx, "modbus_exception")
+        self._firmware = Policy(ctx, "modbus_firmware")
+        self._revisions: dict[str, str] = {}
+        for key in ctx.baseline.kind("modbus_firmware"):
+            device, _, revision = key.partition("=")
+            self._revisions[device] = revision
+        self._malformed = MalformedCounter(self.config.malformed, self.config.malformed_window_s)
+        self._window_ns = int(self.config.unanswered_window_s * 1e9)
+        self._cache = DissectCache(256)
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         payload = rec.payload
-        if len(payload) < 8:
+        n = len(payload)
+        if n < 8:
+            if n and (rec.dport == MODBUS_PORT or rec.sport == MODBUS_PORT):
+                return self._malformed_frame(rec, f"{n}-byte segment shorter than an MBAP header")
             return None
+        if flow is None:
+            st = _FlowState()
+        else:  # flow_state() inlined: this is the per-packet path
+            state = flow.state
+            if state is None:
+                flow.state = state = {}
+            st = state.get("modbus")
+            if st is None:
+                st = state["modbus"] = _FlowState()
+        single = payload[2] == 0 == payload[3] and (payload[4] << 8 | payload[5]) + 6 == n
         if rec.dport == MODBUS_PORT:
-            return self._request(rec, payload)
+            if single:  # one well-formed PDU: known requests cost a slice and a lookup
+                sig = payload[2:10] if payload[7] in _SINGLE else payload[2:12]
+                if sig in st.ok:
+                    if rec.ts_ns - st.window_start < self._window_ns:
+                        st.requests += 1
+                        return None
+                    return self._count_request(rec, st, None)
+                return self._request(rec, payload, st, sig)
+            return self._request(rec, payload, st, None)
         if rec.sport == MODBUS_PORT:
+            st.responses += 1
+            if single and payload[7] in _PLAIN_RESPONSES:
+                return None
             return self._response(rec, payload)
         return None
 
-    def _request(self, rec: PacketRecord, payload: bytes) -> list[Detection] | None:
-        out = None
-        client, server = rec.src_ip, rec.dst_ip
-        for _off, _length, unit, function in iter_mbap(payload):
-            key = f"{client}>{server}:{function}"
-            if key in self._allowed:
-                continue
-            if self.ctx.learning.active:
-                self.ctx.baseline.add("modbus_fc", key, rec.ts_ns, {"unit": unit})
-                continue
-            out = out or []
-            out.append(
-                self.detect(
-                    UNPERMITTED_FC,
-                    rec.ts_ns,
-                    f"{client} used Modbus {function_text(function)} on {server} (unit {unit}),"
-                    " not seen during learning",
-                    source_address=client,
-                    destination_address=server,
-                    protocol="modbus",
-                    function_code=function,
-                    unit_id=unit,
+    # -- framing ------------------------------------------------------------------------------
+
+    def _frames(self, rec: PacketRecord, payload: bytes, out: list[Detection]):
+        """``(unit, function, pdu)`` of each PDU; reports bad framing on the way."""
+        off, size = 0, len(payload)
+        while off + 8 <= size:
+            _tid, proto, length, unit, fc = _MBAP.unpack_from(payload, off)
+            if length < 2 or length > 254:
+                self._malformed_frame(rec, f"impossible MBAP length {length}", out)
+                return
+            if off + 6 + length > size:
+                return  # continues in the next segment
+            pdu = payload[off + 7 : off + 6 + length]
+            if proto != 0:
+                self.emit(out, PROTOCOL_VERSION, rec,
+                          f"{rec.src_ip} sent a Modbus/TCP frame with protocol identifier "
+                          f"{proto} (must be 0) to {rec.dst_ip}", protocol_id=proto)  # fmt: skip
+                return
+            yield unit, fc, pdu
+            off += 6 + length
+
+    def _malformed_frame(self, rec: PacketRecord, reason: str, out=None):
+        own = out is None
+        out = [] if own else out
+        if self._malformed.hit(rec, "modbus"):
+            self.emit(out, MALFORMED_SESSION, rec,
+                      f"{rec.src_ip} sent {self.config.malformed} or more malformed Modbus "
+                      f"frames to {rec.dst_ip} within {self.config.malformed_window_s:g} s "
+                      f"(last: {reason})", reason=reason)  # fmt: skip
+        return (out or None) if own else None
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _count_request(self, rec: PacketRecord, st: _FlowState, out) -> list | None:
+        """Count a valid request in the flow's window; judge the window when it has ended."""
+        ts = rec.ts_ns
+        if ts - st.window_start >= self._window_ns:
+            need = self.config.unanswered_requests
+            if st.requests >= need and st.responses * need < st.requests:
+                out = [] if out is None else out
+                self.emit(out, UNRESPONSIVE, rec,
+                          f"{rec.dst_ip} gave {st.responses} responses to {st.requests} Modbus "
+                          f"requests from {rec.src_ip} within "
+                          f"{self.config.unanswered_window_s:g} s")  # fmt: skip
+            st.window_start, st.requests, st.responses = ts, 0, 0
+        st.requests += 1
+        return out or None
+
+    def _request(self, rec, payload, st: _FlowState, sig: bytes | None):
+        out: list[Detection] = []
+        client, server, ts = rec.src_ip, rec.dst_ip, rec.ts_ns
+        permitted, valid = True, False
+        for unit, fc, pdu in self._frames(rec, payload, out):
+            valid = True
+            where = f"{server} (unit {unit})"
+            info = {"function_code": fc, "unit_id": unit}
+            if fc == 0:
+                self.emit(
+                    out, FC_ZERO, rec, f"{client} sent Modbus function code 0 to {where}", **info
                 )
-            )
-        return out
+                permitted = False
+                continue
+            if fc & 0x80:
+                self.emit(out, MASTER_EXCEPTION, rec,
+                          f"{client} sent an exception (function {fc & 0x7F} with the exception "
+                          f"bit set) as a request to {where}", **info)  # fmt: skip
+                permitted = False
+                continue
+            if fc not in PUBLIC and fc not in USER_DEFINED and fc != 90:
+                self.emit(out, RESERVED_FC, rec,
+                          f"{client} sent reserved or unassigned Modbus function code {fc} to "
+                          f"{where}", **info)  # fmt: skip
+                permitted = False
+            operation = self._describe(fc, pdu, server, unit)
+            if fc == 90:
+                if self._umas.violates(f"{client}>{server}", ts, {"unit": unit}):
+                    self.emit(
+                        out,
+                        SCHNEIDER,
+                        rec,
+                        f"{client} used the Schneider Electric UMAS extension (Modbus "
+                        f"function 90) on {where}, not seen during learning",
+                        **info,
+                    )
+                    permitted = False
+            elif self._fc.violates(f"{client}>{server}:{fc}", ts, {"unit": unit}):
+                self.emit(
+                    out,
+                    UNPERMITTED_FC,
+                    rec,
+                    f"{client} {operation}, not seen during learning",
+                    **info,
+                )
+                permitted = False
+            elif fc in _TABLES and not self._check_range(rec, unit, fc, pdu, operation, out):
+                permitted = False
+            if fc == 8 and len(pdu) >= 3:
+                permitted = self._diagnostics(rec, where, _u16(pdu, 1)[0], info, out) and permitted
+        if permitted and sig is not None and not out:
+            if len(st.ok) >= 256:
+                st.ok.clear()
+            st.ok.add(sig)
+        if valid:
+            self._count_request(rec, st, out)
+        return out or None
+
+    @staticmethod
+    def _describe(fc: int, pdu: bytes, server: str, unit: int) -> str:
+        """``wrote 2 holding registers at 100 on 10.1.1.20 (unit 1, Modbus function 16)``."""
+        table = _TABLES.get(fc)
+        ranges = _ranges(fc, pdu) if table else []
+        if not ranges:
+            return f"used Modbus {function_text(fc)} on {server} (unit {unit})"
+        name, verb = table
+        start, count = ranges[-1] if fc == 23 else ranges[0]
+        noun = name if count != 1 else name[:-1]
+        return f"{verb} {count} {noun} at {start} on {server} (unit {unit}, Modbus function {fc})"
+
+    def _check_range(self, rec, unit, fc, pdu, operation, out) -> bool:
+        table = _TABLES[fc][0]
+        block = self.config.range_block
+        server = rec.dst_ip
+        for start, count in _ranges(fc, pdu):
+            if count == 0:
+                continue
+            first, last = start // block, min(start + count - 1, 0xFFFF) // block
+            for index in range(first, min(last, first + 255) + 1):
+                key = f"{server}:{unit}:{table}:{index}"
+                if self._range.violates(key, rec.ts_ns):
+                    self.emit(out, RANGE, rec,
+                              f"{rec.src_ip} {operation}; {table} {index * block}-"
+                              f"{index * block + block - 1} were not accessed during learning",
+                              function_code=fc, unit_id=unit, table=table,
+                              address=index * block)  # fmt: skip
+                    return False
+        return True
+
+    def _diagnostics(self, rec, where: str, sub: int, info: dict, out) -> bool:
+        if sub == 1:
+            self.emit(out, RESET, rec,
+                      f"{rec.src_ip} sent Modbus Restart Communications Option (function 8, "
+                      f"sub-function 1) to {where}: the device restarts its communications",
+                      sub_function=sub, **info)  # fmt: skip
+            return False
+        if sub == 4:
+            self.emit(out, MODE, rec,
+                      f"{rec.src_ip} forced {where} into Listen Only Mode (Modbus function 8, "
+                      "sub-function 4): it stops answering until restarted",
+                      reverse=True, sub_function=sub, **info)  # fmt: skip
+            return False
+        return True
+
+    # -- responses ----------------------------------------------------------------------------
 
     def _response(self, rec: PacketRecord, payload: bytes) -> list[Detection] | None:
-        out = None
+        out: list[Detection] = []
         server, client = rec.src_ip, rec.dst_ip
-        for off, length, unit, function in iter_mbap(payload):
-            if function < 0x80 or length < 3:
-                continue
-            code = payload[off + 8] if off + 8 < len(payload) else None
-            if code is None:
-                continue
-            request_fc = function & 0x7F
-            reason = EXCEPTION_NAMES.get(code, "unknown exception")
-            out = out or []
-            out.append(
-                self.detect(
-                    EXCEPTION,
-                    rec.ts_ns,
-                    f"{server} answered Modbus {function_text(request_fc)} from {client} "
-                    f"(unit {unit}) with exception {code} ({reason})",
-                    source_address=server,
-                    destination_address=client,
-                    protocol="modbus",
-                    function_code=request_fc,
-                    exception_code=code,
-                    unit_id=unit,
-                )
-            )
-        return out
+        for unit, fc, pdu in self._frames(rec, payload, out):
+            where = f"{server} (unit {unit})"
+            if fc & 0x80:
+                if len(pdu) < 2:
+                    continue
+                self._exception(rec, where, unit, fc & 0x7F, pdu[1], out)
+            elif fc not in PUBLIC and fc not in USER_DEFINED and fc != 90:
+                self.emit(out, RESERVED_FC, rec,
+                          f"{where} answered {client} with reserved or unassigned Modbus function "
+                          f"code {fc}", function_code=fc, unit_id=unit)  # fmt: skip
+            elif fc == 43 and len(pdu) > 1 and pdu[1] == 0x0E:
+                self._identification(rec, where, unit, payload, out)
+        return out or None
+
+    def _exception(self, rec, where, unit, request_fc, code, out) -> None:
+        server, client = rec.src_ip, rec.dst_ip
+        reason = EXCEPTION_NAMES.get(code, "unknown exception")
+        info = {"function_code": request_fc, "exception_code": code, "unit_id": unit}
+        op = f"a Modbus {function_text(request_fc)} request"
+        self.emit(out, EXCEPTION, rec,
+                  f"{where} answered {op} from {client} with exception {code} ({reason})",
+                  **info)  # fmt: skip
+        type_id = _EXCEPTION_TYPES.get(code)
+        if type_id is not None:
+            self.emit(out, type_id, rec,
+                      f"{client} sent {op} that {where} rejected as {reason} (exception {code})",
+                      reverse=True, **info)  # fmt: skip
+        elif code == 4:
+            self.emit(out, DEVICE_FAILURE, rec,
+                      f"{where} reported an unrecoverable Server Device Failure (exception 4) "
+                      f"to {op} from {client}", **info)  # fmt: skip
+        if self._exceptions.violates(f"{server}>{client}:{request_fc}:{code}", rec.ts_ns):
+            self.emit(out, UNAUTHORIZED_EXCEPTION, rec,
+                      f"{where} raised exception {code} ({reason}) to {op} from {client}, not "
+                      "seen during learning", **info)  # fmt: skip
+
+    def _identification(self, rec, where: str, unit: int, payload: bytes, out) -> None:
+        from scapy.contrib.modbus import ModbusADUResponse
+
+        adu = self._cache.get(ModbusADUResponse, payload)
+        revision = None
+        layer = adu
+        while layer is not None and getattr(layer, "name", None):
+            if getattr(layer, "id", None) == 0x02 and hasattr(layer, "value"):
+                revision = bytes(layer.value).decode("latin-1", "replace").strip()
+                break
+            layer = layer.payload if layer.payload else None
+        if not revision:
+            return
+        device = f"{rec.src_ip}:{unit}"
+        known = self._revisions.get(device)
+        if known is None or self.ctx.learning.active:
+            self._revisions[device] = revision
+            self._firmware.violates(f"{device}={revision}", rec.ts_ns)  # learns if learning
+        elif revision != known:
+            self.emit(out, FIRMWARE, rec,
+                      f"{where} now reports firmware revision {revision!r} (learned: {known!r}) "
+                      f"in a Read Device Identification response to {rec.dst_ip}",
+                      firmware_version=revision, previous_version=known, unit_id=unit)  # fmt: skip

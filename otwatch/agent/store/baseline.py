@@ -12,13 +12,23 @@ from otwatch.agent.engines.baseline import Baseline
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.state import get_state, put_state
 
-__all__ = ["load_baseline", "load_learning_ns", "save_baseline", "save_learning_ns"]
+__all__ = [
+    "BASELINE_VERSION",
+    "LEARNING_KEY",
+    "load_baseline",
+    "load_learning_ns",
+    "save_baseline",
+    "save_learning_ns",
+]
 
 LEARNING_KEY = "learning_remaining_ns"
+BASELINE_VERSION = "baseline_version"
+"""Bumped when facts are imported or removed outside the agent; the pipeline reloads them."""
 
 
 def load_baseline(session: Session) -> Baseline:
-    return Baseline(session.execute(select(BaselineFact.kind, BaselineFact.key)).tuples())
+    rows = session.execute(select(BaselineFact.kind, BaselineFact.key)).all()
+    return Baseline((kind, key) for kind, key in rows)
 
 
 def save_baseline(

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from otwatch.errors import OtwatchError
 
-__all__ = ["DB_FILENAME", "Store", "StoreError", "open_store"]
+__all__ = ["DB_FILENAME", "Store", "StoreError", "StorePermissionError", "open_store"]
 
 DB_FILENAME = "otwatch.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -27,6 +27,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 class StoreError(OtwatchError):
     """The sensor database cannot be opened, written or migrated."""
+
+
+class StorePermissionError(StoreError):
+    """This user may not write (or read) the sensor database; the CLI names the role needed."""
 
 
 def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -98,9 +102,41 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(data_dir: str | os.PathLike[str], *, migrate_schema: bool = True) -> Store:
-    """Open (creating if needed) the store in ``data_dir``, migrated to the current schema."""
+def _create_db_file(db_path: Path, directory: Path) -> None:
+    """Create an empty database file whose read/write bits follow the directory's.
+
+    SQLite would create it 0644 whatever the directory allows, and gives ``-wal``/``-shm`` the
+    database file's mode, so a group-writable data directory (docs/deploy.md) needs this for
+    its group to write. A 0700 directory gives 0600, a 0755 one 0644, a 2770 one 0660; never
+    world-writable. The mode is forced past the umask on purpose.
+    """
+    mode = directory.stat().st_mode & 0o664
+    try:
+        fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def open_store(
+    data_dir: str | os.PathLike[str], *, migrate_schema: bool = True, read_only: bool = False
+) -> Store:
+    """Open (creating if needed) the store in ``data_dir``, migrated to the current schema.
+
+    ``read_only`` opens an existing, current database without write access (see
+    ``store/readonly.py``); when there is none yet, or it needs an upgrade, it is created or
+    migrated as usual if this user may write it.
+    """
     directory = Path(data_dir)
+    if read_only:
+        from otwatch.agent.store.readonly import open_read_only
+
+        store = open_read_only(directory)
+        if store is not None:
+            return store
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -109,15 +145,17 @@ def open_store(data_dir: str | os.PathLike[str], *, migrate_schema: bool = True)
     if not os.access(directory, os.W_OK | os.X_OK) or (
         db_path.exists() and not os.access(db_path, os.W_OK)
     ):
-        raise StoreError(
+        raise StorePermissionError(
             f"data directory {directory} is not writable by this user "
             "(use --data-dir or OTWATCH_DATA_DIR to choose another)"
         )
+    if not db_path.exists():
+        _create_db_file(db_path, directory)
     engine = sqlite_engine(db_path)
     try:
         if migrate_schema:
             migrate(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         engine.dispose()
         raise StoreError(f"cannot open database {db_path}: {exc.orig}") from None
     except sqlite3.DatabaseError as exc:

@@ -132,6 +132,17 @@ class ExclusionRule(Base):
     end_ns: Mapped[int | None] = mapped_column(BigInteger)
     created_ns: Mapped[int] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(128))
+    # Revision 0003 (detection rules): the remaining conditions of the spec's exclusion rules.
+    engines: Mapped[list[str]] = mapped_column(default=list)
+    """Engine names (policy_violation, anomaly, ...); empty matches every engine."""
+    sensors: Mapped[list[str]] = mapped_column(default=list)
+    """Sensor ids the rule applies on; empty means every sensor."""
+    macs: Mapped[list[str]] = mapped_column(default=list)
+    """Device MAC addresses, matched like ``subnets`` (either one matching is enough)."""
+    direction: Mapped[str] = mapped_column(String(16), default="any")
+    """Which side the devices must be on: ``source``, ``destination`` or ``any``."""
+    ticket_id: Mapped[str | None] = mapped_column(String(64))
+    """Maintenance-window ticket (spec: maintenanceWindow ``ticketId``), if any."""
 
 
 class BaselineFact(Base):

@@ -6,7 +6,7 @@ ini file, and logging is left alone so a daemon's log setup survives a migration
 
 from alembic import context
 
-from otwatch.agent.store.models import Base
+from otwatch.agent.store.schema import Base
 
 target_metadata = Base.metadata
 

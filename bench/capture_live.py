@@ -1,0 +1,251 @@
+"""Live capture at top speed: otwatch (ring + all engines) against ``tcpdump -w``, in turn.
+
+Needs root and ``ip netns``. Two network namespaces joined by a veth pair (198.51.100.2/24 ⇄
+198.51.100.1/24, IPv6 off so nothing else is sent); ``tcpreplay --topspeed`` sends a generated
+Modbus polling capture (``bench/gen_capture.py``) from one side, the capturer listens on the
+other. Reported per run: frames captured / frames sent, kernel drops, the rate the sender
+reached and the rate the capturer finished at. Ratios only, measured in the same run.
+
+Usage: ``python bench/capture_live.py [--packets N] [--workers 1,2] [--block-count N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.gen_capture import modbus_polling  # noqa: E402
+
+OTWATCH = [sys.executable, "-m", "otwatch.cli"]
+SENDER_IP, SENSOR_IP = "198.51.100.2/24", "198.51.100.1/24"
+
+
+@dataclass
+class Result:
+    name: str
+    sent: int
+    captured: int
+    kernel_drops: int
+    send_pps: float
+    finish_s: float
+    analysed: int | None = None
+    note: str = ""
+
+    def line(self) -> str:
+        ratio = self.captured / self.sent if self.sent else 0.0
+        rate = self.sent / self.finish_s if self.finish_s else 0.0
+        analysed = "" if self.analysed is None else f"  analysed {self.analysed / self.sent:7.2%}"
+        return (
+            f"{self.name:<24} captured/sent {self.captured:>9,}/{self.sent:<9,} = {ratio:8.4%}  "
+            f"kernel drops {self.kernel_drops:>8,}  sender {self.send_pps:>7,.0f} pps  "
+            f"done in {self.finish_s:5.1f} s ({rate:>7,.0f} pps){analysed}  {self.note}"
+        )
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class VethPair:
+    """Sender and sensor namespaces joined by a veth pair; removed by ``close``."""
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(3)
+        self.snd, self.sen = f"otwb-s-{tag}", f"otwb-r-{tag}"
+        self.snd_if, self.sen_if = f"otwb{tag}s", f"otwb{tag}r"
+        run(["ip", "netns", "add", self.snd])
+        run(["ip", "netns", "add", self.sen])
+        for ns in (self.snd, self.sen):
+            run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+            run(
+                ["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]
+            )
+        run(
+            ["ip", "link", "add", self.snd_if, "netns", self.snd, "type", "veth", "peer", "name",
+             self.sen_if, "netns", self.sen]
+        )  # fmt: skip
+        run(["ip", "-n", self.snd, "addr", "add", SENDER_IP, "dev", self.snd_if])
+        run(["ip", "-n", self.sen, "addr", "add", SENSOR_IP, "dev", self.sen_if])
+        run(["ip", "-n", self.snd, "link", "set", self.snd_if, "up"])
+        run(["ip", "-n", self.sen, "link", "set", self.sen_if, "up"])
+
+    def send(self, pcap: Path) -> float:
+        """tcpreplay at top speed; returns the packets/s it reports."""
+        out = run(
+            ["ip", "netns", "exec", self.snd, "tcpreplay", "-i", self.snd_if, "--topspeed",
+             str(pcap)]
+        )  # fmt: skip
+        match = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", out.stdout)
+        return float(match.group(1)) if match else 0.0
+
+    def close(self) -> None:
+        for ns in (self.snd, self.sen):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def _capture_status(data_dir: Path) -> dict:
+    db = sqlite3.connect(f"file:{data_dir / 'otwatch.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        row = db.execute("SELECT value FROM sensor_state WHERE key='capture_status'").fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0])["v"] if row else {}
+
+
+def _ring_count(data_dir: Path) -> int:
+    total = 0
+    for seg in sorted((data_dir / "pcap" / "ring").glob("*.pcap")):
+        out = run(["capinfos", "-c", "-M", str(seg)]).stdout
+        total += int(re.search(r"Number of packets:\s+(\d+)", out).group(1))
+    return total
+
+
+def bench_otwatch(pair: VethPair, pcap: Path, sent: int, workers: int, blocks: int, args) -> Result:
+    data_dir = Path(tempfile.mkdtemp(prefix="otwb-data-"))
+    notify_path = data_dir / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(120)
+    cmd = ["ip", "netns", "exec", pair.sen, *OTWATCH, "--data-dir", str(data_dir), "agent",
+           "run", "-i", pair.sen_if, "--workers", str(workers),
+           "--block-size", args.block_size, "--block-count", str(blocks)]  # fmt: skip
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": str(REPO)}
+    agent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while b"READY=1" not in notify.recv(4096):
+            pass
+        notify.close()
+        started_ns = time.time_ns()
+        send_pps = pair.send(pcap)
+        sent_ns = time.time_ns()
+        # Done when every frame the kernel accepted has been read and analysed, according to
+        # worker reports taken after the sender finished; a worker finished at the first
+        # report that showed its final count.
+        first_seen: dict[tuple[int, int], int] = {}
+        deadline = time.monotonic() + args.timeout
+        split: list[int] = []
+        while time.monotonic() < deadline and agent.poll() is None:
+            time.sleep(0.2)
+            st = _capture_status(data_dir)
+            reports = st.get("per_worker", [])
+            for w in reports:
+                first_seen.setdefault((w["pid"], w["packets"]), w["ts_ns"] or time.time_ns())
+            if not reports or min(w["ts_ns"] or 0 for w in reports) < sent_ns:
+                continue
+            ifs = st.get("interfaces", {}).values()
+            accepted = sum(i["kernel_packets"] - i["kernel_drops"] for i in ifs)
+            received = sum(i["received"] for i in ifs)
+            split = [w["packets"] for w in reports]
+            skipped = st.get("pipeline", {}).get("not_analysed", 0)
+            if received >= accepted and sum(split) + skipped >= received:
+                break
+        done_ns = max(
+            (first_seen[(w["pid"], w["packets"])] for w in st.get("per_worker", [])),
+            default=time.time_ns(),
+        )
+        finish = max(1e-3, (done_ns - started_ns) / 1e9)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=300)
+        notify.close()
+    st = _capture_status(data_dir)
+    drops = sum(i["kernel_drops"] for i in st.get("interfaces", {}).values())
+    analysed = st.get("pipeline", {}).get("packets", 0)
+    captured = _ring_count(data_dir)
+    name = f"otwatch --workers {workers}"
+    note = f"(kernel ring {blocks}x{args.block_size}/worker; per worker {split})"
+    if agent.returncode:
+        note += f" exit {agent.returncode}: {err.decode()[-300:]}"
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return Result(name, sent, captured, drops, send_pps, finish, analysed, note)
+
+
+def bench_tcpdump(pair: VethPair, pcap: Path, sent: int) -> Result:
+    out_dir = Path(tempfile.mkdtemp(prefix="otwb-tcpdump-"))
+    out = out_dir / "tcpdump.pcap"
+    cmd = ["ip", "netns", "exec", pair.sen, "tcpdump", "-i", pair.sen_if, "-w", str(out), "-n"]
+    dump = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = dump.stderr.readline()  # "tcpdump: listening on ..."
+    if "listening" not in line:
+        raise RuntimeError(f"tcpdump did not start: {line}")
+    started = time.monotonic()
+    send_pps = pair.send(pcap)
+    finish = time.monotonic() - started
+    time.sleep(1.0)
+    dump.send_signal(signal.SIGINT)
+    _, err = dump.communicate(timeout=60)
+    match = re.search(r"(\d+) packets dropped by kernel", err)
+    drops = int(match.group(1)) if match else 0
+    captured = int(
+        re.search(
+            r"Number of packets:\s+(\d+)", run(["capinfos", "-c", "-M", str(out)]).stdout
+        ).group(1)
+    )
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return Result("tcpdump -w (default buffer)", sent, captured, drops, send_pps, finish)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=40, help="Modbus clients (flows)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--block-size", default="1MiB")
+    parser.add_argument(
+        "--block-counts", default="128,512", help="kernel ring blocks per socket to try"
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    parser.add_argument("--keep", action="store_true", help="keep the agents' data dirs")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0 or not shutil.which("tcpreplay") or not shutil.which("tcpdump"):
+        print("needs root, tcpreplay and tcpdump", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="otwb-"))
+    pcap = work / "modbus_polling.pcap"
+    sent = modbus_polling(pcap, args.packets, clients=args.clients)
+    print(
+        f"capture: {sent:,} Modbus/TCP polling packets from {args.clients} clients "
+        f"({pcap.stat().st_size / 1e6:.0f} MB); {os.cpu_count()} CPU(s), load average "
+        f"{os.getloadavg()[0]:.1f} at start"
+    )
+    pair = VethPair()
+    results = []
+    try:
+        results.append(bench_tcpdump(pair, pcap, sent))
+        print(results[-1].line(), flush=True)
+        for blocks in (int(b) for b in args.block_counts.split(",")):
+            for workers in (int(w) for w in args.workers.split(",")):
+                results.append(bench_otwatch(pair, pcap, sent, workers, blocks, args))
+                print(results[-1].line(), flush=True)
+    finally:
+        pair.close()
+        shutil.rmtree(work, ignore_errors=True)
+    base = results[0]
+    for res in results[1:]:
+        target = "meets" if res.captured >= 0.999 * sent else "MISSES"
+        print(
+            f"{res.name}: captured {res.captured / max(1, base.captured):.4f}x tcpdump's frames "
+            f"({target} the 99.9% target when tcpdump gets {base.captured / sent:.2%})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

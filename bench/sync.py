@@ -1,0 +1,227 @@
+"""Sync benchmark: one run, ratios against a baseline measured in the same run.
+
+1. Throughput: N alert events (default 100,000) from a sensor store to the central database
+   through a private Mosquitto on loopback, with ``otwatch sync run`` and
+   ``otwatch central run`` as real processes; compared with a naive publisher that sends one
+   QoS 1 message per event and waits for each PUBACK (aiomqtt), measured on the same broker.
+2. Latency: a central status change → applied on the sensor → its acknowledgement recorded
+   centrally, over 1,000 changes one after the other (p50, p99).
+3. Recovery: the broker goes away for a while, 10,000 events pile up on the sensor; the time
+   from the broker's return until central has them all.
+
+    .venv/bin/python bench/sync.py [--events N] [--changes N] [--outage-s S | --full-outage]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from otwatch.agent.store.db import open_store  # noqa: E402
+from otwatch.sync.transport import BrokerConfig, Connection  # noqa: E402
+from tests.integration.mqtt_broker import MosquittoBroker  # noqa: E402
+from tests.integration.sync_procs import (  # noqa: E402
+    OTWATCH,
+    CentralThread,
+    bulk_alerts,
+)
+
+T0 = 1_790_000_000 * 1_000_000_000
+
+
+def central_hw(db_url: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT events_hw FROM sensors WHERE id='s1'")).scalar() or 0
+            )
+    except Exception:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def wait_hw(db_url: str, target: int, timeout: float) -> float:
+    start = time.perf_counter()
+    while central_hw(db_url) < target:
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"timed out: central has {central_hw(db_url)} of {target} events")
+        time.sleep(0.05)
+    return time.perf_counter()
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+
+def naive_rate(broker: MosquittoBroker, sample: list[bytes]) -> float:
+    """One message per event, QoS 1, each publish awaited: what a simple sync would do."""
+
+    async def run() -> float:
+        async with Connection(BrokerConfig().with_url(broker.url), "bench-naive") as conn:
+            start = time.perf_counter()
+            for payload in sample:
+                await conn.publish("otwatch/v1/naive/up/events", payload)
+            return len(sample) / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+def sample_events(data_dir: Path, count: int) -> list[bytes]:
+    from otwatch.agent.sensor import SensorIdentity
+    from otwatch.sync.engine import SensorSync
+    from otwatch.sync.protocol.streams import StreamLimits
+
+    store = open_store(data_dir)
+    engine = SensorSync(store, SensorIdentity("s1"), limits=StreamLimits(batch_rows=count))
+    engine.on_connect(time.time_ns())
+    events = []
+    for message in engine.poll(time.time_ns()):
+        events.extend(json.loads(message.payload)["events"])
+    store.close()
+    return [json.dumps(e, separators=(",", ":")).encode() for e in events[:count]]
+
+
+def throughput(work: Path, broker: MosquittoBroker, events: int) -> dict[str, float]:
+    data = work / "throughput" / "sensor"
+    store = open_store(data)
+    for first in range(1, events + 1, 20_000):
+        bulk_alerts(store, first, min(20_000, events - first + 1), T0)
+    store.close()
+    sample_store = open_store(work / "naive-sample")
+    bulk_alerts(sample_store, 1, 5_000, T0)
+    sample_store.close()
+    naive = naive_rate(broker, sample_events(work / "naive-sample", 5_000))
+    db_url = f"sqlite:///{work / 'throughput' / 'central.db'}"
+    log = work / "throughput.log"
+    central = spawn([str(OTWATCH), "central", "run", "--db", db_url, "--broker", broker.url,
+                     "--log-level", "warning"], log)  # fmt: skip
+    time.sleep(1.0)  # central's migrations and connect
+    start = time.perf_counter()
+    daemon = spawn([str(OTWATCH), "--data-dir", str(data), "sync", "run", "--broker", broker.url,
+                    "--sensor-id", "s1", "--log-level", "warning"], log)  # fmt: skip
+    first_t = first_hw = None
+    while (hw := central_hw(db_url)) < events:
+        if first_t is None and hw > 0:
+            first_t, first_hw = time.perf_counter(), hw
+        if time.perf_counter() - start > max(120, events / 200):
+            raise SystemExit(f"timed out: central has {hw} of {events} events")
+        time.sleep(0.05)
+    end = time.perf_counter()
+    for proc in (daemon, central):
+        proc.terminate()
+        proc.wait(20)
+    steady = (events - (first_hw or 0)) / max(end - (first_t or start), 1e-9)
+    return {"ours": events / (end - start), "steady": steady, "naive": naive,
+            "startup_s": (first_t or start) - start}  # fmt: skip
+
+
+def latency_and_recovery(
+    work: Path, broker: MosquittoBroker, changes: int, outage_s: float, backlog: int
+) -> dict[str, float]:
+    data = work / "latency" / "sensor"
+    store = open_store(data)
+    bulk_alerts(store, 1, 200, T0)
+    db_url = f"sqlite:///{work / 'latency' / 'central.db'}"
+    central = CentralThread(db_url, BrokerConfig().with_url(broker.url)).start()
+    central.wait_connected()
+    log = work / "latency.log"
+    daemon = spawn([str(OTWATCH), "--data-dir", str(data), "sync", "run", "--broker", broker.url,
+                    "--sensor-id", "s1", "--log-level", "warning"], log)  # fmt: skip
+    wait_hw(db_url, 200, 60)
+
+    acked: dict[str, float] = {}
+    done = threading.Condition()
+    original = central.engine._on_acks
+
+    def on_acks(sensor_id, payload, now, topic):
+        out = original(sensor_id, payload, now, topic)
+        stamp = time.perf_counter()
+        with done:
+            for ack in json.loads(payload)["acks"]:
+                acked[ack["command_id"]] = stamp
+            done.notify_all()
+        return out
+
+    central.engine._on_acks = on_acks
+    samples = []
+    for i in range(changes):
+        alert_id = i % 200 + 1
+        value = "active" if (i // 200) % 2 == 0 else "new"  # always a change
+        start = time.perf_counter()
+        result = central.issue("s1", "status", alert_id=alert_id, value=value, actor="bench")
+        if result.command_id is None:
+            continue
+        with done:
+            done.wait_for(lambda cid=result.command_id: cid in acked, timeout=10)
+        samples.append(acked.get(result.command_id, start + 10) - start)
+    samples.sort()
+    p50 = statistics.median(samples) * 1000
+    p99 = samples[int(len(samples) * 0.99) - 1] * 1000
+
+    # Recovery: broker down, a backlog piles up, broker back.
+    hw = central_hw(db_url)
+    broker.stop()
+    bulk_alerts(store, 1000, backlog, T0)
+    time.sleep(outage_s)
+    broker.start()
+    back = time.perf_counter()
+    end = wait_hw(db_url, hw + backlog, timeout=300)
+    daemon.terminate()
+    daemon.wait(20)
+    central.stop()
+    store.close()
+    return {"p50_ms": p50, "p99_ms": p99, "n": len(samples), "recovery_s": end - back}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--backlog", type=int, default=10_000)
+    parser.add_argument("--outage-s", type=float, default=5.0)
+    parser.add_argument("--full-outage", action="store_true", help="a 60 s broker outage")
+    args = parser.parse_args()
+    outage = 60.0 if args.full_outage else args.outage_s
+    with tempfile.TemporaryDirectory(prefix="otwatch-bench-sync-") as tmp:
+        work = Path(tmp)
+        broker = MosquittoBroker(work / "broker")
+        broker.start()
+        try:
+            t = throughput(work, broker, args.events)
+            lat = latency_and_recovery(work, broker, args.changes, outage, args.backlog)
+        finally:
+            broker.stop()
+    print(f"throughput: {args.events:,} events sensor store → central DB through Mosquitto")
+    print(
+        f"  otwatch sync      {t['ours']:10,.0f} events/s   (target ≥ 10,000; includes the "
+        f"daemon's {t['startup_s']:.1f} s start-up)"
+    )
+    print(f"  after start-up    {t['steady']:10,.0f} events/s")
+    print(f"  naive QoS 1/event {t['naive']:10,.0f} events/s   (publish only, no database)")
+    print(f"  ratio             {t['ours'] / t['naive']:10.1f} x   "
+          f"(after start-up {t['steady'] / t['naive']:.1f} x)")  # fmt: skip
+    print(f"latency central change → sensor applied → ack recorded ({lat['n']:,} changes)")
+    print(
+        f"  p50 {lat['p50_ms']:7.1f} ms (target ≤ 50)   p99 {lat['p99_ms']:7.1f} ms (target ≤ 250)"
+    )
+    print(f"recovery after a {outage:.0f} s broker outage with {args.backlog:,} events queued: "
+          f"{lat['recovery_s']:.2f} s from the broker's return")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""User-written detection rules: custom alert rules (spec section 5)."""

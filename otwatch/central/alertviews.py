@@ -1,0 +1,256 @@
+"""Central's alert views: ids, listing with unification, details, export rows.
+
+Filtering, grouping, sorting and the JSON/CSV forms come from ``otwatch.alertdata`` (one place
+for the sensor and central). This module adds only what is central's own:
+
+- **Ids.** An alert's central id is ``<sensor alert id>-<sensor id>`` (the spec's CM UUID
+  form, ``1-1594550943000``): sensor alert ids are unique only per sensor. The sensor alert
+  id is digits only, so the first ``-`` splits it unambiguously even when the sensor id
+  contains dashes. A unified alert shows the id of its first sensor's alert.
+- **Unification.** Members of a unified alert are hidden from lists and counts; their
+  primary lists every sensor. A sensor filter matches a unified alert when any of its
+  sensors matches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from otwatch.alertdata import (
+    AlertFilter,
+    QueryError,
+    alert_to_dict,
+    filtered,
+    group_counts,
+    sorted_query,
+)
+from otwatch.central.store.models import Alert, AuditEvent, Sensor
+from otwatch.central.store.models_api import AlertMember, PcapRequest
+from otwatch.timeutil import format_iso
+
+__all__ = [
+    "MAX_LIMIT",
+    "alert_details",
+    "central_id",
+    "export_rows",
+    "find_alert",
+    "group_alerts",
+    "list_alerts",
+    "members_of",
+    "parse_central_id",
+]
+
+MAX_LIMIT = 1000
+_CENTRAL_ID = re.compile(r"^(\d{1,18})-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
+_EXPORT_PAGE = 5000
+_MAX_LITERAL_IDS = 500
+
+
+def central_id(alert: Any) -> str:
+    return f"{alert.alert_id}-{alert.sensor}"
+
+
+def parse_central_id(text: str) -> tuple[int, str]:
+    """``"42-plant-a"`` → ``(42, "plant-a")``; raises ``QueryError`` for anything else."""
+    match = _CENTRAL_ID.match(str(text).strip())
+    if match is None:
+        raise QueryError(
+            f"invalid central alert id {str(text)[:80]!r}: use <sensor alert id>-<sensor id>, "
+            "e.g. 42-sensor1"
+        )
+    return int(match.group(1)), match.group(2)
+
+
+def _has_members(session: Session) -> bool:
+    return session.scalar(select(AlertMember.alert_pk).limit(1)) is not None
+
+
+def _visible(session: Session, flt: AlertFilter) -> tuple[AlertFilter, list[Any]]:
+    """The filter for ``alertdata`` and the extra conditions: members hidden, sensor filter
+    matching any sensor of a unified alert. Without unified alerts (the common case on a
+    fresh or single-sensor central) no extra condition slows the scan down."""
+    if not _has_members(session):
+        return flt, []
+    where: list[Any] = [Alert.id.not_in(select(AlertMember.alert_pk))]
+    if flt.sensors:
+        primaries = list(
+            session.scalars(
+                select(AlertMember.primary_pk)
+                .where(AlertMember.sensor.in_(flt.sensors))
+                .distinct()
+                .limit(_MAX_LITERAL_IDS + 1)
+            )
+        )
+        if len(primaries) > _MAX_LITERAL_IDS:
+            primaries_clause: Any = Alert.id.in_(
+                select(AlertMember.primary_pk).where(AlertMember.sensor.in_(flt.sensors))
+            )
+        else:
+            primaries_clause = Alert.id.in_(primaries)
+        where.append(or_(Alert.sensor.in_(flt.sensors), primaries_clause) if primaries
+                     else Alert.sensor.in_(flt.sensors))  # fmt: skip
+        flt = replace(flt, sensors=())
+    return flt, where
+
+
+def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
+    flt, where = _visible(session, flt)
+    return sorted_query(Alert, filtered(Alert, flt, select(Alert).where(*where)), sort)
+
+
+def _sensors_by_primary(session: Session, alerts: list[Alert]) -> dict[int, list[str]]:
+    ids = [a.id for a in alerts]
+    out: dict[int, list[str]] = {a.id: [a.sensor] for a in alerts}
+    if not ids:
+        return out
+    rows = session.execute(
+        select(AlertMember.primary_pk, AlertMember.sensor)
+        .where(AlertMember.primary_pk.in_(ids))
+        .order_by(AlertMember.alert_pk)
+    ).all()
+    for primary, sensor in rows:
+        if sensor not in out[primary]:
+            out[primary].append(sensor)
+    return out
+
+
+def _to_dicts(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
+    sensors = _sensors_by_primary(session, alerts)
+    out = []
+    for alert in alerts:
+        row = alert_to_dict(alert)
+        row["id"] = central_id(alert)
+        row["sensors"] = sensors[alert.id]
+        out.append(row)
+    return out
+
+
+def list_alerts(
+    session: Session, flt: AlertFilter, *, sort: str = "-last_detection", limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:  # fmt: skip
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+    if offset < 0:
+        raise QueryError("offset must be 0 or more")
+    alerts = list(session.scalars(_query(session, flt, sort).limit(limit).offset(offset)))
+    return _to_dicts(session, alerts)
+
+
+def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str, int]]:
+    """Counts per value; unified members are subtracted afterwards instead of being excluded
+    row by row, so the count stays one index-only scan."""
+    if flt.sensors or not _has_members(session):
+        flt, where = _visible(session, flt)
+        return group_counts(session, Alert, flt, by, where=where)
+    counts = dict(group_counts(session, Alert, flt, by))
+    members = [Alert.id.in_(select(AlertMember.alert_pk))]
+    for value, count in group_counts(session, Alert, flt, by, where=members):
+        counts[value] -= count
+    rows = [(value, count) for value, count in counts.items() if count > 0]
+    return sorted(rows, key=lambda vc: (-vc[1], vc[0]))
+
+
+def _pcap_cached(session: Session) -> set[tuple[str, int]]:
+    rows = session.execute(
+        select(PcapRequest.sensor, PcapRequest.alert_id).where(PcapRequest.state == "done")
+    ).all()
+    return {(s, a) for s, a in rows}
+
+
+def export_rows(
+    session: Session, flt: AlertFilter, sort: str = "-last_detection"
+) -> Iterator[dict[str, Any]]:
+    """Every filtered alert as an export row (``pcap_available``: cached centrally now)."""
+    cached = _pcap_cached(session)
+    offset = 0
+    stmt = _query(session, flt, sort)
+    while True:
+        alerts = list(session.scalars(stmt.limit(_EXPORT_PAGE).offset(offset)))
+        for row, alert in zip(_to_dicts(session, alerts), alerts, strict=True):
+            row["pcap_available"] = (alert.sensor, alert.alert_id) in cached
+            yield row
+        if len(alerts) < _EXPORT_PAGE:
+            return
+        offset += _EXPORT_PAGE
+
+
+def find_alert(session: Session, text: str) -> Alert | None:
+    """The alert a central id names; a member's id finds its unified primary."""
+    alert_id, sensor = parse_central_id(text)
+    alert = session.scalar(select(Alert).where(Alert.sensor == sensor, Alert.alert_id == alert_id))
+    if alert is None:
+        return None
+    primary = session.scalar(select(AlertMember.primary_pk).where(AlertMember.alert_pk == alert.id))
+    return session.get(Alert, primary) if primary is not None else alert
+
+
+def members_of(session: Session, alert: Alert) -> list[Alert]:
+    """The alert and the alerts unified into it, first sensor first."""
+    others = session.scalars(
+        select(Alert)
+        .join(AlertMember, AlertMember.alert_pk == Alert.id)
+        .where(AlertMember.primary_pk == alert.id)
+        .order_by(Alert.id)
+    )
+    return [alert, *others]
+
+
+def _audit(session: Session, alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+    keys = [(a.sensor, a.alert_id) for a in alerts]
+    conditions = [
+        (AuditEvent.sensor == sensor) & (AuditEvent.alert_id == alert_id)
+        for sensor, alert_id in keys
+    ]
+    events = session.scalars(
+        select(AuditEvent).where(or_(*conditions)).order_by(AuditEvent.ts_ns, AuditEvent.id)
+    )
+    return [
+        {
+            "time": format_iso(e.ts_ns),
+            "actor": e.actor,
+            "origin": e.origin,
+            "action": e.action,
+            "sensor": e.sensor,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+
+
+def alert_details(session: Session, alert: Alert) -> dict[str, Any]:
+    """The sensor's ``alerts show`` JSON plus the sensors that saw the alert."""
+    members = members_of(session, alert)
+    [data] = _to_dicts(session, [alert])
+    data["parameters"] = dict(alert.fields)
+    data["remediation"] = list(alert.remediation)
+    data["audit"] = _audit(session, members)
+    online = dict(
+        session.execute(
+            select(Sensor.id, Sensor.online).where(Sensor.id.in_({m.sensor for m in members}))
+        ).all()
+    )
+    data["seen_by"] = [
+        {
+            "sensor": m.sensor,
+            "alert_id": m.alert_id,
+            "id": central_id(m),
+            "site": m.site,
+            "zone": m.zone,
+            "status": m.status,
+            "first_detection": format_iso(m.first_detection_ns),
+            "last_detection": format_iso(m.last_detection_ns),
+            "detections": m.detections,
+            "sensor_online": bool(online.get(m.sensor, False)),
+        }
+        for m in members
+    ]
+    cached = _pcap_cached(session)
+    data["pcap_available"] = (alert.sensor, alert.alert_id) in cached
+    return data

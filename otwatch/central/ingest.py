@@ -1,0 +1,569 @@
+"""Central's sync logic without the network: sensor messages in, messages to publish out.
+
+``CentralSync`` validates every message from a sensor (topic id = payload id, schema, size),
+commits event batches idempotently (alerts merged per field, audit rows keyed by event id,
+the stream's high-water mark in the same transaction) and only then acknowledges them. It
+queues commands to sensors, keeps them pending until acknowledged and re-sends them on the
+sensor's birth. A bad message is logged with its reason, counted, and changes nothing.
+``otwatch.central.service`` runs it against the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import update
+
+from otwatch.agent.alerts.lifecycle import (
+    Action,
+    AlertState,
+    CloseReason,
+    Origin,
+    Status,
+    TransitionRefused,
+    plan,
+)
+from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
+from otwatch.central.store import alerts as alert_store
+from otwatch.central.store import commands as command_store
+from otwatch.central.store import sensors as sensor_store
+from otwatch.central.store.db import CentralStore
+from otwatch.central.store.models import Command
+from otwatch.errors import OtwatchError
+from otwatch.hlc import HybridClock
+from otwatch.sync.protocol.messages import (
+    EVENT_KINDS,
+    MAX_BYTES,
+    MAX_COMMANDS,
+    VERSION,
+    CommandAcks,
+    Event,
+    EventBatch,
+    EventEnvelope,
+    PcapChunk,
+    ProtocolError,
+    SensorBirth,
+    SensorStatus,
+    decode,
+    encode_raw,
+)
+from otwatch.sync.protocol.outgoing import Outgoing
+from otwatch.sync.protocol.streams import CentralStream, RequestResync, StreamLimits
+from otwatch.sync.protocol.topics import Direction, TopicError, down_topic, parse_topic
+
+__all__ = ["CentralSync", "CommandRefused", "IssueResult"]
+
+log = logging.getLogger(__name__)
+
+_ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
+_TRIAGE = {"status": Action.SET_STATUS, "severity": Action.SET_SEVERITY, "learn": Action.LEARN}
+_SENSOR_ONLY = {"unlearn", "mute", "unmute", "comment"}
+_RESEND_AFTER_NS = 60 * 1_000_000_000
+
+
+def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, Any]:
+    return {"status": status, "close_reason": close_reason, "severity": severity}
+
+
+class CommandRefused(OtwatchError):
+    """Central will not send this command (the operator reads the reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueResult:
+    outcome: str
+    """``queued`` or ``unchanged``."""
+    message: str
+    command_id: str | None = None
+    request_id: str | None = None
+    outgoing: tuple[Outgoing, ...] = ()
+
+
+@dataclass
+class CentralSync:
+    store: CentralStore
+    limits: StreamLimits = field(default_factory=StreamLimits)
+    pcap_sink: PcapSink | None = None
+    dropped: Counter[str] = field(default_factory=Counter)
+    stats: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.streams: dict[str, CentralStream] = {}
+        self.pcap = PcapAssembler()
+        with self.store.session() as session:
+            self.clock = HybridClock(last=int(sensor_store.get_state(session, "hlc", 0)))
+            for sensor in sensor_store.all_sensors(session):
+                self.streams[sensor.id] = CentralStream(sensor.epoch, sensor.events_hw)
+        self._last_resend_ns = 0
+
+    # -- outgoing helpers -----------------------------------------------------------------
+
+    def _birth(self, sensor_id: str, now: int, pending: int = 0) -> Outgoing:
+        stream = self.streams.get(sensor_id, CentralStream())
+        body = {
+            "v": VERSION,
+            "sensor_id": sensor_id,
+            "epoch": stream.epoch,
+            "hw": stream.hw,
+            "pending_commands": pending,
+            "ts_ns": now,
+        }
+        return Outgoing(down_topic(sensor_id, "birth"), encode_raw(body))
+
+    def _ack(self, sensor_id: str, stream: CentralStream) -> Outgoing:
+        body = {"v": VERSION, "sensor_id": sensor_id, "epoch": stream.epoch, "hw": stream.hw}
+        return Outgoing(down_topic(sensor_id, "acks"), encode_raw(body))
+
+    @staticmethod
+    def _commands(sensor_id: str, commands: list[Command]) -> list[Outgoing]:
+        out = []
+        for i in range(0, len(commands), MAX_COMMANDS):
+            body = {
+                "v": VERSION,
+                "sensor_id": sensor_id,
+                "commands": [
+                    command_store.command_message(c) for c in commands[i : i + MAX_COMMANDS]
+                ],
+            }
+            out.append(Outgoing(down_topic(sensor_id, "commands"), encode_raw(body)))
+        return out
+
+    def _pending(self, sensor_id: str) -> list[Outgoing]:
+        with self.store.session() as session:
+            pending = command_store.pending_commands(session, sensor_id)
+            command_store.mark_sent(session, [c.id for c in pending])
+        return self._commands(sensor_id, pending)
+
+    # -- connection -----------------------------------------------------------------------
+
+    def on_connect(self, now: int) -> list[Outgoing]:
+        """Central (re)connected: tell every known sensor what we have, re-send commands."""
+        out: list[Outgoing] = []
+        for sensor_id in sorted(self.streams):
+            pending = self._pending(sensor_id)
+            out.append(self._birth(sensor_id, now, len(pending)))
+            out.extend(pending)
+        return out
+
+    def poll(self, now: int) -> list[Outgoing]:
+        """Timers: resync requests for gaps, PCAP re-requests, stale pending commands."""
+        out: list[Outgoing] = []
+        for sensor_id, stream in list(self.streams.items()):
+            new, cmds = stream.check_gap(now, self.limits)
+            if cmds:
+                self.streams[sensor_id] = new
+                for cmd in cmds:
+                    assert isinstance(cmd, RequestResync)
+                    log.warning("sensor %s: gap after %d; requesting resync", sensor_id, stream.hw)
+                    out.extend(self._resync(sensor_id, cmd.from_seq, now))
+        for transfer, missing in self.pcap.stalled(now):
+            result = self.issue_command(
+                transfer.sensor_id,
+                "pcap",
+                alert_id=transfer.alert_id,
+                actor="central:pcap",
+                request_id=transfer.request_id,
+                chunks=missing,
+                now=now,
+            )
+            out.extend(result.outgoing)
+        if now - self._last_resend_ns >= _RESEND_AFTER_NS:
+            self._last_resend_ns = now
+            out.extend(self._resend_stale(now))
+        return out
+
+    def _resend_stale(self, now: int) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        with self.store.session() as session:
+            for sensor in sensor_store.all_sensors(session):
+                if not sensor.online:
+                    continue
+                stale = [
+                    c
+                    for c in command_store.pending_commands(session, sensor.id)
+                    if now - c.issued_ns >= _RESEND_AFTER_NS
+                ]
+                command_store.mark_sent(session, [c.id for c in stale])
+                out.extend(self._commands(sensor.id, stale))
+        return out
+
+    # -- inbound --------------------------------------------------------------------------
+
+    def _drop(self, reason: str, detail: str, topic: str, sensor_id: str | None, now: int):
+        self.dropped[reason] += 1
+        log.warning("dropped message on %s: %s: %s", topic[:200], reason, detail)
+        if sensor_id is not None:
+            try:
+                with self.store.session() as session:
+                    sensor_store.add_dropped(session, sensor_id, 1, now)
+            except OtwatchError:
+                log.exception("cannot count a dropped message")
+        return []
+
+    def on_message(self, topic: str, payload: bytes, now: int) -> list[Outgoing]:
+        """Handle one message from a sensor; never raises for anything a sensor sent."""
+        try:
+            parsed = parse_topic(topic)
+        except TopicError as exc:
+            return self._drop("bad_topic", str(exc), topic, None, now)
+        if parsed.direction != Direction.UP:
+            return []  # our own messages, if a wildcard ever matches them
+        sensor_id = parsed.sensor_id
+        try:
+            if parsed.kind == "events":
+                return self._on_events(sensor_id, payload, now, topic)
+            if parsed.kind == "acks":
+                return self._on_acks(sensor_id, payload, now, topic)
+            if parsed.kind == "birth":
+                return self._on_birth(sensor_id, payload, now, topic)
+            if parsed.kind == "status":
+                return self._on_status(sensor_id, payload, now, topic)
+            return self._on_pcap(sensor_id, parsed.request_id or "", payload, now, topic)
+        except ProtocolError as exc:
+            return self._drop(exc.reason, exc.detail, topic, sensor_id, now)
+
+    def _check_sensor(self, topic_id: str, payload_id: str) -> None:
+        if topic_id != payload_id:
+            raise ProtocolError(
+                "wrong_sensor", f"payload sensor id {payload_id!r} != topic {topic_id!r}"
+            )
+
+    def _decode_events(self, payload: bytes) -> tuple[Any, list[Event], list[int]]:
+        try:
+            batch = decode(EventBatch, payload, MAX_BYTES["events"])
+            return batch, list(batch.events), []
+        except ProtocolError as exc:
+            if exc.reason != "invalid":
+                raise
+        envelope = decode(EventEnvelope, payload, MAX_BYTES["events"])
+        good: list[Event] = []
+        bad: list[int] = []
+        for raw in envelope.events:
+            try:
+                good.append(Event.model_validate(raw))
+            except ValidationError as exc:
+                seq = raw.get("seq") if isinstance(raw, dict) else None
+                first = exc.errors(include_url=False)[0]
+                log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
+                if isinstance(seq, int) and seq > 0:
+                    bad.append(seq)
+        return envelope, good, bad
+
+    def _on_events(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
+        batch, events, bad = self._decode_events(payload)
+        self._check_sensor(sensor_id, batch.sensor_id)
+        stream = self.streams.get(sensor_id, CentralStream())
+        if stream.epoch != batch.epoch:
+            self._drop("stale_epoch", f"events of epoch {batch.epoch}", topic, sensor_id, now)
+            return [self._birth(sensor_id, now)]
+        fresh = [e for e in events if stream.is_new(e.seq)]
+        rows, audit = [], []
+        top_hlc = 0
+        for event in fresh:
+            if event.kind not in EVENT_KINDS:
+                self.dropped["unknown_event_kind"] += 1
+                continue
+            if event.alert is not None:
+                snap = event.alert.__dict__  # validated, frozen: read its fields directly
+                rows.append(alert_store.alert_row(sensor_id, snap, now))
+                top_hlc = max(top_hlc, snap["status_hlc"], snap["severity_hlc"])
+            if event.kind != "alert" and event.change is not None:
+                change = event.change
+                detail = change.model_dump(exclude={"actor", "origin", "ts_ns"}, exclude_none=True)
+                audit.append(
+                    {
+                        "event_id": event.id,
+                        "sensor": sensor_id,
+                        "alert_id": event.alert_id,
+                        "ts_ns": change.ts_ns,
+                        "actor": change.actor,
+                        "origin": change.origin,
+                        "action": event.kind,
+                        "detail": detail,
+                    }
+                )
+        seqs = [e.seq for e in fresh] + [s for s in bad if stream.is_new(s)]
+        advanced = stream.committed(seqs, now)
+        if fresh or bad:
+            with self.store.session() as session:
+                alert_store.upsert_alerts(session, rows)
+                alert_store.add_audit(session, audit)
+                if advanced.hw != stream.hw:
+                    sensor_store.set_stream(session, sensor_id, advanced.epoch, advanced.hw, now)
+                if bad:
+                    sensor_store.add_dropped(session, sensor_id, len(bad), now)
+            if top_hlc:
+                self.clock.observe(top_hlc)
+        self.streams[sensor_id] = advanced
+        self.dropped["invalid_event"] += len(bad)
+        self.stats["events"] += len(fresh)
+        self.stats["duplicates"] += len(events) - len(fresh)
+        return [self._ack(sensor_id, advanced)]
+
+    def _on_birth(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
+        birth = decode(SensorBirth, payload, MAX_BYTES["birth"])
+        self._check_sensor(sensor_id, birth.sensor_id)
+        stream = self.streams.get(sensor_id, CentralStream())
+        new, cmds = stream.birth(birth.epoch, birth.acked_hw, now)
+        with self.store.session() as session:
+            sensor_store.touch_sensor(
+                session,
+                sensor_id,
+                now,
+                online=True,
+                site=birth.site,
+                zone=birth.zone,
+                version=birth.version,
+                epoch=new.epoch,
+                events_hw=new.hw,
+            )
+        self.streams[sensor_id] = new
+        if new.epoch != stream.epoch and stream.epoch is not None:
+            log.warning("sensor %s started a new event stream (epoch %s)", sensor_id, new.epoch)
+        out: list[Outgoing] = []
+        for cmd in cmds:
+            assert isinstance(cmd, RequestResync)
+            log.warning("sensor %s deleted events central lacks; requesting a snapshot", sensor_id)
+            out.extend(self._resync(sensor_id, None, now, send=False))
+        pending = self._pending(sensor_id)
+        return [self._birth(sensor_id, now, len(pending)), *out, *pending]
+
+    def _on_status(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
+        status = decode(SensorStatus, payload, MAX_BYTES["status"])
+        self._check_sensor(sensor_id, status.sensor_id)
+        with self.store.session() as session:
+            sensor_store.touch_sensor(
+                session,
+                sensor_id,
+                now,
+                online=status.state == "online",
+                version=status.version,
+                health=status.health.model_dump(),
+            )
+        self.streams.setdefault(sensor_id, CentralStream())
+        return []
+
+    def _on_acks(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
+        msg = decode(CommandAcks, payload, MAX_BYTES["acks_up"])
+        self._check_sensor(sensor_id, msg.sensor_id)
+        with self.store.session() as session:
+            for ack in msg.acks:
+                data = ack.model_dump()
+                command = command_store.record_ack(session, sensor_id, data, now)
+                if command is None:
+                    self.stats["ack_ignored"] += 1
+                    continue
+                self.stats[f"ack_{command.status}"] += 1
+                alert_store.add_audit(
+                    session,
+                    [
+                        {
+                            "event_id": str(uuid.uuid5(_ACK_NS, command.id)),
+                            "sensor": sensor_id,
+                            "alert_id": command.alert_id,
+                            "ts_ns": now,
+                            "actor": f"sensor:{sensor_id}",
+                            "origin": Origin.SENSOR.value,
+                            "action": f"command_{command.status}",
+                            "detail": {
+                                "command_id": command.id,
+                                "kind": command.kind,
+                                "outcome": ack.outcome,
+                                "reason": ack.reason,
+                            },
+                        }
+                    ],
+                )
+                if command.status == "rejected":
+                    self._rejected(session, sensor_id, command, data)
+        return []
+
+    def _rejected(self, session: Any, sensor_id: str, command: Command, ack: dict) -> None:
+        log.info("sensor %s rejected %s: %s", sensor_id, command.kind, ack.get("reason"))
+        if command.kind == "pcap":
+            self.pcap.cancel((command.params or {}).get("request_id", ""))
+        state = ack.get("alert")
+        if state is None or command.alert_id is None or command.kind not in _TRIAGE:
+            return
+        field_name = "severity" if command.kind == "severity" else "status"
+        alert_store.revert_field(
+            session, sensor_id, command.alert_id, field_name, command.hlc, state
+        )
+
+    def _on_pcap(
+        self, sensor_id: str, request_id: str, payload: bytes, now: int, topic: str
+    ) -> list[Outgoing]:
+        chunk = decode(PcapChunk, payload, MAX_BYTES["pcap"])
+        self._check_sensor(sensor_id, chunk.sensor_id)
+        if chunk.request_id != request_id:
+            raise ProtocolError("invalid", "request id differs from the topic's")
+        try:
+            done = self.pcap.add(
+                sensor_id,
+                request_id,
+                index=chunk.index,
+                total=chunk.total,
+                size=chunk.size,
+                sha256=chunk.sha256,
+                data=chunk.data,
+                now=now,
+            )
+        except PcapError as exc:
+            raise ProtocolError("pcap", str(exc)) from None
+        if done is not None:
+            self.stats["pcap_done"] += 1
+            if self.pcap_sink is not None:
+                t = done.transfer
+                self.pcap_sink.store(t.sensor_id, t.alert_id, t.request_id, done.data)
+        return []
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _resync(
+        self, sensor_id: str, from_seq: int | None, now: int, *, send: bool = True
+    ) -> list[Outgoing]:
+        with self.store.session() as session:
+            session.execute(
+                update(Command)
+                .where(
+                    Command.sensor == sensor_id,
+                    Command.kind == "resync",
+                    Command.status == "pending",
+                )
+                .values(status="rejected", outcome="replaced", reason="a newer resync replaced it")
+                .execution_options(synchronize_session=False)
+            )
+        result = self.issue_command(
+            sensor_id, "resync", actor="central:sync", from_seq=from_seq, now=now
+        )
+        return list(result.outgoing) if send else []
+
+    def issue_command(
+        self,
+        sensor_id: str,
+        kind: str,
+        *,
+        actor: str,
+        alert_id: int | None = None,
+        value: str | None = None,
+        request_id: str | None = None,
+        chunks: list[int] | None = None,
+        from_seq: int | None = None,
+        precheck: bool = True,
+        now: int | None = None,
+    ) -> IssueResult:
+        """Queue a command for a sensor and return the message that carries it.
+
+        Status, severity and learn are checked against central's copy of the alert with the
+        sensor's lifecycle rules and applied here at once (stamped with central's clock); the
+        sensor's answer confirms or reverts them. ``precheck=False`` sends the command
+        unchecked and unapplied, to let the sensor decide (used to test its refusals).
+        """
+        now = time.time_ns() if now is None else now
+        params: dict[str, Any] = {}
+        with self.store.session() as session:
+            if session.get(sensor_store.Sensor, sensor_id) is None:
+                raise CommandRefused(f"unknown sensor {sensor_id!r}")
+            hlc = self.clock.now()
+            after: dict[str, Any] | None = None
+            before: dict[str, Any] | None = None
+            if precheck and kind in _SENSOR_ONLY:
+                raise CommandRefused(f"{kind} is only possible on the sensor (spec: sensor only)")
+            if kind in _TRIAGE or kind in _SENSOR_ONLY:
+                if alert_id is None:
+                    raise CommandRefused(f"{kind} needs an alert id")
+                alert = alert_store.get_alert(session, sensor_id, alert_id)
+                if alert is None:
+                    raise CommandRefused(f"alert {alert_id} of sensor {sensor_id} is unknown")
+                if precheck:
+                    change = self._plan(alert, kind, value)
+                    if change is None:
+                        return IssueResult("unchanged", f"alert {alert_id} is already so")
+                    before = _fields(alert.status, alert.close_reason, alert.severity)
+                    reason = change.close_reason.value if change.close_reason else None
+                    after = _fields(change.status.value, reason, change.severity)
+                    values = (
+                        {"severity": change.severity}
+                        if kind == "severity"
+                        else {"status": after["status"], "close_reason": after["close_reason"]}
+                    )
+                    alert_store.apply_central_change(session, alert, values, hlc, now)
+            elif kind == "pcap":
+                if alert_id is None:
+                    raise CommandRefused("pcap needs an alert id")
+                request_id = request_id or str(uuid.uuid4())
+                params["request_id"] = request_id
+                if chunks is not None:
+                    params["chunks"] = sorted(set(chunks))[:4096]
+            elif kind == "resync":
+                params["from_seq"] = from_seq
+            elif precheck:
+                raise CommandRefused(f"unknown command kind {kind!r}")
+            command = Command(
+                id=str(uuid.uuid4()),
+                sensor=sensor_id,
+                kind=kind,
+                alert_id=alert_id,
+                value=value,
+                hlc=hlc,
+                actor=actor[:128],
+                issued_ns=now,
+                params=params,
+                status="pending",
+                sent_count=1,
+            )
+            session.add(command)
+            alert_store.add_audit(
+                session,
+                [
+                    {
+                        "event_id": command.id,
+                        "sensor": sensor_id,
+                        "alert_id": alert_id,
+                        "ts_ns": now,
+                        "actor": actor[:128],
+                        "origin": Origin.CENTRAL.value,
+                        "action": kind,
+                        "detail": {
+                            "command_id": command.id,
+                            "before": before,
+                            "after": after,
+                            "hlc": hlc,
+                            **params,
+                        },
+                    }
+                ],
+            )
+            sensor_store.put_state(session, "hlc", self.clock.last)
+        if kind == "pcap" and request_id and chunks is None:
+            self.pcap.expect(sensor_id, alert_id or 0, request_id, now)
+        self.stats[f"issued_{kind}"] += 1
+        return IssueResult(
+            "queued",
+            f"{kind} queued for sensor {sensor_id}",
+            command.id,
+            request_id,
+            tuple(self._commands(sensor_id, [command])),
+        )
+
+    @staticmethod
+    def _plan(alert: Any, kind: str, value: str | None) -> Any:
+        state = AlertState(
+            id=alert.alert_id,
+            type_id=alert.type_id,
+            status=Status(alert.status),
+            close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
+            severity=alert.severity,
+            learnable=alert.learnable,
+            mutable=alert.mutable,
+        )
+        try:
+            return plan(state, _TRIAGE[kind], Origin.CENTRAL, value)
+        except (TransitionRefused, ValueError) as exc:
+            raise CommandRefused(str(exc)) from None

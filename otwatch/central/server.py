@@ -1,0 +1,133 @@
+"""One central process: MQTT ingest, the HTTP API and the periodic jobs on one event loop.
+
+uvicorn's ``Server.serve()`` runs inside the same asyncio loop as ``CentralService``; signal
+handling stays with the caller (``run_until_signal``), which sets ``stop`` for all three.
+The API listens on loopback unless remote access is asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from otwatch.central.api import create_app
+from otwatch.central.maintenance import MaintenanceSettings
+from otwatch.central.node import CentralNode
+from otwatch.central.pcapstore import PcapStore
+from otwatch.central.service import CentralService
+from otwatch.errors import OtwatchError
+from otwatch.sync.tasks import spawn
+
+__all__ = ["ListenError", "ServerOptions", "bind", "parse_listen", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+class ListenError(OtwatchError):
+    """An unusable or refused ``--listen`` address."""
+
+
+def parse_listen(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6). A host that is not a loopback address needs
+    ``allow_remote`` (the API would be reachable from the network)."""
+    raw = text.strip()
+    host, sep, port_text = raw.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ListenError(f"invalid --listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8470")
+    host = host.strip("[]") or "127.0.0.1"
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise ListenError(f"invalid --listen host {host!r}: give an IP address") from None
+    if not loopback and not allow_remote:
+        raise ListenError(
+            f"refusing to serve the API on {host}: it is not a loopback address; put a TLS "
+            "reverse proxy in front, or pass --allow-remote to serve it there directly"
+        )
+    return host, int(port_text)
+
+
+def bind(address: tuple[str, int]) -> socket.socket:
+    """The API's listening socket, bound now so that a busy port is one clear error."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    listen: socket.socket | None = None
+    """A socket from ``bind`` (None: no API)."""
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    maintenance_interval_s: float = 60.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers (the process's ``stop`` event rules)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        return
+
+
+async def _maintenance(
+    service: CentralService, engine: CentralNode, options: ServerOptions, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            done = await service.worker.run(engine.maintenance, time.time_ns(), options.maintenance)
+            if any(done.values()):
+                log.info("maintenance: %s", done)
+        except OtwatchError as exc:
+            log.warning("maintenance failed: %s", exc)
+        except Exception:  # a bug in a job must not stop ingest or the API
+            log.exception("maintenance failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=options.maintenance_interval_s)
+
+
+async def serve(
+    service: CentralService,
+    engine: CentralNode,
+    pcaps: PcapStore | None,
+    options: ServerOptions,
+    stop: asyncio.Event,
+) -> None:
+    """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
+    tasks = [spawn(_maintenance(service, engine, options, stop), name="central-maintenance")]
+    server = None
+    if options.listen is not None:
+        app = create_app(engine.store, service, pcaps, progress=engine.pcap_progress)
+        host, port = options.listen.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        server = _EmbeddedServer(config)
+        tasks.append(spawn(server.serve(sockets=[options.listen]), name="central-api"))
+        log.info("central API on http://%s:%d (OpenAPI at /openapi.json)", host, port)
+    try:
+        await service.run(stop)
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)

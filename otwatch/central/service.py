@@ -1,0 +1,126 @@
+"""Run central's MQTT side: connect, ingest sensor messages, send commands, reconnect.
+
+``CentralService`` pumps ``CentralSync`` (database work on one worker thread) and offers
+``issue_command`` to in-process callers (the HTTP API): the command is stored pending and
+published at once when connected, otherwise on the next connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from otwatch.central.ingest import CentralSync, IssueResult
+from otwatch.sync.daemon import Backoff, Worker, publish_all
+from otwatch.sync.protocol.outgoing import Outgoing
+from otwatch.sync.protocol.topics import PREFIX, central_subscription
+from otwatch.sync.tasks import spawn
+from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError
+
+__all__ = ["CentralService"]
+
+log = logging.getLogger(__name__)
+
+
+class CentralService:
+    def __init__(
+        self,
+        engine: CentralSync,
+        broker: BrokerConfig,
+        *,
+        client_id: str = "otwatch-central",
+        share_group: str | None = None,
+        poll_interval_s: float = 1.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.engine = engine
+        self.broker = broker
+        self.client_id = client_id
+        self.share_group = share_group
+        self.poll_interval_s = poll_interval_s
+        self.backoff = backoff or Backoff()
+        self.worker = Worker("otwatch-central-db")
+        self.connected = asyncio.Event()
+        self._conn: Connection | None = None
+
+    async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
+        """Queue a command (see ``CentralSync.issue_command``) and publish it if connected."""
+        result = await self.worker.run(lambda: self.engine.issue_command(sensor_id, kind, **kwargs))
+        await self._send(result.outgoing)
+        return result
+
+    async def _send(self, messages: tuple[Outgoing, ...] | list[Outgoing]) -> None:
+        conn = self._conn
+        if conn is None or not messages:
+            return
+        try:
+            await publish_all(conn, messages)
+        except SyncTransportError as exc:
+            log.info("not sent now (pending until the next connect): %s", exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    async with Connection(self.broker, self.client_id) as conn:
+                        log.info("connected to %s:%d", self.broker.host, self.broker.port)
+                        await self._session(conn, stop)
+                except SyncTransportError as exc:
+                    log.warning("%s", exc)
+                finally:
+                    self._conn = None
+                    self.connected.clear()
+                if stop.is_set():
+                    break
+                delay = self.backoff.next()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+        finally:
+            self.worker.close()
+
+    async def _session(self, conn: Connection, stop: asyncio.Event) -> None:
+        await conn.subscribe(central_subscription(self.share_group))
+        if self.share_group:
+            # A shared subscription deals one PCAP's chunks out to every instance: each
+            # instance also takes them all directly (see otwatch.central.node).
+            await conn.subscribe(f"{PREFIX}/+/up/pcap/#")
+        self._conn = conn
+        await publish_all(conn, await self.worker.run(self.engine.on_connect, time.time_ns()))
+        self.backoff.reset()
+        self.connected.set()
+
+        async def receive() -> None:
+            replies: set[asyncio.Task[None]] = set()
+            async for inbound in conn.messages():
+                out = await self.worker.run(
+                    self.engine.on_message, inbound.topic, inbound.payload, time.time_ns()
+                )
+                if out:  # acks go out while the next message is processed
+                    replies.add(spawn(publish_all(conn, out), name="central-reply"))
+                for task in [t for t in replies if t.done()]:
+                    replies.discard(task)
+                    task.result()
+
+        async def timers() -> None:
+            while True:
+                await asyncio.sleep(self.poll_interval_s)
+                await publish_all(conn, await self.worker.run(self.engine.poll, time.time_ns()))
+
+        tasks = [spawn(receive(), name="central-receive"), spawn(timers(), name="central-timers")]
+        stopper = spawn(stop.wait(), name="central-stop")
+        try:
+            finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        for task in finished:
+            if task is not stopper and task.exception() is not None:
+                exc = task.exception()
+                if isinstance(exc, SyncTransportError):
+                    raise exc
+                log.error("central session failed", exc_info=exc)
+                raise SyncTransportError(f"central session failed: {exc!r}") from exc

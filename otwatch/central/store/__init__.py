@@ -1,0 +1,1 @@
+"""central store: alerts from every sensor, audit, commands, sensors registry."""

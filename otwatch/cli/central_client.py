@@ -1,0 +1,311 @@
+"""``otwatch alerts … --central URL --token TOKEN``: the same commands against central's API.
+
+The options (also ``OTWATCH_CENTRAL_URL`` / ``OTWATCH_CENTRAL_TOKEN``) may be given on the
+root group or on ``alerts``; they land in ``ctx.meta`` and each ``alerts`` command asks
+``client_from(ctx)`` whether to talk to central. JSON output keeps the sensor's keys (plus
+``sensor``, ``site``, ``zone`` and ``sensors``); ids are central ids ``<alert id>-<sensor id>``.
+Only the standard library is used (``urllib.request``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from otwatch.alertdata import AlertFilter
+from otwatch.errors import OtwatchError
+from otwatch.timeutil import format_iso
+
+__all__ = [
+    "AlertId",
+    "CentralApiError",
+    "CentralClient",
+    "central_options",
+    "client_from",
+    "report_results",
+]
+
+_META = "otwatch.central"
+PAGE = 1000
+_CENTRAL_ID = re.compile(r"^\d{1,18}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CentralApiError(OtwatchError):
+    """Central refused the request or cannot be reached (the message says which)."""
+
+
+class AlertId(click.ParamType):
+    """A sensor alert id (integer) or a central id ``<sensor alert id>-<sensor id>``."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        if _CENTRAL_ID.match(text):
+            return text
+        self.fail(f"{text!r} is neither an alert id nor a central id like 42-sensor1", param, ctx)
+
+
+def _remember(name: str) -> Callable[[click.Context, Any, Any], None]:
+    def callback(ctx: click.Context, _param: Any, value: Any) -> None:
+        if value:
+            ctx.meta.setdefault(_META, {})[name] = value
+
+    return callback
+
+
+def central_options(func: Callable) -> Callable:
+    """``--central URL`` and ``--token TOKEN`` (kept in ``ctx.meta``, not passed on)."""
+    func = click.option(
+        "--token",
+        envvar="OTWATCH_CENTRAL_TOKEN",
+        expose_value=False,
+        callback=_remember("token"),
+        help="Central API token (with --central). Env: OTWATCH_CENTRAL_TOKEN.",
+    )(func)
+    return click.option(
+        "--central",
+        metavar="URL",
+        envvar="OTWATCH_CENTRAL_URL",
+        expose_value=False,
+        callback=_remember("url"),
+        help="Work on central's alerts through its API, e.g. http://127.0.0.1:8470. "
+        "Env: OTWATCH_CENTRAL_URL.",
+    )(func)
+
+
+class CentralClient:
+    def __init__(self, url: str, token: str, *, timeout: float = 60.0) -> None:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CentralApiError(f"invalid --central URL {url!r}: use http(s)://HOST:PORT")
+        self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/api/v1"
+        self.token = token
+        self.timeout = timeout
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _open(self, method: str, path: str, params: Any = None, body: Any = None):
+        url = self.base + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        data = None
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            raise CentralApiError(_http_error(exc)) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CentralApiError(f"cannot reach central at {self.base}: {reason}") from None
+
+    def get(self, path: str, params: Any = None) -> Any:
+        with self._open("GET", path, params) as response:
+            return json.load(response)
+
+    def post(self, path: str, body: Any = None, params: Any = None) -> Any:
+        with self._open("POST", path, params, body if body is not None else {}) as response:
+            return json.load(response)
+
+    def stream(self, path: str, params: Any = None) -> Iterator[bytes]:
+        with self._open("GET", path, params) as response:
+            while block := response.read(1 << 16):
+                yield block
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def alerts(self, flt: AlertFilter, sort: str, limit: int | None) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while limit is None or len(rows) < limit:
+            size = PAGE if limit is None else min(PAGE, limit - len(rows))
+            params = {**filter_params(flt), "sort": sort, "limit": size, "offset": offset}
+            page = self.get("/alerts", params)
+            rows.extend(page["alerts"])
+            if page.get("next_offset") is None:
+                break
+            offset = page["next_offset"]
+        return rows
+
+    def groups(self, flt: AlertFilter, by: str) -> list[tuple[str, int]]:
+        data = self.get("/alerts/groups", {**filter_params(flt), "by": by})
+        return [(g["value"], g["count"]) for g in data["groups"]]
+
+    def show(self, alert_id: str) -> dict[str, Any]:
+        return self.get(f"/alerts/{urllib.parse.quote(str(alert_id), safe='')}")
+
+    def act(self, action: str, ids: list[str], value: str | None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"ids": ids}
+        if action in ("status", "severity"):
+            body[action] = value
+        return self.post(f"/alerts/{action}", body)["results"]
+
+    def export(self, flt: AlertFilter) -> Iterator[bytes]:
+        return self.stream("/alerts/export.csv", filter_params(flt))
+
+    def request_pcap(self, alert_id: str, fresh: bool = False) -> dict[str, Any]:
+        quoted = urllib.parse.quote(str(alert_id), safe="")
+        return self.post(f"/alerts/{quoted}/pcap", params={"fresh": "true"} if fresh else None)
+
+    def pcap_status(self, request_id: str) -> dict[str, Any]:
+        return self.get(f"/pcap/{urllib.parse.quote(request_id, safe='')}")
+
+    def download(self, view: dict[str, Any], output: Path) -> tuple[int, str]:
+        """Write the PCAP to ``output`` (atomically), verifying its SHA-256."""
+        tmp = output.with_name(output.name + ".part")
+        sha, size = hashlib.sha256(), 0
+        try:
+            with open(tmp, "wb") as fh:
+                for block in self.stream(f"/pcap/{view['request_id']}/file"):
+                    fh.write(block)
+                    sha.update(block)
+                    size += len(block)
+            if sha.hexdigest() != view["sha256"] or size != view["size"]:
+                raise CentralApiError(
+                    f"downloaded PCAP does not match its SHA-256 {view['sha256']} "
+                    f"({size} bytes); not written"
+                )
+            os.replace(tmp, output)
+        except OSError as exc:
+            raise CentralApiError(f"cannot write {output}: {exc.strerror}") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return size, sha.hexdigest()
+
+
+def _http_error(exc: urllib.error.HTTPError) -> str:
+    try:
+        detail = json.load(exc).get("detail")
+    except (ValueError, AttributeError, OSError):
+        detail = None
+    if isinstance(detail, list):  # FastAPI validation errors
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', ())[1:])}: {d.get('msg')}" for d in detail
+        )
+    text = detail or exc.reason
+    if exc.code == 401:
+        return f"central refused the token (401): {text}"
+    if exc.code == 403:
+        return f"permission denied (403): {text}"
+    return f"central: {text} ({exc.code})"
+
+
+def filter_params(flt: AlertFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, values in (
+        ("status", flt.statuses),
+        ("severity", flt.severities),
+        ("engine", flt.engines),
+        ("category", flt.categories),
+        ("sensor", flt.sensors),
+        ("site", flt.sites),
+        ("zone", flt.zones),
+        ("protocol", flt.protocols),
+        ("type", flt.types),
+    ):
+        if values:
+            params[key] = list(values)
+    for key, value in (("source", flt.source), ("destination", flt.destination),
+                       ("search", flt.search)):  # fmt: skip
+        if value:
+            params[key] = value
+    if flt.since_ns is not None:
+        params["since"] = format_iso(flt.since_ns)
+    if flt.until_ns is not None:
+        params["until"] = format_iso(flt.until_ns)
+    return params
+
+
+def client_from(ctx: click.Context | None = None) -> CentralClient | None:
+    """The client when ``--central`` was given (anywhere up the command line), else None."""
+    ctx = ctx or click.get_current_context()
+    settings = ctx.meta.get(_META) or {}
+    url = settings.get("url")
+    if not url:
+        return None
+    token = settings.get("token")
+    if not token:
+        raise click.UsageError("--central needs --token (or OTWATCH_CENTRAL_TOKEN)")
+    return CentralClient(url, token)
+
+
+def central_id(value: int | str) -> str:
+    if isinstance(value, int) or str(value).isdigit():
+        raise click.BadParameter(
+            f"{value} is a sensor alert id; with --central use the central id "
+            "<sensor alert id>-<sensor id>, e.g. 42-sensor1",
+            param_hint="ID",
+        )
+    return str(value)
+
+
+def report_results(results: list[dict[str, Any]], fmt: str) -> None:
+    """Per-id outcome like the sensor's; exits 1 when any id was refused or not found."""
+    from otwatch.cli.output import print_json
+
+    if fmt == "json":
+        print_json(results)
+    else:
+        for r in results:
+            if r["outcome"] in ("applied", "unchanged"):
+                click.echo(f"{r['outcome']}: {r['message']}")
+            else:
+                click.echo(f"error: {r['message']}", err=True)
+    if any(r["outcome"] not in ("applied", "unchanged") for r in results):
+        sys.exit(1)
+
+
+def pull_pcap(
+    client: CentralClient,
+    alert_id: str,
+    output: Path,
+    *,
+    wait_s: float,
+    fresh: bool = False,
+    interval_s: float = 1.0,
+) -> None:
+    """Ask central for the alert's PCAP, show progress while waiting, write and verify it."""
+    view = client.request_pcap(alert_id, fresh=fresh)
+    deadline = time.monotonic() + wait_s
+    last = None
+    while view["state"] == "pending":
+        line = view["message"]
+        if line != last:
+            click.echo(f"pcap {alert_id}: {line}", err=True)
+            last = line
+        if time.monotonic() >= deadline:
+            raise CentralApiError(
+                f"PCAP of alert {alert_id} still pending after {wait_s:.0f} s ({line}); "
+                "the request stays open: run the same command again later to fetch it"
+            )
+        time.sleep(interval_s)
+        view = client.pcap_status(view["request_id"])
+    if view["state"] != "done":
+        raise CentralApiError(f"PCAP of alert {alert_id}: {view['state']}: {view['message']}")
+    size, sha = client.download(view, output)
+    click.echo(
+        f"wrote {size:,} bytes of alert {alert_id} to {output} (SHA-256 {sha} verified; "
+        f"from sensor {view['sensor']}, cached centrally until {view['expires']})",
+        err=True,
+    )

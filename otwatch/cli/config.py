@@ -1,0 +1,112 @@
+"""``otwatch config …``: check and show the configuration, and the daemons' start-up gate.
+
+Every daemon command (``agent run``, ``sync run``, ``central run``) calls
+:func:`require_config` first: a bad configuration stops it with one ``error:`` line that
+names each problem and exits 1, before it opens a socket or the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from otwatch.cli.context import CliContext, pass_cli
+from otwatch.cli.output import print_json
+from otwatch.config import Config, ConfigError, load_config
+from otwatch.logsetup import configure_logging
+
+__all__ = ["config", "require_config", "to_toml"]
+
+log = logging.getLogger(__name__)
+
+
+def require_config(ctx: click.Context | None = None) -> Config:
+    """Load and validate the configuration for a daemon, then apply its ``[log]`` settings.
+
+    Raises :class:`~otwatch.config.ConfigError` (an ``OtwatchError``: the root group prints
+    it as one ``error:`` line and exits 1). ``--log-level``/``--log-format`` given on the
+    command line (or ``OTWATCH_LOG_LEVEL``/``OTWATCH_LOG_FORMAT``) win over the file.
+    """
+    ctx = ctx or click.get_current_context()
+    state = ctx.find_object(CliContext)
+    cfg = load_config(state.config_path if state else None)
+    level = state.log_level if state and state.log_level else cfg.log.level
+    fmt = state.log_format if state and state.log_format else cfg.log.format
+    configure_logging(level, fmt)
+    log.info("configuration loaded from %s", cfg.source, extra={"config_source": cfg.source})
+    return cfg
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _table(name: str, values: dict[str, Any]) -> list[str]:
+    lines = [f"[{name}]"]
+    for key, value in values.items():
+        lines.append(f"# {key} = (not set)" if value is None else f"{key} = {_toml_value(value)}")
+    return [*lines, ""]
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """The effective configuration in the file's own layout (engine tables included)."""
+    lines: list[str] = []
+    for section, values in data.items():
+        if section == "engines":
+            lines += _table("engines", {"disabled": values["disabled"]})
+            for engine, settings in values["settings"].items():
+                lines += _table(f"engines.{engine}", settings)
+        else:
+            lines += _table(section, values)
+    return "\n".join(lines)
+
+
+@click.group()
+def config() -> None:
+    """Check or show the configuration (--config, default /etc/otwatch/otwatch.toml)."""
+
+
+@config.command("check")
+@pass_cli
+def check(cli: CliContext) -> None:
+    """Validate the configuration file and environment; list every problem (exit 1)."""
+    try:
+        cfg = load_config(cli.config_path)
+    except ConfigError as exc:
+        count = len(exc.problems)
+        click.echo(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", err=True)
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {cfg.source} is valid")
+
+
+@config.command("show")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("toml", "json")),
+    default="toml",
+    show_default=True,
+    help="Output format.",
+)
+@pass_cli
+def show(cli: CliContext, fmt: str) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets redacted."""
+    cfg = load_config(cli.config_path)
+    data = cfg.redacted()
+    if fmt == "json":
+        print_json({"source": cfg.source, **data})
+        return
+    click.echo(f"# effective configuration: {cfg.source} (secrets redacted)\n")
+    click.echo(to_toml(data), nl=False)

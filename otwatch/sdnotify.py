@@ -1,0 +1,71 @@
+"""systemd notifications (``sd_notify``) over the unix datagram socket in ``NOTIFY_SOCKET``.
+
+No dependency: a datagram with ``READY=1``, ``WATCHDOG=1``, ``STATUS=…`` or ``STOPPING=1``
+is all the protocol needs. Without ``NOTIFY_SOCKET`` (not started by systemd with
+``Type=notify``) every call is a cheap no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+__all__ = ["Notifier", "watchdog_interval_s"]
+
+
+def watchdog_interval_s() -> float | None:
+    """Half the watchdog timeout systemd set for this process (``WATCHDOG_USEC``), or None."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    try:
+        value = int(usec)
+    except ValueError:
+        return None
+    return value / 2e6 if value > 0 else None
+
+
+class Notifier:
+    """Sends state lines to systemd; errors are swallowed (notification is best effort) and a
+    send never blocks."""
+
+    def __init__(self, address: str | None = None) -> None:
+        address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):
+            address = "\0" + address[1:]  # abstract namespace
+        self.address = address or None
+        self._sock: socket.socket | None = None
+        if self.address:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.setblocking(False)  # a listener that stops reading must not stall us
+
+    @property
+    def enabled(self) -> bool:
+        return self._sock is not None
+
+    def notify(self, *lines: str) -> bool:
+        if self._sock is None or not lines:
+            return False
+        try:
+            self._sock.sendto("\n".join(lines).encode(), self.address)  # type: ignore[arg-type]
+        except OSError:
+            return False
+        return True
+
+    def ready(self, status: str | None = None) -> bool:
+        return self.notify("READY=1", *([f"STATUS={status}"] if status else []))
+
+    def status(self, text: str) -> bool:
+        return self.notify(f"STATUS={text}")
+
+    def watchdog(self) -> bool:
+        return self.notify("WATCHDOG=1")
+
+    def stopping(self, status: str | None = None) -> bool:
+        return self.notify("STOPPING=1", *([f"STATUS={status}"] if status else []))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

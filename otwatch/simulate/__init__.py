@@ -1,0 +1,1 @@
+"""Synthetic plant traffic for the demo, tests and benchmarks (documentation-range addresses)."""

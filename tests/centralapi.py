@@ -1,0 +1,65 @@
+"""Builders for central API tests: alerts straight into the central store, tokens, a client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otwatch.central.store import alerts as alert_store
+from otwatch.central.store import sensors as sensor_store
+from otwatch.central.store.tokens import create_token
+
+T0 = 1_800_000_000 * 1_000_000_000
+MIN_NS = 60 * 1_000_000_000
+
+
+def snapshot(alert_id: int, **over: Any) -> dict[str, Any]:
+    """A sensor's ``AlertSnapshot`` dict (what the sync sends), with overrides."""
+    row = {
+        "id": alert_id,
+        "type_id": "unpermitted_usage_of_modbus_function_code",
+        "name": "Unpermitted Usage of Modbus Function Code",
+        "engine": "policy_violation",
+        "category": "Unauthorized Communication Behavior",
+        "severity": "medium",
+        "status": "new",
+        "close_reason": None,
+        "dedup_key": f"{alert_id:016x}",
+        "source_address": f"192.0.2.{alert_id % 250 + 1}",
+        "destination_address": "198.51.100.7",
+        "source_mac": None,
+        "destination_mac": None,
+        "protocol": "modbus",
+        "first_detection_ns": T0 + alert_id * MIN_NS,
+        "last_detection_ns": T0 + alert_id * MIN_NS,
+        "last_activity_ns": T0 + alert_id * MIN_NS,
+        "detections": 1,
+        "site": "plant",
+        "zone": "z1",
+        "tactics": ["Impair Process Control"],
+        "learnable": True,
+        "mutable": False,
+        "message": f"alert {alert_id}",
+        "remediation": ["Check the PLC program."],
+        "fields": {"function_code": 5},
+        "status_hlc": 0,
+        "severity_hlc": 0,
+    }
+    row.update(over)
+    return row
+
+
+def add_sensor(store, sensor_id: str, *, online: bool = True, site="plant", zone="z1") -> None:
+    with store.session() as s:
+        sensor_store.touch_sensor(s, sensor_id, T0, online=online, site=site, zone=zone)
+
+
+def add_alerts(store, sensor_id: str, snapshots: list[dict[str, Any]], now: int = T0) -> None:
+    with store.session() as s:
+        if s.get(sensor_store.Sensor, sensor_id) is None:
+            sensor_store.touch_sensor(s, sensor_id, now, online=True, site="plant", zone="z1")
+        alert_store.upsert_alerts(s, [alert_store.alert_row(sensor_id, x, now) for x in snapshots])
+
+
+def token(store, name: str, role: str) -> str:
+    with store.session() as s:
+        return create_token(s, name, role)

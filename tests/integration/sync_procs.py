@@ -1,0 +1,197 @@
+"""The moving parts of the sync integration tests: the sensor's sync daemon as a real
+``otwatch sync run`` subprocess, central as a ``CentralService`` on a thread of its own (so
+tests can issue commands), and a waiting helper that fails with what it saw."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from otwatch.agent.store.models import Alert as SensorAlert
+from otwatch.central.ingest import CentralSync
+from otwatch.central.service import CentralService
+from otwatch.central.store.db import open_central_store
+from otwatch.central.store.models import Alert as CentralAlert
+from otwatch.sync.daemon import Backoff
+from otwatch.sync.transport import BrokerConfig
+
+OTWATCH = Path(sys.executable).with_name("otwatch")
+COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll until ``predicate()`` is truthy; the timeout only bounds a failing test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class SensorDaemon:
+    """``otwatch --data-dir D sync run`` as a subprocess."""
+
+    def __init__(self, data_dir: Path, broker_url: str, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.args = [str(OTWATCH), "--data-dir", str(data_dir), "sync", "run", "--broker",
+                     broker_url, "--sensor-id", "s1", *extra]  # fmt: skip
+        self.log = data_dir.parent / "sync.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> SensorDaemon:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._fh = self.log.open("a")
+        self.proc = subprocess.Popen(self.args, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._fh.close()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class CentralThread:
+    """Central's MQTT service on a private event loop thread."""
+
+    def __init__(self, db_url: str, broker: BrokerConfig, **engine_kwargs: Any) -> None:
+        self.db_url = db_url
+        self.broker = broker
+        self.engine_kwargs = engine_kwargs
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> CentralThread:
+        self.store = open_central_store(self.db_url)
+        self.engine = CentralSync(self.store, **self.engine_kwargs)
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+
+            async def main() -> None:
+                self.stop_event = asyncio.Event()
+                self.service = CentralService(
+                    self.engine, self.broker, backoff=Backoff(base_s=0.1, cap_s=1.0)
+                )
+                ready.set()
+                await self.service.run(self.stop_event)
+
+            self.loop.run_until_complete(main())
+
+        self.thread = threading.Thread(target=run, name="central", daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        return self
+
+    def wait_connected(self, timeout: float = 10) -> None:
+        wait_until(lambda: self.service.connected.is_set(), timeout, "central to connect")
+
+    def issue(self, sensor_id: str, kind: str, **kwargs: Any):
+        future = asyncio.run_coroutine_threadsafe(
+            self.service.issue_command(sensor_id, kind, **kwargs), self.loop
+        )
+        return future.result(10)
+
+    def stop(self) -> None:
+        if self.thread is None:
+            return
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(15)
+        self.loop.close()
+        self.store.close()
+        self.thread = None
+
+
+def sensor_table(store) -> dict[int, tuple]:
+    with store.session() as s:
+        return {
+            a.id: tuple(getattr(a, k) for k in COMPARED) for a in s.scalars(select(SensorAlert))
+        }
+
+
+def central_table(db_url: str, sensor_id: str = "s1") -> dict[int, tuple]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(CentralAlert.alert_id, *(getattr(CentralAlert, k) for k in COMPARED)).where(
+                    CentralAlert.sensor == sensor_id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    table = {r[0]: tuple(r[1:]) for r in rows}
+    assert len(rows) == len(table), "duplicate alerts centrally"
+    return table
+
+
+def tables_equal(store, db_url: str) -> bool:
+    return sensor_table(store) == central_table(db_url)
+
+
+def bulk_alerts(store, first: int, count: int, ts_ns: int) -> None:
+    """Insert ``count`` new alerts and their outbox rows the way the agent's flush does, in
+    one transaction, without the per-detection work (the sync is under test here)."""
+    import uuid as _uuid
+
+    from sqlalchemy import insert
+
+    from otwatch.agent.store.models import OutboxEvent
+
+    alerts = [
+        {
+            "id": i, "type_id": "unpermitted_usage_of_modbus_function_code",
+            "name": "Unpermitted Usage of Modbus Function Code", "engine": "policy_violation",
+            "category": "Unauthorized Communication Behavior", "severity": "medium",
+            "status": "new", "close_reason": None, "dedup_key": f"{i:016x}",
+            "source_address": f"192.0.2.{i % 250 + 1}", "destination_address": "198.51.100.7",
+            "source_mac": None, "destination_mac": None, "protocol": "modbus",
+            "first_detection_ns": ts_ns + i, "last_detection_ns": ts_ns + i,
+            "last_activity_ns": ts_ns + i, "detections": 1, "sensor": "s1", "site": "",
+            "zone": "", "tactics": ["Impair Process Control"], "learnable": True,
+            "mutable": False, "message": f"alert {i}", "remediation": ["Check it."],
+            "fields": {"function_code": i % 128}, "status_hlc": 0, "severity_hlc": 0,
+        }
+        for i in range(first, first + count)
+    ]  # fmt: skip
+    outbox = [
+        {"event_id": str(_uuid.uuid4()), "kind": "alert", "alert_id": a["id"],
+         "created_ns": ts_ns, "payload": None}
+        for a in alerts
+    ]  # fmt: skip
+    with store.session() as s:
+        s.execute(insert(SensorAlert), alerts)
+        s.execute(insert(OutboxEvent), outbox)

@@ -1,0 +1,39 @@
+"""Malware Test File Detected - EICAR AV Success from packets."""
+
+from __future__ import annotations
+
+from otwatch.agent.engines.eicar import EICAR, EicarEngine
+from tests.netfactories import A, B, feed, make_pipeline, netstore, syn, tcp, udp
+
+__all__ = ["netstore"]
+ENGINES = (EicarEngine,)
+
+
+def test_in_one_udp_datagram(netstore):
+    p, got = make_pipeline(netstore, ENGINES)
+    feed(p, [udp(A, B, 50000, 69, b"\x00\x03\x00\x01" + EICAR)])
+    [det] = got.of("malware_test_file_detected_eicar_av_success")
+    assert det.fields["protocol"] == "tftp"
+
+
+def test_split_across_two_tcp_segments_reported_once(netstore):
+    p, got = make_pipeline(netstore, ENGINES)
+    body = b"HTTP/1.1 200 OK\r\n\r\n" + EICAR
+    feed(
+        p,
+        [
+            syn(B, A, 80, 50000),
+            tcp(A, B, 80, 50000, payload=body[:50]),
+            tcp(A, B, 80, 50000, payload=body[50:]),
+            tcp(A, B, 80, 50000, payload=body),
+        ],
+    )
+    assert got.types() == {"malware_test_file_detected_eicar_av_success": 1}
+
+
+def test_similar_bytes_are_quiet(netstore):
+    p, got = make_pipeline(netstore, ENGINES)
+    feed(p, [tcp(A, B, 80, 50000, payload=EICAR[:-1] + b"!")])
+    feed(p, [tcp(A, B, 80, 50001, payload=b"X5O!P%@AP"), tcp(A, B, 80, 50001, payload=b"hello")])
+    feed(p, [udp(A, B, 50000, 69, EICAR[:40]), udp(A, B, 50000, 69, EICAR[40:])])  # UDP: no carry
+    assert got.types() == {}

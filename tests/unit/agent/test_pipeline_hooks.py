@@ -1,0 +1,120 @@
+"""Pipeline hooks for detectors: ticks, capture interface, packet-event subscriptions, and
+picking up rule, baseline and learning changes made by other processes at flush."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from otwatch.agent.engines.base import EVENT_ARP, EVENT_SYN, EVENT_UDP, Engine
+from otwatch.agent.engines.custom_rules import CustomRuleEngine
+from otwatch.agent.store.baseline import BASELINE_VERSION, load_learning_ns, save_learning_ns
+from otwatch.agent.store.models import BaselineFact
+from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
+from otwatch.agent.store.state import bump_version
+from tests.factories import modbus_request
+from tests.netfactories import (
+    SEC,
+    T0,
+    A,
+    B,
+    arp_request,
+    feed,
+    make_pipeline,
+    syn,
+    tcp,
+    udp,
+)
+
+
+class Recorder(Engine):
+    name = "recorder"
+    type_ids = frozenset()
+    apps = frozenset({EVENT_SYN, EVENT_UDP, EVENT_ARP})
+
+    def __init__(self, ctx):  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.seen: list[tuple[str | None, str | None]] = []
+        self.ticks: list[int] = []
+
+    def observe(self, rec, flow):  # type: ignore[no-untyped-def]
+        self.seen.append((rec.src_ip or rec.arp_sender_ip, self.ctx.interface))
+
+    def tick(self, now_ns):  # type: ignore[no-untyped-def]
+        self.ticks.append(now_ns)
+
+
+def test_events_interface_and_ticks(store):
+    p, _ = make_pipeline(store, (Recorder,))
+    rec = p.engines[0]
+    feed(
+        p,
+        [tcp(A, B, 50000, 502), syn(A, B, 502), udp(B, A, 53, 5000), arp_request(B, A)],
+        step_ns=SEC // 2,
+        interface="span0",
+    )
+    assert rec.seen == [(A, "span0"), (B, "span0"), (B, "span0")]  # the data packet is skipped
+    assert rec.ticks == [T0, T0 + SEC]
+    p.tick(T0 + 10 * SEC)  # wall-clock tick from an idle capture loop
+    assert rec.ticks[-1] == T0 + 10 * SEC
+
+
+def test_learning_changed_by_the_cli_is_adopted(store):
+    p, _ = make_pipeline(store, (Recorder,), learning_s=100)
+    feed(p, [tcp(A, B, 50000, 502)] * 11, step_ns=SEC)
+    p.flush()
+    with store.session() as session:
+        assert load_learning_ns(session) == 90 * SEC
+        save_learning_ns(session, 0)  # `otwatch baseline stop`
+    p.flush()
+    assert not p.ctx.learning.active
+    with store.session() as session:
+        save_learning_ns(session, 3600 * SEC)  # `otwatch baseline start --period 1h`
+    p.flush()
+    assert p.ctx.learning.remaining_ns == 3600 * SEC
+
+
+def test_rules_and_baseline_changes_reach_a_running_pipeline(store):
+    p, got = make_pipeline(store, (CustomRuleEngine,))
+    feed(p, [modbus_request(A, B, 6)])
+    assert got.types() == {}
+    with store.session() as session:
+        for name, action in (("writes", "alert"), ("writes-log", "event")):
+            session.add(
+                CustomRule(
+                    name=name,
+                    enabled=True,
+                    protocol="modbus",
+                    sources=[],
+                    destinations=[],
+                    conditions=[{"field": "modbus.function_code", "op": "==", "value": 6}],
+                    days=[],
+                    time_from=None,
+                    time_to=None,
+                    action=action,
+                    severity="low",
+                    message="",
+                    created_ns=0,
+                    updated_ns=0,
+                    actor="t",
+                )
+            )
+        session.add(
+            BaselineFact(
+                kind="device",
+                key="192.0.2.99",
+                attrs={},
+                first_seen_ns=0,
+                last_seen_ns=0,
+                origin="import",
+            )
+        )
+        bump_version(session)
+        bump_version(session, BASELINE_VERSION)
+    p.flush()
+    assert p.ctx.baseline.knows("device", "192.0.2.99")
+    feed(p, [modbus_request(A, B, 6)], T0 + SEC)
+    assert [d.fields["rule_name"] for d in got.detections] == ["writes"]
+    p.flush()
+    with store.session() as session:
+        [event] = session.scalars(select(CustomRuleEvent)).all()
+    assert (event.rule_name, event.source_address, event.severity) == ("writes-log", A, "low")

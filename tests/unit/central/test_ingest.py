@@ -1,0 +1,241 @@
+"""Central's ingest on SQLite and PostgreSQL: commit-then-ack, idempotence, hostile input,
+commands with optimistic apply and revert, gaps, births, status."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from otwatch.agent.alerts.lifecycle import Action
+from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.catalog import load_catalog
+from otwatch.agent.sensor import SensorIdentity
+from otwatch.central.ingest import CentralSync, CommandRefused
+from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
+from otwatch.sync.engine import SensorSync
+from otwatch.sync.protocol.streams import NS, StreamLimits
+from otwatch.sync.protocol.topics import down_topic, up_topic
+from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import T0, detection
+from tests.syncnet import Net, central_alerts, sensor_alerts
+
+EXC = "modbus_exception"
+
+
+@pytest.fixture
+def manager(store) -> AlertManager:
+    m = AlertManager(store, load_catalog(), sensor_id="s1", site="plant", zone="z1")
+    for i in range(5):
+        m.observe(detection(src=f"192.0.2.{i + 1}"))
+    m.observe(detection(type_id=EXC, src="192.0.2.99", function_code=1, exception_code=2))
+    m.flush()
+    return m
+
+
+@pytest.fixture
+def net(store, manager, central_store) -> Net:  # noqa: F811
+    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), manager_factory=lambda: manager)
+    central = CentralSync(central_store, limits=StreamLimits(gap_timeout_ns=2 * NS))
+    n = Net(sensor, central)
+    n.connect_central()
+    n.connect_sensor()
+    n.settle()
+    return n
+
+
+def count(central, model, *where) -> int:
+    with central.store.session() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_alerts_arrive_equal_and_the_registry_knows_the_sensor(net):
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    assert len(central_alerts(net.central, "s1")) == 6
+    with net.central.store.session() as s:
+        sensor = s.get(Sensor, "s1")
+        assert (sensor.site, sensor.zone, sensor.online, sensor.events_hw) == (
+            "plant",
+            "z1",
+            True,
+            6,
+        )
+        assert sensor.health["outbox_depth"] == 6  # status was published before the acks
+
+
+def test_redelivered_batches_change_nothing(net, manager):
+    manager.observe(detection(src="192.0.2.1", ts_ns=T0 + 9 * NS))
+    manager.flush()
+    net.tick(2)
+    [batch] = net.sensor.poll(net.now)
+    first = net.central.on_message(batch.topic, batch.payload, net.now)
+    again = net.central.on_message(batch.topic, batch.payload, net.now)
+    assert first == again  # the same ack
+    assert net.central.stats["duplicates"] == 1
+    with net.central.store.session() as s:
+        assert s.scalar(select(Alert.detections).where(Alert.alert_id == 1)) == 2
+
+
+def test_wrong_sensor_id_in_payload_is_dropped_and_counted(net, manager):
+    manager.apply([1], Action.SET_STATUS, actor="ana", value="closed")
+    [batch] = net.sensor.poll(net.now)
+    forged = up_topic("s2", "events")
+    assert net.central.on_message(forged, batch.payload, net.now) == []
+    assert net.central.dropped["wrong_sensor"] == 1
+    with net.central.store.session() as s:
+        assert s.get(Sensor, "s2").dropped == 1
+        assert s.scalar(select(Alert.status).where(Alert.alert_id == 1)) == "new"
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "reason"),
+    [
+        ("events", b"[1, 2", "malformed"),
+        ("events", b'{"v": 2, "sensor_id": "s1", "epoch": "x", "events": [{}]}', "version"),
+        ("status", b'{"v": 1, "sensor_id": "s1", "state": "sleeping"}', "invalid"),
+        ("birth", b"{}" + b" " * 5000, "oversized"),
+        ("acks", b'{"v": 1, "sensor_id": "s1", "acks": [{"command_id": "nope"}]}', "invalid"),
+    ],
+)
+def test_hostile_messages_are_dropped_and_counted(net, kind, payload, reason):
+    before = central_alerts(net.central, "s1")
+    assert net.central.on_message(up_topic("s1", kind), payload, net.now) == []
+    assert net.central.dropped[reason] == 1
+    assert central_alerts(net.central, "s1") == before
+
+
+def test_one_invalid_event_does_not_block_the_batch(net, manager):
+    manager.apply([1], Action.SET_SEVERITY, actor="ana", value="low")
+    manager.apply([2], Action.SET_SEVERITY, actor="ana", value="high")
+    [batch] = net.sensor.poll(net.now)
+    body = json.loads(batch.payload)
+    body["events"][0]["alert"]["status"] = "reopened"
+    [ack] = net.central.on_message(batch.topic, json.dumps(body).encode(), net.now)
+    assert json.loads(ack.payload)["hw"] == 8
+    assert net.central.dropped["invalid_event"] == 1
+    with net.central.store.session() as s:
+        severities = dict(s.execute(select(Alert.alert_id, Alert.severity)).all())
+    assert (severities[1], severities[2]) == ("medium", "high")
+
+
+def test_events_of_an_unknown_epoch_get_a_birth_back(net, manager):
+    manager.apply([1], Action.SET_STATUS, actor="ana", value="closed")
+    [batch] = net.sensor.poll(net.now)
+    body = json.loads(batch.payload)
+    body["epoch"] = str(uuid.uuid4())
+    [reply] = net.central.on_message(batch.topic, json.dumps(body).encode(), net.now)
+    assert reply.topic == down_topic("s1", "birth")
+    assert net.central.dropped["stale_epoch"] == 1
+
+
+def test_a_gap_is_closed_by_a_resync(net, manager):
+    manager.apply([1], Action.SET_STATUS, actor="ana", value="active")
+    manager.apply([2], Action.SET_STATUS, actor="ana", value="active")
+    batches = net.sensor.poll(net.now)
+    for b in batches:
+        net.sensor.published(b, net.now)
+    body = json.loads(batches[0].payload)
+    body["events"] = body["events"][1:]  # seq 7 lost on the way
+    net.central.on_message(batches[0].topic, json.dumps(body).encode(), net.now)
+    net.tick(3)
+    out = net.central.poll(net.now)
+    [resync] = [json.loads(o.payload)["commands"][0] for o in out if o.topic.endswith("commands")]
+    assert (resync["kind"], resync["from_seq"]) == ("resync", 7)
+    net.down.extend(out)
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    assert net.central.streams["s1"].hw == 8
+
+
+def test_central_status_change_is_applied_both_sides(net):
+    result = net.issue("s1", "status", alert_id=3, value="closed", actor="admin")
+    assert result.outcome == "queued"
+    assert central_alerts(net.central, "s1")[3][0] == "closed"  # at once, centrally
+    net.settle()
+    assert sensor_alerts(net.sensor)[3][0] == "closed"
+    with net.central.store.session() as s:
+        assert s.get(Command, result.command_id).status == "applied"
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.alert_id == 3)))
+    assert actions.count("status") == 2 and "command_applied" in actions  # central's + sensor's
+
+
+def test_refused_command_is_reverted_centrally(net, manager):
+    net.disconnect_sensor()
+    manager.apply([1], Action.LEARN, actor="ana")  # on the sensor, while the link is down
+    net.tick(1)
+    net.issue("s1", "status", alert_id=1, value="active", actor="admin")  # central: reopen
+    assert central_alerts(net.central, "s1")[1][0] == "active"
+    net.connect_sensor()
+    net.settle()
+    assert sensor_alerts(net.sensor)[1][:2] == ("closed", "learned")
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    with net.central.store.session() as s:
+        cmd = s.scalar(select(Command).where(Command.kind == "status"))
+        assert (cmd.status, cmd.outcome) == ("rejected", "refused")
+
+
+@pytest.mark.parametrize("kind", ["unlearn", "mute", "unmute"])
+def test_sensor_only_command_sent_anyway_is_refused_and_the_refusal_reaches_central(net, kind):
+    with pytest.raises(CommandRefused, match="only possible on the sensor"):
+        net.issue("s1", kind, alert_id=6, actor="admin")
+    result = net.issue("s1", kind, alert_id=6, actor="admin", precheck=False)
+    net.settle()
+    with net.central.store.session() as s:
+        cmd = s.get(Command, result.command_id)
+        assert (cmd.status, cmd.outcome) == ("rejected", "refused")
+        assert "only possible on the sensor" in cmd.reason
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+
+
+def test_central_refuses_what_the_lifecycle_forbids(net):
+    with pytest.raises(CommandRefused, match="not learnable"):
+        net.issue("s1", "learn", alert_id=6, actor="admin")
+    with pytest.raises(CommandRefused, match="unknown sensor"):
+        net.issue("nope", "status", alert_id=1, value="closed", actor="admin")
+    with pytest.raises(CommandRefused, match="unknown"):
+        net.issue("s1", "status", alert_id=999, value="closed", actor="admin")
+    assert net.issue("s1", "status", alert_id=1, value="new", actor="a").outcome == "unchanged"
+
+
+def test_pending_commands_wait_for_the_sensor_and_go_on_its_birth(net):
+    net.disconnect_sensor()
+    net.down.clear()  # the broker lost them too
+    result = net.issue("s1", "severity", alert_id=2, value="high", actor="admin")
+    net.down.clear()
+    net.connect_sensor()
+    net.settle()
+    assert sensor_alerts(net.sensor)[2][2] == "high"
+    with net.central.store.session() as s:
+        assert s.get(Command, result.command_id).status == "applied"
+
+
+def test_pcap_not_available_reaches_central(net):
+    result = net.issue("s1", "pcap", alert_id=1, actor="admin")
+    net.settle()
+    with net.central.store.session() as s:
+        cmd = s.get(Command, result.command_id)
+        assert (cmd.status, cmd.outcome) == ("rejected", "not_available")
+    assert result.request_id not in net.central.pcap.transfers
+
+
+def test_status_and_will_update_the_registry(net):
+    body = {"v": 1, "sensor_id": "s1", "state": "offline", "version": "9", "ts_ns": 1}
+    net.central.on_message(up_topic("s1", "status"), json.dumps(body).encode(), net.now)
+    with net.central.store.session() as s:
+        assert s.get(Sensor, "s1").online is False
+
+
+def test_restored_central_asks_for_a_snapshot(net, central_store, store, manager):  # noqa: F811
+    with central_store.session() as s:
+        s.execute(Alert.__table__.delete())
+        s.get(Sensor, "s1").events_hw = 0
+    fresh = CentralSync(central_store)
+    net.central = fresh
+    net.disconnect_sensor()
+    net.disconnect_central()
+    net.connect_central()
+    net.connect_sensor()
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(fresh, "s1")

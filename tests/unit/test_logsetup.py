@@ -1,0 +1,128 @@
+"""``otwatch.logsetup``: one line per event, text or JSON, journald priorities."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from otwatch.logsetup import configure_logging
+
+
+class _Stderr:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def getvalue(self) -> str:
+        return self.capsys.readouterr().err
+
+
+@pytest.fixture
+def captured(capsys, monkeypatch):
+    """What the handler writes to (the current) stderr; the root logger is restored after."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    yield _Stderr(capsys)
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_json_lines_carry_fixed_keys_and_extras(captured):
+    configure_logging("info", "json")
+    log = logging.getLogger("otwatch.test")
+    log.debug("hidden")
+    log.warning("sensor %s lost %d frames", "s1", 3, extra={"interface": "eth1", "dropped": 3})
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        log.exception("failed", extra={"message_id": 7})
+    lines = captured.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert list(first)[:4] == ["ts", "level", "logger", "message"]
+    assert first["level"] == "warning" and first["logger"] == "otwatch.test"
+    assert first["message"] == "sensor s1 lost 3 frames"
+    assert (first["interface"], first["dropped"]) == ("eth1", 3)
+    assert first["ts"].endswith("Z") and "T" in first["ts"]
+    assert "ValueError: boom\nsecond line" in second["exc_info"] and second["message_id"] == 7
+
+
+def test_reserved_keys_cannot_be_overridden_by_extras(captured):
+    configure_logging("info", "json")
+    logging.getLogger("x").info("hello", extra={"level": "fake", "ts": "fake"})
+    data = json.loads(captured.getvalue())
+    assert (data["level"], data["message"]) == ("info", "hello") and data["ts"] != "fake"
+
+
+def test_text_is_one_line_per_event_with_time_on_a_terminal(captured):
+    configure_logging("debug", "text")
+    log = logging.getLogger("otwatch.cap")
+    log.info("two\nlines", extra={"iface": "eth 1"})
+    try:
+        int("x")
+    except ValueError:
+        log.error("crashed", exc_info=True)
+    lines = captured.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith('INFO otwatch.cap: two\\nlines iface="eth 1"')
+    assert lines[0][:4].isdigit() and lines[0].split(" ")[0].endswith("Z")
+    assert "ValueError: invalid literal" in lines[1] and "Traceback" in lines[1]
+
+
+def test_text_under_journald_has_syslog_priorities(tmp_path, monkeypatch):
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    with open(tmp_path / "journal", "w+") as fake_journal:
+        st = os.fstat(fake_journal.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        monkeypatch.setattr(sys, "stderr", fake_journal)
+        try:
+            configure_logging("info", "text")
+            logging.getLogger("otwatch.agent").warning("ring full")
+            logging.getLogger("otwatch.agent").error("capture stopped")
+        finally:
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+        fake_journal.seek(0)
+        assert fake_journal.read().splitlines() == [
+            "<4>WARNING otwatch.agent: ring full",
+            "<3>ERROR otwatch.agent: capture stopped",
+        ]
+
+
+def test_reconfiguring_replaces_the_handler(captured):
+    configure_logging("info", "text")
+    configure_logging("info", "json")
+    logging.getLogger("x").info("once")
+    assert len(captured.getvalue().splitlines()) == 1
+
+
+def test_bad_level_or_format_is_refused():
+    with pytest.raises(ValueError, match="log level"):
+        configure_logging("loud", "text")
+    with pytest.raises(ValueError, match="log format"):
+        configure_logging("info", "xml")
+
+
+def test_cli_root_options_select_format_and_level(tmp_path):
+    """A fresh store migrates at INFO (Alembic): JSON lines on stderr, stdout untouched."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTWATCH_")}
+    cmd = [sys.executable, "-m", "otwatch.cli", "--log-format", "json", "--log-level", "info",
+           "--data-dir", str(tmp_path / "data"), "alerts", "list", "--format", "json"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events and all(e["level"] == "info" for e in events)
+    assert any(e["logger"].startswith("alembic") for e in events)
+
+    quiet = subprocess.run(
+        [*cmd[:3], "--data-dir", str(tmp_path / "data2"), "alerts", "list"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == ""
