@@ -49,12 +49,16 @@ class Result:
 
     def line(self) -> str:
         ratio = self.captured / self.sent if self.sent else 0.0
-        rate = self.sent / self.finish_s if self.finish_s else 0.0
-        analysed = "" if self.analysed is None else f"  analysed {self.analysed / self.sent:7.2%}"
+        analysed = ""
+        if self.analysed is not None:
+            analysed = (
+                f"  analysed {self.analysed / self.sent:7.2%} "
+                f"({self.analysed / self.finish_s:>7,.0f} pps)"
+            )
         return (
             f"{self.name:<24} captured/sent {self.captured:>9,}/{self.sent:<9,} = {ratio:8.4%}  "
             f"kernel drops {self.kernel_drops:>8,}  sender {self.send_pps:>7,.0f} pps  "
-            f"done in {self.finish_s:5.1f} s ({rate:>7,.0f} pps){analysed}  {self.note}"
+            f"done in {self.finish_s:5.1f} s{analysed}  {self.note}"
         )
 
 
@@ -202,6 +206,60 @@ def bench_tcpdump(pair: VethPair, pcap: Path, sent: int) -> Result:
     return Result("tcpdump -w (default buffer)", sent, captured, drops, send_pps, finish)
 
 
+def _read_cost_child(interface: str, expect: int) -> int:
+    """In the sensor namespace: open a TPACKET_V3 socket, let the sender fill its ring, then
+    time reading it out (and, on a second fill, reading plus writing the PCAP ring)."""
+    from otwatch.agent.capture.config import CaptureConfig, RingConfig
+    from otwatch.agent.capture.ring import RingWriter
+    from otwatch.agent.capture.source import open_source
+    from otwatch.agent.store.db import open_store
+
+    config = CaptureConfig((interface,), block_size=1 << 20, block_count=1024)
+    with tempfile.TemporaryDirectory(prefix="otwb-read-") as data_dir:
+        store = open_store(data_dir)
+        ring = RingWriter(store, RingConfig(directory=Path(data_dir) / "ring", max_percent=None))
+        src = open_source(interface, config)
+        for label, writer in (("read", None), ("read+ring", ring)):
+            print("ready", flush=True)
+            sys.stdin.readline()  # the sender has finished: the kernel ring holds the frames
+            got = 0
+            started = time.perf_counter()
+            while got < expect:
+                frames = src.read_batch()
+                if not frames:
+                    if time.perf_counter() - started > 30:
+                        break
+                    continue
+                if writer is not None:
+                    writer.write_batch(frames, src.linktype, src.nanosecond)
+                got += len(frames)
+            elapsed = time.perf_counter() - started
+            print(f"{label} {got} {elapsed / max(1, got) * 1e6:.3f}", flush=True)
+        ring.close()
+        src.close()
+        store.close()
+    return 0
+
+
+def bench_read_cost(pair: VethPair, pcap: Path, sent: int) -> str:
+    cmd = ["ip", "netns", "exec", pair.sen, sys.executable, str(Path(__file__).resolve()),
+           "--read-cost", pair.sen_if, "--packets", str(sent)]  # fmt: skip
+    child = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    out = []
+    for _ in range(2):
+        assert child.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
+        pair.send(pcap)
+        child.stdin.write("go\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+        label, got, cost = child.stdout.readline().split()  # type: ignore[union-attr]
+        out.append(f"{label} {float(cost):.2f} µs/frame ({int(got):,} frames)")
+    child.wait(timeout=60)
+    return "pure-Python TPACKET_V3 cost, ring pre-filled: " + "; ".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
@@ -213,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the agents' data dirs")
+    parser.add_argument("--read-cost", metavar="IF", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.read_cost:
+        return _read_cost_child(args.read_cost, args.packets)
     if os.geteuid() != 0 or not shutil.which("tcpreplay") or not shutil.which("tcpdump"):
         print("needs root, tcpreplay and tcpdump", file=sys.stderr)
         return 2
@@ -228,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     pair = VethPair()
     results = []
     try:
+        print(bench_read_cost(pair, pcap, sent), flush=True)
         results.append(bench_tcpdump(pair, pcap, sent))
         print(results[-1].line(), flush=True)
         for blocks in (int(b) for b in args.block_counts.split(",")):

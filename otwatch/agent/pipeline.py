@@ -104,6 +104,16 @@ class Pipeline:
         ]
         self._next_tick_ns = 0
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
+        self._subscribe()
+        self.flows = FlowTable(max_flows)
+        self.ctx.flows = self.flows
+        self._interface_last = self.ctx.interface_last_ns
+        self.stats = PipelineStats()
+        self._error_logged: set[str] = set()
+
+    def _subscribe(self) -> None:
+        """(Re)build who is called for what from each engine's ``apps`` (an engine may change
+        its own, e.g. the custom-rule engine with no rules subscribes to nothing)."""
         self._every: list[tuple[str, Observe]] = []
         self._by_app: dict[str, list[tuple[str, Observe]]] = {}
         for engine in self.engines:
@@ -113,9 +123,6 @@ class Pipeline:
             else:
                 for app in engine.apps:
                     self._by_app.setdefault(app, []).append(entry)
-        self.flows = FlowTable(max_flows)
-        self.stats = PipelineStats()
-        self._error_logged: set[str] = set()
 
     def start_segment(self) -> None:
         """A new file or capture session begins: time gaps before it do not count as learning."""
@@ -134,6 +141,7 @@ class Pipeline:
             self.ctx.interface = interface
         if ts_ns >= self._next_tick_ns:
             self.tick(ts_ns)
+        self._interface_last[interface] = ts_ns
         rec = decode(ts_ns, wire_len, linktype, data)
         if rec.malformed is not None:
             stats.malformed += 1
@@ -233,6 +241,7 @@ class Pipeline:
                 self.ctx.settings[CustomRuleEngine.name] = {"rules": rules}
                 for engine in self._custom:
                     engine.load(rules)
+                self._subscribe()
         version = int(get_state(session, BASELINE_VERSION, 0))
         if version != self._baseline_version:
             self._baseline_version = version

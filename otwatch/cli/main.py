@@ -6,6 +6,7 @@ Domain errors (``OtwatchError``) become one ``error: …`` line and exit 1; usag
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -14,27 +15,45 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from otwatch import __version__
-from otwatch.cli.agent import agent
-from otwatch.cli.alerts import alerts
-from otwatch.cli.baseline import baseline
-from otwatch.cli.catalog import catalog
-from otwatch.cli.central import central
 from otwatch.cli.central_client import central_options
-from otwatch.cli.config import config
 from otwatch.cli.context import DEFAULT_DATA_DIR, CliContext
-from otwatch.cli.demo import demo
-from otwatch.cli.maintenance import maintenance
-from otwatch.cli.pcap import pcap
-from otwatch.cli.rules import rules
-from otwatch.cli.sync import sync
 from otwatch.errors import OtwatchError
 from otwatch.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
 
 __all__ = ["cli", "main"]
 
 
+#: Command groups, imported only when used: `otwatch alerts list` need not import Scapy, the
+#: capture engine or the central API. An import error is not swallowed: it fails loudly, and
+#: tests/unit/cli/test_cli_commands.py imports every entry.
+SUBCOMMANDS = {
+    "agent": "otwatch.cli.agent:agent",
+    "alerts": "otwatch.cli.alerts:alerts",
+    "baseline": "otwatch.cli.baseline:baseline",
+    "catalog": "otwatch.cli.catalog:catalog",
+    "central": "otwatch.cli.central:central",
+    "config": "otwatch.cli.config:config",
+    "demo": "otwatch.cli.demo:demo",
+    "maintenance": "otwatch.cli.maintenance:maintenance",
+    "pcap": "otwatch.cli.pcap:pcap",
+    "rules": "otwatch.cli.rules:rules",
+    "sync": "otwatch.cli.sync:sync",
+}
+
+
 class OtwatchGroup(click.Group):
-    """Turns domain errors raised anywhere below into one clear line."""
+    """Turns domain errors raised anywhere below into one clear line; loads subcommands lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in SUBCOMMANDS:
+            module_name, attr = SUBCOMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -99,17 +118,6 @@ def cli(
     ctx.call_on_close(state.close)
 
 
-cli.add_command(agent)
-cli.add_command(alerts)
-cli.add_command(catalog)
-cli.add_command(demo)
-cli.add_command(config)
-cli.add_command(central)
-cli.add_command(sync)
-cli.add_command(pcap)
-cli.add_command(maintenance)
-cli.add_command(rules)
-cli.add_command(baseline)
 
 
 def main() -> None:

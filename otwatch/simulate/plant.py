@@ -51,7 +51,7 @@ class PlantProfile:
     functions: tuple[int, ...] = (3, 4)
     write_every: int = 40
     """Every N-th poll of a PLC by its first HMI is a function 6 write (normal operation)."""
-    _rng: random.Random = field(init=False, repr=False)
+    _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)

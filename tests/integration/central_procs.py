@@ -43,9 +43,24 @@ class CentralProcess:
         self.url = f"http://{HOST}:{self.port}"
         self.db_url = db_url
         self.pcap_dir = workdir / "pcap"
-        self.args = [str(OTWATCH), "central", "run", "--db", db_url, "--broker", broker_url,
-                     "--listen", f"{HOST}:{self.port}", "--pcap-dir", str(self.pcap_dir),
-                     "--maintenance-interval", "1", "--log-level", "info", *extra]  # fmt: skip
+        self.args = [
+            str(OTWATCH),
+            "central",
+            "run",
+            "--db",
+            db_url,
+            "--broker",
+            broker_url,
+            "--listen",
+            f"{HOST}:{self.port}",
+            "--pcap-dir",
+            str(self.pcap_dir),
+            "--maintenance-interval",
+            "1",
+            "--log-level",
+            "info",
+            *extra,
+        ]
         self.log = workdir / "central.log"
         self.proc: subprocess.Popen | None = None
 
@@ -129,9 +144,12 @@ class NodeThread:
             async def main() -> None:
                 self.stop_event = asyncio.Event()
                 self.service = CentralService(
-                    self.engine, self.broker, client_id=self.client_id,
-                    share_group=self.share_group, backoff=Backoff(base_s=0.1, cap_s=1.0),
-                )  # fmt: skip
+                    self.engine,
+                    self.broker,
+                    client_id=self.client_id,
+                    share_group=self.share_group,
+                    backoff=Backoff(base_s=0.1, cap_s=1.0),
+                )
                 ready.set()
                 await self.service.run(self.stop_event)
 

@@ -27,8 +27,7 @@ def plant(tmp_path, mosquitto):  # noqa: F811
     db_url = f"sqlite:///{tmp_path / 'central' / 'central.db'}"
     tokens = {}
     for name, role in (("ops", "admin"), ("auditor", "reader")):
-        made = otwatch("central", "token", "create", "--name", name, "--role", role,
-                       "--db", db_url)  # fmt: skip
+        made = otwatch("central", "token", "create", "--name", name, "--role", role, "--db", db_url)
         assert made.returncode == 0, made.stderr
         tokens[role] = made.stdout.strip()
     central = CentralProcess(tmp_path / "central", db_url, mosquitto.url).start()
@@ -52,8 +51,9 @@ def test_cli_against_central_end_to_end(plant):
     rows = wait_until(lambda: len(listed()) == 3 and listed(), 30, "3 alerts centrally")
     assert [r["id"] for r in rows] == ["3-s1", "2-s1", "1-s1"]
     assert {"sensor", "site", "zone", "source_address", "last_detection"} <= set(rows[0])
-    counts = json.loads(otwatch(*reader, "alerts", "list", "--group-by", "severity",
-                                "--format", "json").stdout)  # fmt: skip
+    counts = json.loads(
+        otwatch(*reader, "alerts", "list", "--group-by", "severity", "--format", "json").stdout
+    )
     assert counts == [{"severity": "medium", "count": 3}]
     shown = json.loads(otwatch(*reader, "alerts", "show", "2-s1", "--format", "json").stdout)
     assert shown["remediation"] and shown["seen_by"][0]["sensor"] == "s1"
@@ -93,11 +93,15 @@ def test_cli_against_central_end_to_end(plant):
     # sensor offline: the request stays pending, and completes once the sensor is back
     daemon.kill9()
     wait_until(
-        lambda: "offline" in otwatch(*reader, "alerts", "show", "2-s1").stdout
-        or not json.loads(otwatch(*reader, "alerts", "show", "2-s1", "--format", "json").stdout)[
-            "seen_by"][0]["sensor_online"],
-        30, "central to see the sensor offline",
-    )  # fmt: skip
+        lambda: (
+            "offline" in otwatch(*reader, "alerts", "show", "2-s1").stdout
+            or not json.loads(
+                otwatch(*reader, "alerts", "show", "2-s1", "--format", "json").stdout
+            )["seen_by"][0]["sensor_online"]
+        ),
+        30,
+        "central to see the sensor offline",
+    )
     late = tmp_path / "late.pcap"
     waiting = otwatch("alerts", "pcap", "2-s1", "-o", str(late), "--wait", "1", env=admin)
     assert waiting.returncode == 1 and "offline" in waiting.stderr

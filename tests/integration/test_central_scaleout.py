@@ -18,8 +18,9 @@ from tests.integration.test_sync_mqtt import Agent
 def test_two_instances_share_the_ingest_without_loss_or_duplicates(tmp_path, mosquitto, pg_url):  # noqa: F811
     agent = Agent(tmp_path / "sensor")
     cfg = BrokerConfig().with_url(mosquitto.url)
-    nodes = [NodeThread(pg_url, cfg, client_id=f"central-{i}", share_group="otwatch")
-             for i in (1, 2)]  # fmt: skip
+    nodes = [
+        NodeThread(pg_url, cfg, client_id=f"central-{i}", share_group="otwatch") for i in (1, 2)
+    ]
     daemon = SensorDaemon(tmp_path / "sensor", mosquitto.url)
     try:
         for node in nodes:
@@ -30,8 +31,11 @@ def test_two_instances_share_the_ingest_without_loss_or_duplicates(tmp_path, mos
         agent.alerts(20)  # a few one by one, as detections come
         nodes[1].stop()  # one instance leaves mid-stream
         agent.alerts(1000)
-        wait_until(lambda: sensor_table(agent.store) == central_table(pg_url), 90,
-                   "central equal to the sensor")  # fmt: skip
+        wait_until(
+            lambda: sensor_table(agent.store) == central_table(pg_url),
+            90,
+            "central equal to the sensor",
+        )
         assert len(central_table(pg_url)) == 2520  # central_table also asserts no duplicates
         processed = [n.engine.stats["events"] for n in nodes]
         assert all(p > 0 for p in processed), processed  # both instances did share the work

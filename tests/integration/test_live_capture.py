@@ -264,9 +264,7 @@ def test_two_workers_split_flows_without_duplicate_alerts(pair, tmp_path):
     try:
         with store.session() as s:
             keys = s.execute(select(Alert.dedup_key, func.count()).group_by(Alert.dedup_key)).all()
-            new_assets = s.scalar(
-                select(func.count()).where(Alert.type_id == "new_asset_detected")
-            )
+            new_assets = s.scalar(select(func.count()).where(Alert.type_id == "new_asset_detected"))
             evidence = s.scalar(select(func.count()).where(PcapEvidence.status == "ready"))
     finally:
         store.close()

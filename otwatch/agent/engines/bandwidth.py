@@ -10,8 +10,10 @@ least twice the learned level's ceiling) and of at least ``min_bytes`` raises an
 Devices and pairs not seen while learning are not judged: that is new-device and
 new-connection territory.
 
-Per packet this costs one dict lookup keyed by the flow object (the flow table already counts
-the bytes); minutes are closed together when traffic time or a tick enters the next minute.
+It costs nothing per packet: the flow table already counts bytes, and on the tick that enters
+a new minute every flow's growth since the previous minute is summed (a tick comes at least
+once per second, so up to a second of the new minute may count toward the old one; flows
+evicted from a full table within the minute are lost).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Config:
     """Levels (doublings) above the learned busiest minute that count as abnormal."""
     min_bytes: int = 1_000_000
     max_tracked: int = 50_000
-    """Flows counted per minute, and learned devices/pairs kept in memory."""
+    """Learned devices and pairs kept in memory (each)."""
 
 
 def _parse(keys: set[str], limit: int) -> dict[str, int]:
@@ -53,7 +55,7 @@ def _parse(keys: set[str], limit: int) -> dict[str, int]:
 class BandwidthEngine(Engine):
     name = "bandwidth"
     type_ids = frozenset({DEVICE_BW, CHANNEL_BW})
-    apps = None
+    apps = frozenset()  # ticks only: the flow table already counts every packet's bytes
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
@@ -63,51 +65,38 @@ class BandwidthEngine(Engine):
         self.channel_levels = _parse(ctx.baseline.kind(CHANNEL_KIND), c.max_tracked)
         self.bucket = -1
         self.starts: dict[Flow, int] = {}
-        """flow -> its byte count when this minute began"""
-        self.dropped = 0
+        """flow -> its byte count when the current minute began"""
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
-        if flow is None:
-            return None
-        out = None
-        bucket = rec.ts_ns // self._bucket_ns
-        if bucket > self.bucket:
-            out = self._close(bucket, flow, rec.wire_len)
-        starts = self.starts
-        if flow not in starts:
-            if len(starts) < self.config.max_tracked:
-                starts[flow] = flow.bytes - rec.wire_len
-            else:
-                self.dropped += 1
-        return out
+        return None
 
     def tick(self, now_ns: int) -> list[Detection] | None:
         bucket = now_ns // self._bucket_ns
-        return self._close(bucket, None, 0) if bucket > self.bucket and self.starts else None
+        if bucket <= self.bucket or self.ctx.flows is None:
+            return None
+        out = self._close() if self.bucket >= 0 else None
+        self.bucket = bucket
+        self.starts = {flow: flow.bytes for flow in self.ctx.flows}
+        return out
 
     def restart_segment(self) -> None:
-        self.starts.clear()
+        self.starts = {}
         self.bucket = -1
 
-    def _close(self, bucket: int, current: Flow | None, size: int) -> list[Detection] | None:
-        """Judge (or learn) the minute that just ended and start ``bucket``. ``current`` is
-        the flow of the packet that opened the new minute; its ``size`` bytes are not part of
-        the old one."""
-        ended, starts = self.bucket, self.starts
-        self.bucket, self.starts = bucket, {}
-        if ended < 0 or not starts:
-            return None
+    def _close(self) -> list[Detection] | None:
+        """Judge (or learn) the minute that just ended, from each flow's byte growth."""
+        starts = self.starts
         devices: dict[str, int] = {}
         channels: dict[str, int] = {}
-        for flow, start in starts.items():
-            volume = flow.bytes - start - (size if flow is current else 0)
+        for flow in self.ctx.flows or ():
+            volume = flow.bytes - starts.get(flow, 0)
             if volume <= 0:
                 continue
             for device in (flow.client, flow.server):
                 devices[device] = devices.get(device, 0) + volume
             pair = f"{flow.client}>{flow.server}"
             channels[pair] = channels.get(pair, 0) + volume
-        end_ns = (ended + 1) * self._bucket_ns
+        end_ns = (self.bucket + 1) * self._bucket_ns
         out: list[Detection] = []
         for device, volume in devices.items():
             self._judge(out, DEVICE_KIND, self.device_levels, device, volume, end_ns)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from otwatch.agent.decode.flows import Flow
+from otwatch.agent.decode.flows import Flow, FlowTable
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
@@ -89,6 +89,10 @@ class EngineContext:
     """Per-engine threshold overrides, keyed by engine name."""
     interface: str | None = None
     """Capture interface of the packet being processed (None for offline replay)."""
+    interface_last_ns: dict[str | None, int] = field(default_factory=dict)
+    """Time of the latest packet per capture interface (kept by the pipeline)."""
+    flows: FlowTable | None = None
+    """The pipeline's flow table, for detectors that sum flows on ticks instead of per packet."""
 
 
 class Engine:

@@ -4,7 +4,8 @@ Defined Rule*, with the rule's own title in ``rule_name`` and its severity in
 
 Rules come from ``ctx.settings["custom_rules"]["rules"]`` (raw dicts, as the store keeps
 them); the pipeline fills that from the store and calls :meth:`load` again when the rules
-change. Events wait in ``pending_events`` (bounded) for the pipeline to write them.
+change. Without enabled rules the engine subscribes to no packets at all. Events wait in
+``pending_events`` (bounded) for the pipeline to write them.
 """
 
 from __future__ import annotations
@@ -16,13 +17,8 @@ from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.detection import Detection
-from otwatch.agent.rules.custom import (
-    CompiledRule,
-    RuleError,
-    packet_contexts,
-    render_message,
-    validate_rule,
-)
+from otwatch.agent.rules.custom import RuleError, validate_rule
+from otwatch.agent.rules.matching import CompiledRule, packet_contexts, render_message
 
 __all__ = ["USER_DEFINED_RULE", "CustomRuleEngine", "RuleEvent"]
 
@@ -60,6 +56,8 @@ class CustomRuleEngine(Engine):
             if spec.enabled:
                 compiled.append(CompiledRule(spec))
         self.rules = tuple(compiled)
+        # no rules: subscribe to nothing (the pipeline re-reads ``apps`` after a reload)
+        self.apps = None if compiled else frozenset()
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         if not self.rules:

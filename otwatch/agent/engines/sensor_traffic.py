@@ -2,10 +2,11 @@
 (operational).
 
 Each capture interface (``None`` for offline replay, reported as ``default``) that has carried
-traffic and then stays silent for ``silence_s`` (default 120 s) raises *No Traffic*; the
-first packet after that raises *Traffic Detected*. Silence is noticed on ticks, which the
-pipeline drives by traffic time and the live capture loop by wall time, so a gap inside a
-capture file is reported as it would have been live (at last packet + ``silence_s``).
+traffic and then stays silent for ``silence_s`` (default 120 s) raises *No Traffic*; traffic on
+it again raises *Traffic Detected*. Works on ticks only, from the pipeline's latest-packet time
+per interface (``ctx.interface_last_ns``), so it costs nothing per packet. Ticks come from
+traffic time (the pipeline) and wall time (the live capture loop while idle), so a gap inside
+a capture file is reported as it would have been live (at last packet + ``silence_s``).
 """
 
 from __future__ import annotations
@@ -33,55 +34,47 @@ class Config:
 class SensorTrafficEngine(Engine):
     name = "sensor_traffic"
     type_ids = frozenset({NO_TRAFFIC, TRAFFIC_BACK})
-    apps = None
+    apps = frozenset()  # ticks only
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
         self.config = engine_config(Config, ctx.settings.get(self.name), self.name)
         self._silence_ns = int(self.config.silence_s * 1e9)
-        self.last: dict[str | None, int] = {}
         self.silent: dict[str | None, int] = {}
-        """interface -> when its silence was reported"""
-        self._current: str | None = None
-        self._current_ns = 0
-        """The interface of the latest packet and its time (folded into ``last`` lazily)."""
+        """interface -> the latest packet time when its silence was reported"""
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
-        interface = self.ctx.interface
-        if interface is not self._current:
-            if self._current_ns:
-                self.last[self._current] = self._current_ns
-            self._current = interface
-        self._current_ns = rec.ts_ns
-        if not self.silent or interface not in self.silent:
-            return None
-        since = self.silent.pop(interface)
-        name = interface or DEFAULT_INTERFACE
-        return [
-            self.detect(
-                TRAFFIC_BACK,
-                rec.ts_ns,
-                f"sensor interface {name} sees traffic again after "
-                f"{(rec.ts_ns - since) / 1e9 + self.config.silence_s:,.0f} s of silence",
-                interface=name,
-            )
-        ]
+        return None
 
     def tick(self, now_ns: int) -> list[Detection] | None:
-        if self._current_ns:
-            self.last[self._current] = self._current_ns
         out = None
-        for interface, last in self.last.items():
-            if interface in self.silent or now_ns - last < self._silence_ns:
-                continue
-            at = last + self._silence_ns
-            self.silent[interface] = at
+        silence = self._silence_ns
+        for interface, last in self.ctx.interface_last_ns.items():
             name = interface or DEFAULT_INTERFACE
+            since = self.silent.get(interface)
+            if since is not None:
+                if last == since:
+                    continue
+                del self.silent[interface]  # packets again
+                out = out or []
+                out.append(
+                    self.detect(
+                        TRAFFIC_BACK,
+                        last,
+                        f"sensor interface {name} sees traffic again after "
+                        f"{self.config.silence_s:g}+ s of silence",
+                        interface=name,
+                    )
+                )
+                continue
+            if now_ns - last < silence:
+                continue
+            self.silent[interface] = last
             out = out or []
             out.append(
                 self.detect(
                     NO_TRAFFIC,
-                    at,
+                    last + silence,
                     f"sensor interface {name} has seen no traffic for {self.config.silence_s:g} s",
                     interface=name,
                 )
@@ -89,6 +82,5 @@ class SensorTrafficEngine(Engine):
         return out
 
     def restart_segment(self) -> None:
-        self.last.clear()
         self.silent.clear()
-        self._current, self._current_ns = None, 0
+        self.ctx.interface_last_ns.clear()

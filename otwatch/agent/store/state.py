@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from otwatch.agent.store.models import SensorState
@@ -20,7 +21,13 @@ def get_state(session: Session, key: str, default: Any = None) -> Any:
 
 
 def put_state(session: Session, key: str, value: Any) -> None:
-    session.merge(SensorState(key=key, value={"v": value}))
+    """Insert or replace atomically (two processes may write the same key at once)."""
+    statement = insert(SensorState).values(key=key, value={"v": value})
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"], set_={"value": statement.excluded.value}
+        )
+    )
 
 
 def bump_version(session: Session, key: str = ALERTS_VERSION) -> int:

@@ -85,3 +85,11 @@ def test_unknown_alert_and_bad_sizes_are_one_line_errors(tmp_path, capture):
     assert got.exit_code == 1 and "alert 42 does not exist" in got.output
     bad = invoke(data, "agent", "replay", "--ring", "--ring-max-size", "lots", str(capture))
     assert bad.exit_code == 2 and "invalid size 'lots'" in bad.output
+
+
+def test_agent_run_without_an_interface_says_how_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("OTWATCH_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    result = invoke(tmp_path / "data", "agent", "run")
+    assert result.exit_code == 2
+    assert "no capture interface: give --interface IF or set capture.interfaces" in result.output

@@ -30,14 +30,23 @@ def test_auto_close_and_retention_on_the_sensor(store):
             "192.0.2.4": ("new", None),
             "192.0.2.5": ("new", None),
         }
-        audit = s.scalars(select(AuditEvent).where(AuditEvent.alert_id == ids["192.0.2.3"],
-                                                   AuditEvent.actor == ACTOR)).all()  # fmt: skip
+        audit = s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.alert_id == ids["192.0.2.3"], AuditEvent.actor == ACTOR
+            )
+        ).all()
         assert [a.detail["after"]["close_reason"] for a in audit] == ["manual", "auto"]
-        change = s.scalar(select(OutboxEvent).where(OutboxEvent.alert_id == ids["192.0.2.3"],
-                                                    OutboxEvent.kind == "status"))  # fmt: skip
+        change = s.scalar(
+            select(OutboxEvent).where(
+                OutboxEvent.alert_id == ids["192.0.2.3"], OutboxEvent.kind == "status"
+            )
+        )
         assert change.payload["actor"] == ACTOR
-        assert change.payload["after"] == {"status": "closed", "close_reason": "auto",
-                                           "severity": change.payload["after"]["severity"]}  # fmt: skip
+        assert change.payload["after"] == {
+            "status": "closed",
+            "close_reason": "auto",
+            "severity": change.payload["after"]["severity"],
+        }
     # the same traffic again raises a new alert (the old one is closed)
     manager.observe(detection(src="192.0.2.3", ts_ns=T0))
     assert manager.flush().new == 1

@@ -85,9 +85,7 @@ def test_reading_wraps_around_the_ring():
 
 def test_stripped_vlan_tags_are_put_back():
     data = eth()
-    src = fake_source(
-        [build_block([(1, 0, data, 60, (0x2007, 0)), (1, 1, data, 60, (5, 0x88A8))])]
-    )
+    src = fake_source([build_block([(1, 0, data, 60, (0x2007, 0)), (1, 1, data, 60, (5, 0x88A8))])])
     plain, qinq = src.read_batch()
     assert plain[3] == data[:12] + bytes.fromhex("81002007") + data[12:] and plain[1] == 64
     assert qinq[3] == data[:12] + bytes.fromhex("88a80005") + data[12:]

@@ -78,7 +78,7 @@ def test_disabled_and_non_matching_rules_are_quiet(netstore):
     off = {**WRITE_RULE, "name": "off", "enabled": False}
     p, got = make_pipeline(netstore, ENGINES, settings=rules(off))
     feed(p, [modbus_request(A, B, 6)])
-    assert got.types() == {} and p.engines[0].apps is None
+    assert got.types() == {} and p.engines[0].apps == frozenset()  # not even called
 
 
 def test_reload_replaces_the_rules(netstore):

@@ -12,7 +12,8 @@ ENGINES = (SensorTrafficEngine,)
 def test_silence_then_traffic_again(netstore):
     p, got = make_pipeline(netstore, ENGINES)
     feed(p, [tcp(A, B, 50000, 502)] * 10, interface="span0")
-    feed(p, [tcp(A, B, 50000, 502)] * 3, T0 + 600 * SEC, interface="span0")
+    # traffic again; it is reported on the next tick, within a second
+    feed(p, [tcp(A, B, 50000, 502)] * 3, T0 + 600 * SEC, SEC, interface="span0")
     assert got.types() == {
         "no_traffic_detected_on_sensor_interface": 1,
         "traffic_detected_on_sensor_interface": 1,
@@ -21,6 +22,8 @@ def test_silence_then_traffic_again(netstore):
     assert (
         silent.fields["interface"] == "span0" and silent.ts_ns == T0 + 9 * SEC // 1000 + 120 * SEC
     )
+    back = got.of("traffic_detected_on_sensor_interface")[0]
+    assert back.ts_ns == T0 + 600 * SEC
 
 
 def test_wall_clock_ticks_notice_silence(netstore):

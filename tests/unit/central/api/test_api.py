@@ -39,7 +39,7 @@ def world(central_store, tmp_path):  # noqa: F811
                 learnable=False,
                 protocol="modbus",
                 message="Exception code 2 from PLC",
-            ),  # fmt: skip
+            ),
             snapshot(4, status="closed", close_reason="muted"),
         ],
     )
@@ -60,9 +60,18 @@ def ids(response) -> list[str]:
 def test_openapi_documents_every_route(world):
     client = world[0]
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/alerts", "/alerts/groups", "/alerts/export.csv", "/alerts/{alert_id}",
-                 "/alerts/status", "/alerts/severity", "/alerts/learn",
-                 "/alerts/{alert_id}/pcap", "/pcap/{request_id}", "/pcap/{request_id}/file"):  # fmt: skip
+    for path in (
+        "/alerts",
+        "/alerts/groups",
+        "/alerts/export.csv",
+        "/alerts/{alert_id}",
+        "/alerts/status",
+        "/alerts/severity",
+        "/alerts/learn",
+        "/alerts/{alert_id}/pcap",
+        "/pcap/{request_id}",
+        "/pcap/{request_id}/file",
+    ):
         assert API + path in paths
 
 
@@ -103,8 +112,13 @@ def test_time_range_and_bad_values(world):
     client, _admin, reader, *_ = world
     get = lambda **q: client.get(f"{API}/alerts", params=q, headers=reader)  # noqa: E731
     assert ids(get(since="2027-01-15T08:03:00Z", until="2027-01-15T08:04:30Z")) == ["4-s1", "3-s1"]
-    for bad in ({"status": "open"}, {"since": "yesterday"}, {"sort": "id; DROP TABLE alerts"},
-                {"limit": "0"}, {"engine": "x"}):  # fmt: skip
+    for bad in (
+        {"status": "open"},
+        {"since": "yesterday"},
+        {"sort": "id; DROP TABLE alerts"},
+        {"limit": "0"},
+        {"engine": "x"},
+    ):
         response = get(**bad)
         assert response.status_code in (400, 422), bad
         assert "detail" in response.json()
@@ -162,14 +176,20 @@ def test_reader_cannot_change_anything(world):
 def test_admin_changes_become_commands_audited_with_the_token_name(world):
     client, admin, _reader, store, _ = world
     response = client.post(
-        f"{API}/alerts/status", json={"ids": ["1-s1", "2-s1", "99-s1", "4-s1"], "status": "closed"},
+        f"{API}/alerts/status",
+        json={"ids": ["1-s1", "2-s1", "99-s1", "4-s1"], "status": "closed"},
         headers=admin,
-    )  # fmt: skip
+    )
     results = {r["alert_id"]: r["outcome"] for r in response.json()["results"]}
-    assert results == {"1-s1": "applied", "2-s1": "applied", "99-s1": "not_found",
-                       "4-s1": "unchanged"}  # fmt: skip
-    reopen = client.post(f"{API}/alerts/status", json={"ids": ["4-s1"], "status": "new"},
-                         headers=admin).json()["results"][0]  # fmt: skip
+    assert results == {
+        "1-s1": "applied",
+        "2-s1": "applied",
+        "99-s1": "not_found",
+        "4-s1": "unchanged",
+    }
+    reopen = client.post(
+        f"{API}/alerts/status", json={"ids": ["4-s1"], "status": "new"}, headers=admin
+    ).json()["results"][0]
     assert reopen["outcome"] == "refused" and "muted" in reopen["message"]  # unmute: sensor only
     with store.session() as s:
         commands = s.scalars(select(Command).order_by(Command.alert_id)).all()
@@ -180,15 +200,17 @@ def test_admin_changes_become_commands_audited_with_the_token_name(world):
         assert s.scalar(select(Alert.status).where(Alert.alert_id == 1)) == "closed"
         actors = set(s.scalars(select(AuditEvent.actor)))
         assert actors == {"token:alice"}
-    again = client.post(f"{API}/alerts/status", json={"ids": ["1-s1"], "status": "closed"},
-                        headers=admin).json()["results"]  # fmt: skip
+    again = client.post(
+        f"{API}/alerts/status", json={"ids": ["1-s1"], "status": "closed"}, headers=admin
+    ).json()["results"]
     assert again[0]["outcome"] == "unchanged"
 
 
 def test_learn_only_learnable_and_sensor_only_actions_refused(world):
     client, admin, *_ = world
-    results = client.post(f"{API}/alerts/learn", json={"ids": ["1-s1", "3-s1"]},
-                          headers=admin).json()["results"]  # fmt: skip
+    results = client.post(
+        f"{API}/alerts/learn", json={"ids": ["1-s1", "3-s1"]}, headers=admin
+    ).json()["results"]
     assert [r["outcome"] for r in results] == ["applied", "refused"]
     assert "not learnable" in results[1]["message"]
     for action in ("unlearn", "mute", "unmute", "comment"):
@@ -210,12 +232,18 @@ INJECTIONS = [
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_sql_injection_in_search_and_filters_is_harmless(world, text):
     client, _admin, reader, store, _ = world
-    for params in ({"search": text}, {"sensor": text}, {"source": text}, {"category": text},
-                   {"site": text}):  # fmt: skip
+    for params in (
+        {"search": text},
+        {"sensor": text},
+        {"source": text},
+        {"category": text},
+        {"site": text},
+    ):
         response = client.get(f"{API}/alerts", params=params, headers=reader)
         assert response.status_code == 200 and response.json()["alerts"] == [], params
-        groups = client.get(f"{API}/alerts/groups", params={"by": "sensor", **params},
-                            headers=reader)  # fmt: skip
+        groups = client.get(
+            f"{API}/alerts/groups", params={"by": "sensor", **params}, headers=reader
+        )
         assert groups.json()["groups"] == []
     assert client.get(f"{API}/alerts/{text}", headers=reader).status_code in (400, 404)
     with store.session() as s:
@@ -224,8 +252,9 @@ def test_sql_injection_in_search_and_filters_is_harmless(world, text):
 
 def test_csv_export_of_the_filtered_selection(world):
     client, _admin, reader, *_ = world
-    response = client.get(f"{API}/alerts/export.csv", params={"sensor": "s1", "status": "new"},
-                          headers=reader)  # fmt: skip
+    response = client.get(
+        f"{API}/alerts/export.csv", params={"sensor": "s1", "status": "new"}, headers=reader
+    )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [r["id"] for r in rows] == ["3-s1", "1-s1"]

@@ -44,16 +44,28 @@ def chunks_of(data: bytes, request_id: str, sensor: str, alert_id: int, size: in
     sha = hashlib.sha256(data).hexdigest()
     parts = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
     for index, part in enumerate(parts):
-        body = {"v": VERSION, "sensor_id": sensor, "request_id": request_id,
-                "alert_id": alert_id, "index": index, "total": len(parts), "size": len(data),
-                "sha256": sha, "data": base64.b64encode(part).decode()}  # fmt: skip
+        body = {
+            "v": VERSION,
+            "sensor_id": sensor,
+            "request_id": request_id,
+            "alert_id": alert_id,
+            "index": index,
+            "total": len(parts),
+            "size": len(data),
+            "sha256": sha,
+            "data": base64.b64encode(part).decode(),
+        }
         yield up_topic(sensor, "pcap", request_id), encode_raw(body)
 
 
 def ack(sensor: str, command_id: str, result: str, outcome: str, reason: str = "") -> tuple:
-    body = {"v": VERSION, "sensor_id": sensor,
-            "acks": [{"command_id": command_id, "result": result, "outcome": outcome,
-                      "reason": reason}]}  # fmt: skip
+    body = {
+        "v": VERSION,
+        "sensor_id": sensor,
+        "acks": [
+            {"command_id": command_id, "result": result, "outcome": outcome, "reason": reason}
+        ],
+    }
     return up_topic(sensor, "acks"), encode_raw(body)
 
 
@@ -65,7 +77,10 @@ def test_pcap_pull_is_verified_stored_cached_and_downloaded(world):
     with store.session() as s:
         command = s.scalar(select(Command).where(Command.kind == "pcap"))
         assert (command.alert_id, command.params["request_id"], command.actor) == (
-            1, rid, "token:alice")  # fmt: skip
+            1,
+            rid,
+            "token:alice",
+        )
     # asking again while it is under way reuses the request
     assert client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"] == rid
     engine.on_message(*ack("s1", command.id, "applied", "applied"), T0)
@@ -108,15 +123,16 @@ def test_offline_sensor_keeps_the_request_pending_and_a_missing_pcap_is_reported
     # the sensor returns and no longer has it
     with store.session() as s:
         command = s.scalar(select(Command).where(Command.kind == "pcap"))
-    engine.on_message(*ack("s2", command.id, "rejected", "not_available",
-                           "PCAP not available for alert 5"), T0)  # fmt: skip
+    engine.on_message(
+        *ack("s2", command.id, "rejected", "not_available", "PCAP not available for alert 5"), T0
+    )
     view = client.get(f"{API}/pcap/{view['request_id']}", headers=admin).json()
     assert view["state"] == "not_available" and "no longer has" in view["message"]
     assert view["request_id"] not in engine.pcap.transfers
 
 
 def test_chunks_after_a_central_restart_still_complete_the_request(world, tmp_path):
-    client, admin, engine, pcaps, store = world
+    client, admin, _engine, pcaps, store = world
     rid = client.post(f"{API}/alerts/2-s1/pcap", headers=admin).json()["request_id"]
     restarted = CentralNode(store, pcap_sink=pcaps)  # knows no transfer in memory
     for topic, payload in chunks_of(b"\xd4\xc3\xb2\xa1" + b"x" * 5000, rid, "s1", 2):
@@ -154,8 +170,11 @@ def test_unification_lists_every_sensor_of_the_same_traffic(central_store):  # n
     add_alerts(central_store, "s2", [snapshot(8, **same, first_detection_ns=T0 + 9 * MIN_NS)])
     add_alerts(central_store, "s3", [snapshot(4, **same, first_detection_ns=T0 + 25 * MIN_NS)])
     add_alerts(central_store, "s4", [snapshot(6, **same, zone="z2", first_detection_ns=T0)])
-    add_alerts(central_store, "s5", [snapshot(9, **same, status="closed", close_reason="manual",
-                                              first_detection_ns=T0)])  # fmt: skip
+    add_alerts(
+        central_store,
+        "s5",
+        [snapshot(9, **same, status="closed", close_reason="manual", first_detection_ns=T0)],
+    )
     engine = CentralNode(central_store)
     now = T0 + 30 * MIN_NS
     off = MaintenanceSettings(auto_close_ns=None, retention_ns=None)
@@ -165,18 +184,26 @@ def test_unification_lists_every_sensor_of_the_same_traffic(central_store):  # n
     reader = {"Authorization": f"Bearer {token(central_store, 'r', 'reader')}"}
     alerts = client.get(f"{API}/alerts", params={"sort": "id"}, headers=reader).json()["alerts"]
     assert [(a["id"], a["sensors"]) for a in alerts] == [
-        ("1-s1", ["s1", "s2"]), ("4-s3", ["s3"]), ("6-s4", ["s4"]), ("9-s5", ["s5"]),
-    ]  # fmt: skip
-    assert [a["id"] for a in client.get(f"{API}/alerts", params={"sensor": "s2"},
-                                        headers=reader).json()["alerts"]] == ["1-s1"]  # fmt: skip
+        ("1-s1", ["s1", "s2"]),
+        ("4-s3", ["s3"]),
+        ("6-s4", ["s4"]),
+        ("9-s5", ["s5"]),
+    ]
+    assert [
+        a["id"]
+        for a in client.get(f"{API}/alerts", params={"sensor": "s2"}, headers=reader).json()[
+            "alerts"
+        ]
+    ] == ["1-s1"]
     detail = client.get(f"{API}/alerts/8-s2", headers=reader).json()  # a member's id
     assert detail["id"] == "1-s1" and [x["id"] for x in detail["seen_by"]] == ["1-s1", "8-s2"]
     counts = client.get(f"{API}/alerts/groups", params={"by": "zone"}, headers=reader).json()
     assert {g["value"]: g["count"] for g in counts["groups"]} == {"z1": 3, "z2": 1}
     # triage of the unified alert goes to every sensor that saw it
     admin = {"Authorization": f"Bearer {token(central_store, 'a', 'admin')}"}
-    result = client.post(f"{API}/alerts/status", json={"ids": ["1-s1"], "status": "active"},
-                         headers=admin).json()["results"][0]  # fmt: skip
+    result = client.post(
+        f"{API}/alerts/status", json={"ids": ["1-s1"], "status": "active"}, headers=admin
+    ).json()["results"][0]
     assert result["outcome"] == "applied" and len(result["commands"]) == 2
     with central_store.session() as s:
         assert sorted(s.scalars(select(Command.sensor))) == ["s1", "s2"]
@@ -185,13 +212,21 @@ def test_unification_lists_every_sensor_of_the_same_traffic(central_store):  # n
 
 def test_auto_close_and_retention(central_store):  # noqa: F811
     now = T0 + 200 * DAY_NS
-    add_alerts(central_store, "s1", [
-        snapshot(1, first_detection_ns=now - 100 * DAY_NS, last_detection_ns=now - 1 * DAY_NS),
-        snapshot(2, first_detection_ns=now - 80 * DAY_NS, last_detection_ns=now - 79 * DAY_NS),
-        snapshot(3, first_detection_ns=now - 95 * DAY_NS, last_detection_ns=now - 94 * DAY_NS,
-                 status="active"),
-        snapshot(4, first_detection_ns=now - 10 * DAY_NS, last_detection_ns=now - 10 * DAY_NS),
-    ])  # fmt: skip
+    add_alerts(
+        central_store,
+        "s1",
+        [
+            snapshot(1, first_detection_ns=now - 100 * DAY_NS, last_detection_ns=now - 1 * DAY_NS),
+            snapshot(2, first_detection_ns=now - 80 * DAY_NS, last_detection_ns=now - 79 * DAY_NS),
+            snapshot(
+                3,
+                first_detection_ns=now - 95 * DAY_NS,
+                last_detection_ns=now - 94 * DAY_NS,
+                status="active",
+            ),
+            snapshot(4, first_detection_ns=now - 10 * DAY_NS, last_detection_ns=now - 10 * DAY_NS),
+        ],
+    )
     engine = CentralNode(central_store)
     done = engine.maintenance(now, MaintenanceSettings(auto_close_ns=60 * DAY_NS))
     assert (done["auto_closed"], done["deleted"]) == (1, 2)  # 1 and 3 are past retention

@@ -17,13 +17,15 @@ from otwatch.cli.main import cli
 def test_token_cli_create_list_revoke(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     runner = CliRunner()
-    made = runner.invoke(cli, ["central", "token", "create", "--name", "ana", "--role", "admin",
-                               "--db", db])  # fmt: skip
+    made = runner.invoke(
+        cli, ["central", "token", "create", "--name", "ana", "--role", "admin", "--db", db]
+    )
     assert made.exit_code == 0, made.output
     secret = made.output.strip().splitlines()[0]
     assert secret.startswith("otw_") and len(secret) > 40
-    again = runner.invoke(cli, ["central", "token", "create", "--name", "ana", "--role", "reader",
-                                "--db", db])  # fmt: skip
+    again = runner.invoke(
+        cli, ["central", "token", "create", "--name", "ana", "--role", "reader", "--db", db]
+    )
     assert again.exit_code == 1 and "exists already" in again.output
     listed = json.loads(
         runner.invoke(cli, ["central", "token", "list", "--db", db, "--format", "json"]).output

@@ -82,7 +82,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_alert_members_primary_pk"), ["primary_pk"], unique=False
         )
-    for name, columns in {}.items():
+    for name, columns in ALERT_INDEXES.items():
         op.create_index(name, "alerts", columns, unique=False)
 
 

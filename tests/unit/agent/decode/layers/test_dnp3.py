@@ -25,7 +25,7 @@ from otwatch.agent.decode.layers.dnp3 import (
     insert_crcs,
     parse_frame,
 )
-from otwatch.agent.decode.layers.dnp3_objects import check_objects, object_headers
+from otwatch.agent.decode.layers.dnp3_objects import check_objects
 
 
 def application(pkt):
@@ -152,17 +152,6 @@ def test_transport_reassembly() -> None:
     assert t.feed(b"\x83yy") is None and t.dropped == 2  # sequence gap
     t.feed(b"\x40" + bytes(90))
     assert t.feed(b"\x01" + bytes(20)) is None and t.dropped == 3  # over the bound
-
-
-def test_object_checks() -> None:
-    assert object_headers(bytes.fromhex("3c02063c03063c0406")) == [(60, 2, 6), (60, 3, 6),
-                                                                    (60, 4, 6)]  # fmt: skip
-    crob = bytes.fromhex("0c012801000000") + bytes(11)
-    assert check_objects(5, crob) is None
-    assert "shorter" in check_objects(5, crob[:-1])
-    assert "reserved qualifier" in check_objects(1, b"\x3c\x04\xed")
-    assert "stop 0 before start 1" in check_objects(1, b"\x01\x02\x00\x01\x00")
-    assert check_objects(25, b"\x46\x03\x5b\x01\x00") is None  # file objects: no verdict
 
 
 @settings(max_examples=300, deadline=None)
