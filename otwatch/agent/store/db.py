@@ -12,17 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from otwatch.dbcommon import Migrations, set_sqlite_pragmas
 from otwatch.errors import OtwatchError
 
 __all__ = ["DB_FILENAME", "Store", "StoreError", "StorePermissionError", "open_store"]
 
 DB_FILENAME = "otwatch.db"
-BUSY_TIMEOUT_MS = 30_000
-MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATIONS = Migrations(Path(__file__).with_name("migrations"))
 
 
 class StoreError(OtwatchError):
@@ -33,50 +33,23 @@ class StorePermissionError(StoreError):
     """This user may not write (or read) the sensor database; the CLI names the role needed."""
 
 
-def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 def sqlite_engine(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}", future=True)
-    event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "connect", set_sqlite_pragmas)
     return engine
 
 
-def _alembic_config(engine: Engine):
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
-    return config
-
-
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+    return _MIGRATIONS.head()
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return _MIGRATIONS.current(engine)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision``; a no-op when it is already there."""
-    from alembic import command
-
-    if revision == "head" and current_revision(engine) == head_revision():
-        return
-    command.upgrade(_alembic_config(engine), revision)
+    _MIGRATIONS.upgrade(engine, revision)
 
 
 class Store:

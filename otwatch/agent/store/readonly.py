@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from otwatch.agent.store.db import (
-    BUSY_TIMEOUT_MS,
     DB_FILENAME,
     Store,
     StoreError,
@@ -32,6 +31,7 @@ from otwatch.agent.store.db import (
     current_revision,
     head_revision,
 )
+from otwatch.dbcommon import BUSY_TIMEOUT_MS
 
 __all__ = ["ReadOnlyStore", "open_read_only"]
 

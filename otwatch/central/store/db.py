@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from otwatch.dbcommon import Migrations, set_sqlite_pragmas
 from otwatch.errors import OtwatchError
 
 __all__ = ["CentralStore", "CentralStoreError", "migrate", "normalize_url", "open_central_store"]
 
-MIGRATIONS = Path(__file__).with_name("migrations")
-BUSY_TIMEOUT_MS = 30_000
+_MIGRATIONS = Migrations(Path(__file__).with_name("migrations"))
 
 
 class CentralStoreError(OtwatchError):
@@ -41,15 +41,6 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 def _engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
@@ -57,7 +48,7 @@ def _engine(url: str) -> Engine:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url)
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", set_sqlite_pragmas)
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (ArgumentError, OSError) as exc:
@@ -68,34 +59,16 @@ def _engine(url: str) -> Engine:
         ) from None
 
 
-def _alembic_config(engine: Engine | None):
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
-    return config
-
-
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()  # type: ignore[return-value]
+    return _MIGRATIONS.head()
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return _MIGRATIONS.current(engine)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    from alembic import command
-
-    if revision == "head" and current_revision(engine) == head_revision():
-        return
-    command.upgrade(_alembic_config(engine), revision)
+    _MIGRATIONS.upgrade(engine, revision)
 
 
 class CentralStore:

@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 
 from otwatch.agent.store import db
 from otwatch.agent.store.schema import Base
+from otwatch.dbcommon import BUSY_TIMEOUT_MS
 
 
 def test_migrated_schema_equals_the_models(tmp_path):
@@ -52,7 +53,7 @@ def test_open_store_is_idempotent_and_sets_wal(tmp_path):
     store = db.open_store(tmp_path)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
     store.close()
 
 

@@ -1,0 +1,103 @@
+"""Database plumbing shared by the sensor store and the central store.
+
+One naming convention and primary-key type for both schemas, one set of SQLite PRAGMAs, and
+one way to run an Alembic tree whose engine comes from otwatch (never from an ini file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, inspect, text
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "NAMING_CONVENTION",
+    "Migrations",
+    "PrimaryKey",
+    "run_alembic_env",
+    "set_sqlite_pragmas",
+]
+
+BUSY_TIMEOUT_MS = 30_000
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite autoincrement needs exactly INTEGER; other databases get BIGINT.
+PrimaryKey = BigInteger().with_variant(Integer, "sqlite")
+
+
+def set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    """``connect`` listener: WAL, a busy timeout for short write contention, foreign keys."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Migrations:
+    """An Alembic script directory run against an engine otwatch built."""
+
+    def __init__(self, script_location: Path) -> None:
+        self.script_location = script_location
+
+    def config(self, engine: Engine | None) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(self.script_location))
+        config.attributes["engine"] = engine
+        return config
+
+    def head(self) -> str:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self.config(None)).get_current_head()  # type: ignore[return-value]
+
+    @staticmethod
+    def current(engine: Engine) -> str | None:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def upgrade(self, engine: Engine, revision: str = "head") -> None:
+        """Upgrade to ``revision``; a no-op when the database is already at head."""
+        from alembic import command
+
+        if revision == "head" and self.current(engine) == self.head():
+            return
+        command.upgrade(self.config(engine), revision)
+
+
+def run_alembic_env(metadata: MetaData) -> None:
+    """Body of a migrations ``env.py``: offline (SQL script) or online against the engine in
+    the config's ``engine`` attribute; batch mode for SQLite ALTERs; logging left alone."""
+    from alembic import context
+
+    if context.is_offline_mode():
+        context.configure(
+            url=context.config.get_main_option("sqlalchemy.url"),
+            target_metadata=metadata,
+            literal_binds=True,
+            render_as_batch=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = context.config.attributes["engine"]
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
