@@ -21,6 +21,7 @@ from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
 from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.agent.pipeline import packet_event
 
 T0 = 1_790_000_000 * 1_000_000_000
 MIN = 60 * 1_000_000_000
@@ -121,7 +122,7 @@ class EngineRun:
                     rec.src_ip, rec.sport, rec.dst_ip, rec.dport, rec.ip_proto, app,
                     server_is_src, ts, wire_len,
                 )  # fmt: skip
-            if apps is None or app in apps:
+            if apps is None or app in apps or packet_event(rec) in apps:
                 out.extend(self.engine.observe(rec, flow) or ())
         return out
 

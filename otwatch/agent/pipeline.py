@@ -15,11 +15,12 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.decode.flows import FlowTable
-from otwatch.agent.decode.headers import L3_ARP, decode
+from otwatch.agent.decode.headers import L3_ARP, PacketRecord, decode
 from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
 from otwatch.agent.engines.base import (
     EVENT_ARP,
     EVENT_ICMP,
+    EVENT_L2,
     EVENT_SYN,
     EVENT_SYNACK,
     EVENT_UDP,
@@ -59,6 +60,20 @@ class PipelineStats:
     malformed: int = 0
     detections: int = 0
     engine_errors: int = 0
+
+
+def packet_event(rec: PacketRecord) -> str | None:
+    """The packet-event tag of a decoded packet (``engines.base.EVENT_*``), or None."""
+    flags = rec.tcp_flags
+    if flags is not None:
+        return (EVENT_SYNACK if flags & _ACK else EVENT_SYN) if flags & _SYN else None
+    if rec.ip_proto == 17:
+        return EVENT_UDP
+    if rec.icmp_type is not None:
+        return EVENT_ICMP
+    if rec.l3 == L3_ARP:
+        return EVENT_ARP
+    return EVENT_L2 if rec.src_ip is None else None
 
 
 class Pipeline:
@@ -166,15 +181,7 @@ class Pipeline:
                     self._run(subscribers, rec, flow)
         self._run(self._every, rec, flow)
         # packet events (see engines.base.EVENT_*): attempt counters skip data packets
-        flags = rec.tcp_flags
-        if flags is not None:
-            event = (EVENT_SYNACK if flags & _ACK else EVENT_SYN) if flags & _SYN else None
-        elif rec.ip_proto == 17:
-            event = EVENT_UDP
-        elif rec.icmp_type is not None:
-            event = EVENT_ICMP
-        else:
-            event = EVENT_ARP if rec.l3 == L3_ARP else None
+        event = packet_event(rec)
         if event is not None:
             subscribers = self._by_app.get(event)
             if subscribers:

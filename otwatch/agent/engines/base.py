@@ -20,6 +20,7 @@ from otwatch.agent.engines.detection import Detection, DetectionFactory
 __all__ = [
     "EVENT_ARP",
     "EVENT_ICMP",
+    "EVENT_L2",
     "EVENT_SYN",
     "EVENT_SYNACK",
     "EVENT_UDP",
@@ -42,6 +43,8 @@ EVENT_ICMP = "@icmp"
 """Every ICMP or ICMPv6 message."""
 EVENT_ARP = "@arp"
 """Every ARP message."""
+EVENT_L2 = "@l2"
+"""A frame with no IP or ARP header (PROFINET, GOOSE, LLDP, LLC ...)."""
 
 
 class NetworkScope:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import Engine
+from otwatch.agent.engines.base import EVENT_SYN, EVENT_UDP, Engine
 from otwatch.agent.engines.detection import Detection
 
 __all__ = ["PortZeroEngine"]
@@ -18,7 +18,7 @@ PORT_ZERO = "illegal_connection_attempt_on_port_0"
 class PortZeroEngine(Engine):
     name = "port_zero"
     type_ids = frozenset({PORT_ZERO})
-    apps = None
+    apps = frozenset({EVENT_SYN, EVENT_UDP})  # connection attempts only
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         if rec.dport != 0:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import EngineContext
+from otwatch.agent.engines.base import EVENT_L2, EngineContext
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.netutil import mac_text
 from otwatch.agent.engines.ot_support import OtEngine, Policy
@@ -105,7 +105,7 @@ class ProfinetEngine(OtEngine):
     name = "profinet"
     protocol = "profinet"
     type_ids = frozenset({FRAME_TYPE, CONFIG_CHANGE, FACTORY_RESET, DCP_FAILED})
-    apps = None  # Layer 2: no port to subscribe to
+    apps = frozenset({EVENT_L2})  # frames without IP: PROFINET has its own ethertype
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx, Config)

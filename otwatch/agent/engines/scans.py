@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import Engine, EngineContext
+from otwatch.agent.engines.base import EVENT_SYN, EVENT_UDP, Engine, EngineContext
 from otwatch.agent.engines.detection import Detection
 
 __all__ = ["PortScanEngine", "is_connection_attempt"]
@@ -50,7 +50,7 @@ class _Window:
 class PortScanEngine(Engine):
     name = "port_scan"
     type_ids = frozenset({PORT_SCAN})
-    apps = None
+    apps = frozenset({EVENT_SYN, EVENT_UDP})  # connection attempts only
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
