@@ -6,10 +6,15 @@
    QoS 1 message per event and waits for each PUBACK (aiomqtt), measured on the same broker.
 2. Latency: a central status change → applied on the sensor → its acknowledgement recorded
    centrally, over 1,000 changes one after the other (p50, p99).
-3. Recovery: the broker goes away for a while, 10,000 events pile up on the sensor; the time
-   from the broker's return until central has them all.
+3. Recovery: the broker goes away for a while (60 s), 10,000 events pile up on the sensor; the
+   time from the broker's return until central has them all.
 
-    .venv/bin/python bench/sync.py [--events N] [--changes N] [--outage-s S | --full-outage]
+It also prints the CPU time each process spent per 1,000 events of the throughput run after
+start-up (sync daemon, central, broker), to show which end limits the rate.
+
+    .venv/bin/python bench/sync.py                 # the issue's figures (about 3 minutes)
+    .venv/bin/python bench/sync.py --quick         # 20,000 events, 200 changes, 5 s outage
+    .venv/bin/python bench/sync.py [--events N] [--changes N] [--backlog N] [--outage-s S]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,7 +38,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from otwatch.agent.store.db import open_store  # noqa: E402
 from otwatch.sync.transport import BrokerConfig, Connection  # noqa: E402
-from tests.integration.mqtt_broker import MosquittoBroker  # noqa: E402
+from tests.integration.mqtt_broker import MosquittoBroker, free_port  # noqa: E402
 from tests.integration.sync_procs import (  # noqa: E402
     OTWATCH,
     CentralThread,
@@ -68,6 +74,15 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=log.open("a"), stderr=subprocess.STDOUT)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def naive_rate(broker: MosquittoBroker, sample: list[bytes]) -> float:
     """One message per event, QoS 1, each publish awaited: what a simple sync would do."""
 
@@ -96,7 +111,22 @@ def sample_events(data_dir: Path, count: int) -> list[bytes]:
     return [json.dumps(e, separators=(",", ":")).encode() for e in events[:count]]
 
 
-def throughput(work: Path, broker: MosquittoBroker, events: int) -> dict[str, float]:
+def without_derived(db_url: str) -> None:
+    """Create central's database with its search/count triggers dropped (what ingest costs
+    without them; ``otwatch.central.store.derived``)."""
+    from otwatch.central.store import derived
+    from otwatch.central.store.db import open_central_store
+
+    store = open_central_store(db_url)
+    with store.engine.begin() as conn:
+        derived.drop(conn)
+    store.close()
+
+
+def throughput(
+    work: Path, broker: MosquittoBroker, events: int, *, derived: bool = True
+) -> dict[str, float]:
+    work = work if derived else work / "no-derived"
     data = work / "throughput" / "sensor"
     store = open_store(data)
     for first in range(1, events + 1, 20_000):
@@ -107,10 +137,18 @@ def throughput(work: Path, broker: MosquittoBroker, events: int) -> dict[str, fl
     sample_store.close()
     naive = naive_rate(broker, sample_events(work / "naive-sample", 5_000))
     db_url = f"sqlite:///{work / 'throughput' / 'central.db'}"
+    if not derived:
+        without_derived(db_url)
     log = work / "throughput.log"
+    central_log = work / "central.log"
     central = spawn([str(OTWATCH), "central", "run", "--db", db_url, "--broker", broker.url,
-                     "--log-level", "warning"], log)  # fmt: skip
-    time.sleep(1.0)  # central's migrations and connect
+                     "--listen", f"127.0.0.1:{free_port()}", "--log-level", "info"],
+                    central_log)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "otwatch.central.service: connected to" not in central_log.read_text(errors="replace"):
+        if time.monotonic() > deadline or central.poll() is not None:
+            raise SystemExit(f"central did not connect; see {central_log}")
+        time.sleep(0.05)
     start = time.perf_counter()
     daemon = spawn([str(OTWATCH), "--data-dir", str(data), "sync", "run", "--broker", broker.url,
                     "--sensor-id", "s1", "--log-level", "warning"], log)  # fmt: skip
@@ -118,16 +156,20 @@ def throughput(work: Path, broker: MosquittoBroker, events: int) -> dict[str, fl
     while (hw := central_hw(db_url)) < events:
         if first_t is None and hw > 0:
             first_t, first_hw = time.perf_counter(), hw
+            procs = {"sensor": daemon.pid, "central": central.pid, "broker": broker.proc.pid}
+            cpu_start = {name: cpu_s(pid) for name, pid in procs.items()}
         if time.perf_counter() - start > max(120, events / 200):
             raise SystemExit(f"timed out: central has {hw} of {events} events")
         time.sleep(0.05)
     end = time.perf_counter()
+    per_k = 1000 / max(events - (first_hw or 0), 1) * 1000  # CPU ms per 1,000 events
+    cpu = {name: (cpu_s(pid) - cpu_start[name]) * per_k for name, pid in procs.items()}
     for proc in (daemon, central):
         proc.terminate()
         proc.wait(20)
     steady = (events - (first_hw or 0)) / max(end - (first_t or start), 1e-9)
     return {"ours": events / (end - start), "steady": steady, "naive": naive,
-            "startup_s": (first_t or start) - start}  # fmt: skip
+            "startup_s": (first_t or start) - start, "cpu": cpu}  # fmt: skip
 
 
 def latency_and_recovery(
@@ -190,19 +232,36 @@ def latency_and_recovery(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--events", type=int, default=None, help="default 100,000")
+    parser.add_argument("--changes", type=int, default=None, help="default 1,000")
     parser.add_argument("--backlog", type=int, default=10_000)
-    parser.add_argument("--outage-s", type=float, default=5.0)
-    parser.add_argument("--full-outage", action="store_true", help="a 60 s broker outage")
+    parser.add_argument("--outage-s", type=float, default=None, help="default 60")
+    parser.add_argument(
+        "--quick", action="store_true", help="for iterating: 20,000 events, 200 changes, 5 s outage"
+    )
+    parser.add_argument(
+        "--compare-derived",
+        action="store_true",
+        help="also run the throughput with central's search/count triggers dropped",
+    )
     args = parser.parse_args()
-    outage = 60.0 if args.full_outage else args.outage_s
+    quick = {"events": 20_000, "changes": 200, "outage_s": 5.0}
+    full = {"events": 100_000, "changes": 1_000, "outage_s": 60.0}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    outage = args.outage_s
     with tempfile.TemporaryDirectory(prefix="otwatch-bench-sync-") as tmp:
         work = Path(tmp)
         broker = MosquittoBroker(work / "broker")
         broker.start()
         try:
             t = throughput(work, broker, args.events)
+            bare = (
+                throughput(work, broker, args.events, derived=False)
+                if args.compare_derived
+                else None
+            )
             lat = latency_and_recovery(work, broker, args.changes, outage, args.backlog)
         finally:
             broker.stop()
@@ -215,6 +274,13 @@ def main() -> None:
     print(f"  naive QoS 1/event {t['naive']:10,.0f} events/s   (publish only, no database)")
     print(f"  ratio             {t['ours'] / t['naive']:10.1f} x   "
           f"(after start-up {t['steady'] / t['naive']:.1f} x)")  # fmt: skip
+    cpu = t["cpu"]
+    print(f"  CPU per 1,000 events after start-up: sync daemon {cpu['sensor']:.0f} ms, "
+          f"central {cpu['central']:.0f} ms, broker {cpu['broker']:.0f} ms")  # fmt: skip
+    if bare is not None:
+        print(f"  without central's search/count triggers: {bare['ours']:,.0f} events/s "
+              f"(after start-up {bare['steady']:,.0f}; ratio {bare['ours'] / t['naive']:.1f} x), "
+              f"central CPU {bare['cpu']['central']:.0f} ms per 1,000 events")  # fmt: skip
     print(f"latency central change → sensor applied → ack recorded ({lat['n']:,} changes)")
     print(
         f"  p50 {lat['p50_ms']:7.1f} ms (target ≤ 50)   p99 {lat['p99_ms']:7.1f} ms (target ≤ 250)"

@@ -185,13 +185,34 @@ class DetectionSection(_Section):
     learning_period: Duration = ""
     """Empty: continue the stored learning state; e.g. ``14d`` starts a new learning period."""
     ot_subnets: list[Annotated[str, AfterValidator(_subnet)]] = Field(default_factory=list)
-    ioc_files: list[Annotated[Path, AfterValidator(_existing_file)]] = Field(default_factory=list)
+    alert_rate_limit: int = Field(default=100, ge=0)
+    """New distinct alerts of one type per ``alert_rate_window`` before further new ones fold
+    into one "multiple violations" alert of that type (0: no limit)."""
+    alert_rate_window: Duration = "1m"
+
+    @field_validator("alert_rate_window")
+    @classmethod
+    def _positive_window(cls, value: str) -> str:
+        from otwatch.timeutil import parse_duration_ns
+
+        if value and parse_duration_ns(value) <= 0:
+            raise ValueError(f"{value!r} is not a window{_FIX}write a duration such as 1m")
+        return value
 
     @property
     def learning_period_ns(self) -> int | None:
         from otwatch.timeutil import parse_duration_ns
 
         return parse_duration_ns(self.learning_period) if self.learning_period else None
+
+    @property
+    def alert_rate(self):  # -> otwatch.agent.alerts.ratelimit.RateLimit
+        from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
+        from otwatch.timeutil import parse_duration_ns
+
+        window = self.alert_rate_window
+        window_ns = parse_duration_ns(window) if window else DEFAULT_RATE_LIMIT.window_ns
+        return RateLimit(limit=self.alert_rate_limit, window_ns=window_ns)
 
 
 class EnginesSection(_Section):
@@ -353,6 +374,50 @@ class CentralSection(BrokerSection):
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
 
 
+def _metrics_address(value: str) -> str:
+    from otwatch.metrics import MetricsError, parse_metrics_address
+
+    if value.strip():
+        try:
+            parse_metrics_address(value, allow_remote=True)  # loopback: checked below
+        except MetricsError as exc:
+            raise ValueError(str(exc)) from None
+    return value.strip()
+
+
+MetricsAddress = Annotated[str, BeforeValidator(_text), AfterValidator(_metrics_address)]
+
+
+class MetricsSection(_Section):
+    """Prometheus metrics of each daemon: ``host:port`` (or a port for 127.0.0.1); empty:
+    off. Addresses that are not loopback need ``allow_remote`` (no authentication)."""
+
+    agent_listen: MetricsAddress = ""
+    sync_listen: MetricsAddress = ""
+    central_listen: MetricsAddress = ""
+    allow_remote: bool = Field(default=False, validate_default=True)
+
+    @field_validator("allow_remote")
+    @classmethod
+    def _loopback_unless_allowed(cls, value: bool, info: ValidationInfo) -> bool:
+        from otwatch.metrics import MetricsError, parse_metrics_address
+
+        for key in ("agent_listen", "sync_listen", "central_listen"):
+            address = info.data.get(key)
+            if address and not value:
+                try:
+                    parse_metrics_address(address)
+                except MetricsError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
+        return value
+
+    def address(self, daemon: str) -> tuple[str, int] | None:
+        from otwatch.metrics import parse_metrics_address
+
+        text = getattr(self, f"{daemon}_listen")
+        return parse_metrics_address(text, allow_remote=self.allow_remote) if text else None
+
+
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -374,6 +439,7 @@ class Config(_Section):
     pcap: PcapSection = Field(default_factory=PcapSection)
     sync: SyncSection = Field(default_factory=SyncSection)
     central: CentralSection = Field(default_factory=CentralSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
     _source: str = PrivateAttr(default="built-in defaults")
 
@@ -386,6 +452,18 @@ class Config(_Section):
         from otwatch.agent.engines.registry import ENGINES
 
         return tuple(e for e in ENGINES if e.name not in self.engines.disabled)
+
+    def detection_options(self):  # -> otwatch.agent.replay.DetectionOptions
+        """Engines, their settings (thresholds, ``enable``/``disable`` of alert types, IOC
+        files), plant subnets and the alert rate limit, as replay and the agent use them."""
+        from otwatch.agent.replay import DetectionOptions
+
+        return DetectionOptions(
+            engines=self.enabled_engines(),
+            settings={name: dict(table) for name, table in self.engines.settings.items()},
+            ot_subnets=tuple(self.detection.ot_subnets),
+            alert_rate=self.detection.alert_rate,
+        )
 
     def capture_config(self):  # -> otwatch.agent.capture.config.CaptureConfig
         from otwatch.agent.capture.config import CaptureConfig, default_method
@@ -438,13 +516,18 @@ def _engine_models() -> dict[str, type[BaseModel]]:
     for engine in ENGINES:
         settings_cls = getattr(sys.modules[engine.__module__], "Config", None)
         fields: dict[str, Any] = {}
-        if settings_cls is not None and dataclasses.is_dataclass(settings_cls):
-            hints = typing.get_type_hints(settings_cls)
-            for f in dataclasses.fields(settings_cls):
-                if f.default is not dataclasses.MISSING:
-                    fields[f.name] = (hints[f.name], f.default)
-                elif f.default_factory is not dataclasses.MISSING:
-                    fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        if settings_cls is None or not dataclasses.is_dataclass(settings_cls):
+            # no Config dataclass (e.g. the IOC engine): starting the engine checks the table
+            models[engine.name] = create_model(
+                f"{engine.name}_settings", __config__=ConfigDict(extra="allow")
+            )
+            continue
+        hints = typing.get_type_hints(settings_cls)
+        for f in dataclasses.fields(settings_cls):
+            if f.default is not dataclasses.MISSING:
+                fields[f.name] = (hints[f.name], f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
         try:
             model = create_model(
                 f"{engine.name}_settings", __config__=ConfigDict(extra="forbid"), **fields
@@ -456,21 +539,42 @@ def _engine_models() -> dict[str, type[BaseModel]]:
 
 
 def _engine_accepts(name: str, table: dict[str, Any]) -> str | None:
-    """The engine's own rules (``engines/config.py``: positive numbers, lists), so that a
-    configuration that passes the check also starts the engine."""
+    """Start the engine with these settings (its own checks: positive numbers, lists, IOC
+    files that exist and parse), so that a configuration that passes the check also starts
+    the engine."""
+    from otwatch.agent.catalog import load_catalog
+    from otwatch.agent.engines.base import EngineContext
+    from otwatch.agent.engines.baseline import Baseline, LearningClock
+    from otwatch.agent.engines.config import engine_config
+    from otwatch.agent.engines.detection import DetectionFactory
     from otwatch.agent.engines.registry import ENGINES
 
     engine = next(e for e in ENGINES if e.name == name)
     settings_cls = getattr(sys.modules[engine.__module__], "Config", None)
-    if settings_cls is None or not dataclasses.is_dataclass(settings_cls):
-        return None
+    ctx = EngineContext(
+        factory=DetectionFactory(load_catalog()),
+        baseline=Baseline(),
+        learning=LearningClock(0),
+        settings={name: dict(table)},
+    )
     try:
-        from otwatch.agent.engines.config import engine_config
-    except ImportError:  # pragma: no cover - older tree without the helper
-        return None
-    try:
-        engine_config(settings_cls, table, name)
+        if settings_cls is not None and dataclasses.is_dataclass(settings_cls):
+            engine_config(settings_cls, table, name)
+        engine(ctx)
     except (OtwatchError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _gate_accepts(name: str, table: dict[str, Any]) -> str | None:
+    """``enable``/``disable`` (the alert types turned on or off, ``engines/gate.py``)."""
+    from otwatch.agent.engines.gate import TypeGateError, check_gate_settings
+    from otwatch.agent.engines.registry import ENGINES
+
+    engine = next(e for e in ENGINES if e.name == name)
+    try:
+        check_gate_settings(name, engine.type_ids, table)
+    except TypeGateError as exc:
         return str(exc)
     return None
 
@@ -511,12 +615,19 @@ def _check_engines(raw: Any, problems: list[str], where: dict[tuple[str, ...], s
                 f"engines.{name}: {table!r} is not a table{_FIX}write it as [engines.{name}]"
             )
             continue
+        gate_problem = _gate_accepts(name, table)
+        if gate_problem:
+            problems.append(
+                f"engines.{name}: {gate_problem}{_FIX}list type ids from `otwatch catalog list`"
+            )
+            continue
+        thresholds = {k: v for k, v in table.items() if k not in ("enable", "disable")}
         try:
-            models[name].model_validate(table)
+            models[name].model_validate(thresholds)
         except ValidationError as exc:
             problems.extend(_describe(exc, models[name], ("engines", name), where))
             continue
-        engine_problem = _engine_accepts(name, table)
+        engine_problem = _engine_accepts(name, thresholds)
         if engine_problem:
             problems.append(f"engines.{name}: {engine_problem}{_FIX}correct the value")
             continue

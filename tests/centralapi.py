@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.tokens import create_token
+from otwatch.sync.protocol.messages import VERSION, encode_pcap_chunk
+from otwatch.sync.protocol.topics import up_topic
 
 T0 = 1_800_000_000 * 1_000_000_000
 MIN_NS = 60 * 1_000_000_000
@@ -63,3 +66,23 @@ def add_alerts(store, sensor_id: str, snapshots: list[dict[str, Any]], now: int 
 def token(store, name: str, role: str) -> str:
     with store.session() as s:
         return create_token(s, name, role)
+
+
+def pcap_chunks(
+    data: bytes, request_id: str, sensor: str = "s1", alert_id: int = 1, chunk_bytes: int = 1000
+) -> list[tuple[str, bytes]]:
+    """(topic, payload) of every ``up/pcap`` chunk of ``data``, as a sensor sends them."""
+    sha = hashlib.sha256(data).hexdigest()
+    total = max(1, -(-len(data) // chunk_bytes))
+    header = {"v": VERSION, "sensor_id": sensor, "request_id": request_id,
+              "alert_id": alert_id, "total": total, "chunk_bytes": chunk_bytes,
+              "size": len(data), "sha256": sha}  # fmt: skip
+    return [
+        (
+            up_topic(sensor, "pcap", request_id),
+            encode_pcap_chunk(
+                {**header, "index": i}, data[i * chunk_bytes : (i + 1) * chunk_bytes]
+            ),
+        )
+        for i in range(total)
+    ]

@@ -127,8 +127,18 @@ def make_pipeline(
     *,
     settings: dict | None = None,
     learning_s: float = 0.0,
+    all_types: bool = True,
 ) -> tuple[Pipeline, Collector]:
+    """A pipeline of ``engines`` whose detections are collected. ``all_types`` turns on the
+    types the spec has off by default (the detectors are tested, not the defaults; the type
+    gate has tests of its own), unless ``settings`` say otherwise for an engine."""
     collector = Collector(store)
+    settings = dict(settings or {})
+    if all_types:
+        for engine in engines:
+            table = settings.setdefault(engine.name, {})
+            if "enable" not in table:
+                settings[engine.name] = {**table, "enable": ["*"]}
     pipeline = Pipeline(
         collector,  # type: ignore[arg-type]
         learning_period_ns=int(learning_s * SEC),

@@ -1,8 +1,8 @@
 """Builders for industrial-protocol test traffic and a harness that runs one engine on it.
 
 Frames are built with Scapy (our own layers for DNP3, S7comm and BACnet) between documentation
-addresses; ``EngineRun`` decodes them with the sensor's struct decoder, keeps a flow table as
-the pipeline does, and returns the detections of one engine.
+addresses; ``EngineRun`` runs one engine through the pipeline's own packet path (decode, flow
+table, routing, type gate) and returns its detections.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from otwatch.agent.catalog import load_catalog
-from otwatch.agent.decode.flows import FlowTable
-from otwatch.agent.decode.headers import decode
-from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
 from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
-from otwatch.agent.pipeline import packet_event
+from otwatch.agent.pipeline import PacketPath
 
 T0 = 1_790_000_000 * 1_000_000_000
 MIN = 60 * 1_000_000_000
@@ -70,10 +67,12 @@ class EngineRun:
             factory=DetectionFactory(load_catalog()),
             baseline=Baseline(),
             learning=self.clock,
-            settings=settings or {},
+            settings=dict(settings or {}),
         )
-        self.engine = engine_cls(self.ctx)
-        self.flows = FlowTable()
+        self._out: list[Detection] = []
+        self.path = PacketPath(self.ctx, (engine_cls,), self._out.append)
+        self.engine = self.path.engines[0]
+        self.flows = self.path.flows
         self.ts = T0
         self._next_seq: dict[tuple, int] = {}
 
@@ -102,28 +101,11 @@ class EngineRun:
             return self.feed_frames(list(capture))
 
     def feed_frames(self, frames: Iterable[tuple[int, int, int, bytes]]) -> list[Detection]:
-        out: list[Detection] = []
-        apps = self.engine.apps
+        process = self.path.process
         for ts, wire_len, linktype, data in frames:
             self.ts = ts
-            rec = decode(ts, wire_len, linktype, data)
-            self.clock.advance(self.ts)
-            flow, app = None, None
-            if rec.sport is not None and rec.src_ip is not None:
-                table = TCP_PORTS if rec.ip_proto == 6 else UDP_PORTS
-                app = table.get(rec.dport) or table.get(rec.sport)
-                syn = rec.tcp_flags is not None and rec.tcp_flags & 0x02
-                server_is_src = (
-                    bool(rec.tcp_flags & 0x10)
-                    if syn
-                    else (rec.sport in table and rec.dport not in table)
-                )
-                flow = self.flows.lookup(
-                    rec.src_ip, rec.sport, rec.dst_ip, rec.dport, rec.ip_proto, app,
-                    server_is_src, ts, wire_len,
-                )  # fmt: skip
-            if apps is None or app in apps or packet_event(rec) in apps:
-                out.extend(self.engine.observe(rec, flow) or ())
+            process(ts, wire_len, linktype, data)
+        out, self._out[:] = list(self._out), []
         return out
 
     def learn(self, packets: Iterable, step_ns: int = 1_000_000) -> list[Detection]:

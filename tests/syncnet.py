@@ -95,6 +95,8 @@ class Net:
         if self.sensor_online and self.down:
             m = self.down.popleft()
             self._sensor_out(self.sensor.on_message(m.topic, m.payload, self.now))
+            for stream in self.sensor.pcap_sender.drain():  # the daemon streams these
+                self._sensor_out(list(stream.messages()))
             moved = True
         if self.sensor_online:
             out = self.sensor.poll(self.now)

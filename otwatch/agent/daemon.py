@@ -22,11 +22,13 @@ import queue as queue_mod
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.ring import repair_ring, ring_budget
@@ -35,7 +37,7 @@ from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
-from otwatch.agent.store.db import Store, open_store
+from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.state import put_state
 from otwatch.agent.worker import MAX_BACKLOG, WorkerSpec, worker_main
 from otwatch.sdnotify import Notifier, watchdog_interval_s
@@ -43,6 +45,7 @@ from otwatch.sdnotify import Notifier, watchdog_interval_s
 __all__ = ["Collector", "DaemonOptions", "run_daemon"]
 
 log = logging.getLogger("otwatch.agent")
+T = TypeVar("T")
 
 FLUSH_S = 1.0
 STATUS_S = 1.0
@@ -69,6 +72,10 @@ class DaemonOptions:
     """Names of the engines to run (None: all of the registry)."""
     settings: dict[str, dict[str, Any]] | None = None
     """Per-engine threshold overrides (the configuration's ``[engines.<name>]`` tables)."""
+    alert_rate: RateLimit = DEFAULT_RATE_LIMIT
+    """Per-type limit on new alerts (the configuration's ``detection.alert_rate_*``)."""
+    metrics: tuple[str, int] | None = None
+    """Serve Prometheus metrics on this (loopback) address; None: off."""
 
 
 @dataclass
@@ -98,6 +105,7 @@ class Collector:
         self.ring_budget_bytes = ring_budget_bytes
         self.workers: dict[int, _WorkerState] = {i: _WorkerState() for i in range(options.workers)}
         self.errors: list[str] = []
+        self.store_errors = 0
         self.alerts_new = 0
         self.alerts_updated = 0
         self.started_ns = time.time_ns()
@@ -211,6 +219,11 @@ class Collector:
 
     def save_status(self) -> dict[str, Any]:
         status = self.status()
+        now, last = time.monotonic(), getattr(self, "_received", None)
+        for name, figures in status["interfaces"].items():  # packets/s since the last save
+            if last is not None and now > last[0] and name in last[1]:
+                figures["rate_pps"] = round((figures["received"] - last[1][name]) / (now - last[0]))
+        self._received = (now, {n: f["received"] for n, f in status["interfaces"].items()})
         with self.store.session() as session:
             put_state(session, CAPTURE_STATE, status)
         return status
@@ -243,7 +256,10 @@ def _extractor_main(data_dir: str, config: EvidenceConfig, stop_event: Any) -> N
     evidence = Evidence(store, config)
     try:
         while not stop_event.wait(FLUSH_S):
-            evidence.extract_due(deadline=time.monotonic() + 5.0, stopping=stop_event.is_set)
+            try:
+                evidence.extract_due(deadline=time.monotonic() + 5.0, stopping=stop_event.is_set)
+            except (OSError, StoreError) as exc:  # disk full: the next pass tries again
+                log.error("evidence extraction failed, retrying: %s", exc)
     finally:
         store.close()
 
@@ -279,11 +295,16 @@ class _Extractor:
 
 def run_daemon(data_dir: Path, options: DaemonOptions) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
+    from otwatch.metrics import SensorCollector, start_metrics
+
     store = open_store(data_dir)
     notifier = Notifier()
+    metrics = start_metrics(options.metrics, SensorCollector(store, "agent"))
     try:
         return _run(store, Path(data_dir), options, notifier)
     finally:
+        if metrics is not None:
+            metrics.stop()
         notifier.close()
         store.close()
 
@@ -310,7 +331,12 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         learning = options.learning_period_ns
         save_learning_ns(session, load_learning_ns(session) if learning is None else learning)
     manager = AlertManager(
-        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
+        store,
+        load_catalog(),
+        sensor_id=identity.sensor_id,
+        site=identity.site,
+        zone=identity.zone,
+        rate_limit=options.alert_rate,
     )
     evidence = (
         Evidence(store, options.evidence)
@@ -384,10 +410,13 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         if extractor is not None:
             extractor.stop()
             extractor = None
-        if evidence is not None:
-            evidence.extract_due(deadline=time.monotonic() + 10.0)  # windows already complete
+        if evidence is not None:  # windows already complete
+            try:
+                evidence.extract_due(deadline=time.monotonic() + 10.0)
+            except (OSError, StoreError) as exc:
+                log.error("evidence extraction failed at stop: %s", exc)
         collector.state = "stopped"
-        status = collector.save_status()
+        status = _store_call(collector, collector.save_status) or collector.status()
         log.info("%s", status_line(status))
         if collector.errors:
             for error in collector.errors:
@@ -440,7 +469,7 @@ def _main_loop(
         _receive(collector, messages, 0.2)
         now = time.monotonic()
         if now >= next_flush:
-            collector.flush()
+            _store_call(collector, collector.flush)
             next_flush = now + FLUSH_S
         if collector.errors:
             return 1
@@ -453,7 +482,7 @@ def _main_loop(
         if extractor is not None and extractor.failed and extractor.failed not in collector.errors:
             collector.errors.append(extractor.failed)
         if now >= next_status:
-            status = collector.save_status()
+            status = _store_call(collector, collector.save_status) or collector.status()
             notifier.status(status_line(status))
             next_status = now + STATUS_S
         if watchdog is not None and now >= next_watchdog:
@@ -462,6 +491,18 @@ def _main_loop(
                 notifier.watchdog()
             next_watchdog = now + watchdog
     return 0
+
+
+def _store_call(collector: Collector, fn: Callable[[], T]) -> T | None:
+    """A periodic database write; a failing database (disk full, locked) must not stop
+    capture: log, count and try again next time (pending alerts stay pending)."""
+    try:
+        return fn()
+    except StoreError as exc:
+        collector.store_errors += 1
+        if collector.store_errors == 1 or collector.store_errors % 100 == 0:
+            log.error("store write failed (%d so far), retrying: %s", collector.store_errors, exc)
+        return None
 
 
 def _receive(collector: Collector, messages: Any, timeout: float) -> bool:

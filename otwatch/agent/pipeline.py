@@ -1,35 +1,30 @@
 """The packet pipeline shared by live capture and offline replay.
 
-decode (struct) → flow table → engines (by application protocol) → alert manager. One
-instance per worker; ``process`` is the hot path, so it binds what it needs to locals and
-calls only the engines subscribed to a packet's protocol.
+decode (struct) → flow table → engines (by application protocol and packet events) → type
+gate → alert manager. One instance per worker; ``process`` is the hot path, so it binds what
+it needs to locals and calls only the engines subscribed to what the packet is.
+
+:class:`PacketPath` is everything up to the detections (no store): unit tests drive one engine
+through it exactly as the pipeline does. :class:`Pipeline` adds the store, the baseline and
+the alert manager.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.decode.flows import FlowTable
-from otwatch.agent.decode.headers import L3_ARP, PacketRecord, decode
-from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
-from otwatch.agent.engines.base import (
-    EVENT_ARP,
-    EVENT_ICMP,
-    EVENT_L2,
-    EVENT_SYN,
-    EVENT_SYNACK,
-    EVENT_UDP,
-    Engine,
-    EngineContext,
-    NetworkScope,
-)
+from otwatch.agent.decode.headers import L3_ARP, decode
+from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
 from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.agent.engines.gate import split_settings
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.store.baseline import (
     BASELINE_VERSION,
@@ -42,14 +37,22 @@ from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.rules import load_custom_rules, save_rule_events
 from otwatch.agent.store.state import ALERTS_VERSION, get_state
 
-__all__ = ["Pipeline", "PipelineStats"]
+__all__ = ["PacketPath", "Pipeline", "PipelineStats"]
 
 log = logging.getLogger(__name__)
 
 _SYN, _ACK = 0x02, 0x10
+# Event bits of the routing key, in the order of ``EVENT_TAGS``.
+_EV_SYN, _EV_SYNACK, _EV_UDP, _EV_ICMP, _EV_ARP, _EV_L2, _EV_IP, _EV_FLOW, _EV_DATA = (
+    1 << i for i in range(len(EVENT_TAGS))
+)
+_FRESH_EVENTS = (0, _EV_FLOW, _EV_DATA, _EV_FLOW | _EV_DATA)  # by FlowTable.fresh bits
 TICK_NS = 1_000_000_000
 """Engines' ``tick`` runs about once per second of traffic time (and of wall time when the
 live capture loop calls :meth:`Pipeline.tick` while idle)."""
+_EVENT_KEYS = 1 << len(EVENT_TAGS)
+FLOW_REFRESH_NS = 60 * TICK_NS
+"""How often a long-lived flow's directions count as new again (``EVENT_FLOW``)."""
 Observe = Callable[..., list[Detection] | None]
 
 
@@ -59,24 +62,173 @@ class PipelineStats:
     bytes: int = 0
     malformed: int = 0
     detections: int = 0
+    disabled: int = 0
+    """Detections of alert types that are off (the spec's ``*`` types unless enabled)."""
     engine_errors: int = 0
 
 
-def packet_event(rec: PacketRecord) -> str | None:
-    """The packet-event tag of a decoded packet (``engines.base.EVENT_*``), or None."""
-    flags = rec.tcp_flags
-    if flags is not None:
-        return (EVENT_SYNACK if flags & _ACK else EVENT_SYN) if flags & _SYN else None
-    if rec.ip_proto == 17:
-        return EVENT_UDP
-    if rec.icmp_type is not None:
-        return EVENT_ICMP
-    if rec.l3 == L3_ARP:
-        return EVENT_ARP
-    return EVENT_L2 if rec.src_ip is None else None
+class PacketPath:
+    """Decode, flows, routing to engines, the type gate; detections go to ``sink``."""
+
+    def __init__(
+        self,
+        ctx: EngineContext,
+        engines: Sequence[type[Engine]],
+        sink: Callable[[Detection], Any],
+        *,
+        max_flows: int = 200_000,
+    ) -> None:
+        ctx.settings, self.enabled_types = split_settings(engines, ctx.settings)
+        self.ctx = ctx
+        self._sink = sink
+        self.engines = [engine_cls(ctx) for engine_cls in engines]
+        self._tickers = [
+            (engine.name, engine.tick)
+            for engine in self.engines
+            if type(engine).tick is not Engine.tick
+        ]
+        self._next_tick_ns = 0
+        self._tick_floor_ns = 0
+        self._interface: str | None = ctx.interface
+        self._next_refresh_ns = 0
+        self._subscribe()
+        self.flows = FlowTable(max_flows)
+        ctx.flows = self.flows
+        self._interface_last = ctx.interface_last_ns
+        self.stats = PipelineStats()
+        self._error_logged: set[str] = set()
+
+    def _subscribe(self) -> None:
+        """(Re)build who is called for what from each engine's ``apps`` (an engine may change
+        its own, e.g. the custom-rule engine with no rules subscribes to nothing)."""
+        self._routes: dict[str | None, list[tuple[Observe, ...] | None]] = {}
+        """app -> route per event bit set, filled as packets need them."""
+
+    def _route(self, app: str | None, events: int) -> tuple[Observe, ...]:
+        """The engines, in registry order, for a packet of ``app`` carrying ``events``."""
+        tags = {tag for i, tag in enumerate(EVENT_TAGS) if events >> i & 1}
+        if app is not None:
+            tags.add(app)
+        return tuple(
+            engine.observe
+            for engine in self.engines
+            if engine.apps is None or not tags.isdisjoint(engine.apps)
+        )
+
+    def start_segment(self) -> None:
+        """A new file or capture session begins: time gaps before it do not count as learning."""
+        self.catch_up_learning()
+        self.ctx.learning.restart_segment()
+        self._next_tick_ns = self._tick_floor_ns = 0
+        self._next_refresh_ns = 0
+        for engine in self.engines:
+            engine.restart_segment()
+
+    def process(
+        self, ts_ns: int, wire_len: int, linktype: int, data: bytes, interface: str | None = None
+    ) -> None:
+        stats = self.stats
+        stats.packets += 1
+        stats.bytes += wire_len
+        if interface is not self._interface:
+            self._interface = self.ctx.interface = interface
+        if ts_ns >= self._next_tick_ns or ts_ns < self._tick_floor_ns:
+            # once per second of traffic, or after the clock went back: learning time counts
+            # at this resolution (backward steps never count), then engines look for silence
+            self.ctx.learning.advance(ts_ns)
+            self.tick(ts_ns)
+        self._interface_last[interface] = ts_ns
+        rec = decode(ts_ns, wire_len, linktype, data)
+        if rec.malformed is not None:
+            stats.malformed += 1
+        sport = rec.sport
+        if sport is not None and rec.src_ip is not None:
+            flags = rec.tcp_flags
+            if rec.ip_proto == 17:
+                events = _EV_UDP
+            elif flags is not None and flags & _SYN:
+                events = _EV_SYNACK if flags & _ACK else _EV_SYN
+            else:
+                events = 0
+            flows = self.flows
+            flow = flows.lookup(
+                rec.src_ip, sport, rec.dst_ip, rec.dport, rec.ip_proto, ts_ns, wire_len, flags,
+                rec.payload,
+            )  # fmt: skip
+            app = flow.app
+            fresh = flows.fresh
+            if fresh:
+                events |= _FRESH_EVENTS[fresh]
+        else:
+            flow = app = None
+            if rec.icmp_type is not None:
+                events = _EV_ICMP
+            elif rec.src_ip is not None:
+                events = _EV_IP
+            elif rec.l3 == L3_ARP:
+                events = _EV_ARP
+            else:
+                events = _EV_L2
+        routes = self._routes.get(app)
+        if routes is None:
+            routes = self._routes[app] = [None] * _EVENT_KEYS
+        route = routes[events]
+        if route is None:
+            route = routes[events] = self._route(app, events)
+        for observe in route:
+            try:
+                detections = observe(rec, flow)
+            except Exception:  # an engine bug must not stop capture
+                self._failed(observe.__self__.name, "a packet")  # type: ignore[attr-defined]
+                continue
+            if detections:
+                self._emit(detections)
+
+    def catch_up_learning(self) -> None:
+        """Count learning time up to the latest packet (``process`` counts it once a second)."""
+        last = self._interface_last.get(self._interface)
+        if last is not None:
+            self.ctx.learning.advance(last)
+
+    def _emit(self, detections: list[Detection]) -> None:
+        enabled = self.enabled_types
+        sink = self._sink
+        stats = self.stats
+        for det in detections:
+            if det.type_id in enabled:
+                stats.detections += 1
+                sink(det)
+            else:
+                stats.disabled += 1
+
+    def _failed(self, name: str, what: str) -> None:
+        self.stats.engine_errors += 1
+        if name not in self._error_logged:
+            self._error_logged.add(name)
+            log.exception("engine %s failed on %s; counting further failures", name, what)
+
+    def tick(self, now_ns: int) -> None:
+        """Let engines detect absence (timeouts, silence) at ``now_ns``; the capture loop calls
+        this with wall time while no packets arrive, ``process`` with traffic time."""
+        self._next_tick_ns = now_ns + TICK_NS
+        self._tick_floor_ns = now_ns - TICK_NS
+        if now_ns >= self._next_refresh_ns or now_ns < self._next_refresh_ns - FLOW_REFRESH_NS:
+            if self._next_refresh_ns:
+                self.flows.refresh()
+            self._next_refresh_ns = now_ns + FLOW_REFRESH_NS
+        for name, tick in self._tickers:
+            try:
+                detections = tick(now_ns)
+            except Exception:  # an engine bug must not stop capture
+                self._failed(name, "a tick")
+                continue
+            if detections:
+                self._emit(detections)
 
 
-class Pipeline:
+class Pipeline(PacketPath):
+    """The packet path with the sensor store: baseline, learning clock, custom rules, alerts."""
+
     def __init__(
         self,
         manager: AlertManager,
@@ -90,7 +242,8 @@ class Pipeline:
         self.manager = manager
         self.store = manager.store
         settings = dict(settings or {})
-        self._rules_from_store = CustomRuleEngine.name not in settings
+        custom = dict(settings.get(CustomRuleEngine.name) or {})
+        self._rules_from_store = "rules" not in custom
         with self.store.session() as session:
             baseline = load_baseline(session)
             remaining = load_learning_ns(session)
@@ -100,130 +253,24 @@ class Pipeline:
             self._alerts_version = int(get_state(session, ALERTS_VERSION, 0))
             self._baseline_version = int(get_state(session, BASELINE_VERSION, 0))
             if self._rules_from_store:
-                settings[CustomRuleEngine.name] = {"rules": load_custom_rules(session)}
+                settings[CustomRuleEngine.name] = {**custom, "rules": load_custom_rules(session)}
         self._learning_saved = remaining
         from otwatch.agent.engines.baseline import LearningClock
 
-        self.ctx = EngineContext(
+        ctx = EngineContext(
             factory=DetectionFactory(manager.catalog),
             baseline=baseline,
             learning=LearningClock(remaining),
             scope=NetworkScope(ot_subnets),
             settings=settings,
         )
-        self.engines = [engine_cls(self.ctx) for engine_cls in engines]
-        self._tickers = [
-            (engine.name, engine.tick)
-            for engine in self.engines
-            if type(engine).tick is not Engine.tick
-        ]
-        self._next_tick_ns = 0
+        super().__init__(ctx, engines, manager.observe, max_flows=max_flows)
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
-        self._subscribe()
-        self.flows = FlowTable(max_flows)
-        self.ctx.flows = self.flows
-        self._interface_last = self.ctx.interface_last_ns
-        self.stats = PipelineStats()
-        self._error_logged: set[str] = set()
-
-    def _subscribe(self) -> None:
-        """(Re)build who is called for what from each engine's ``apps`` (an engine may change
-        its own, e.g. the custom-rule engine with no rules subscribes to nothing)."""
-        self._every: list[tuple[str, Observe]] = []
-        self._by_app: dict[str, list[tuple[str, Observe]]] = {}
-        for engine in self.engines:
-            entry = (engine.name, engine.observe)
-            if engine.apps is None:
-                self._every.append(entry)
-            else:
-                for app in engine.apps:
-                    self._by_app.setdefault(app, []).append(entry)
-
-    def start_segment(self) -> None:
-        """A new file or capture session begins: time gaps before it do not count as learning."""
-        self.ctx.learning.restart_segment()
-        self._next_tick_ns = 0
-        for engine in self.engines:
-            engine.restart_segment()
-
-    def process(
-        self, ts_ns: int, wire_len: int, linktype: int, data: bytes, interface: str | None = None
-    ) -> None:
-        stats = self.stats
-        stats.packets += 1
-        stats.bytes += wire_len
-        if interface is not self.ctx.interface:
-            self.ctx.interface = interface
-        if ts_ns >= self._next_tick_ns:
-            self.tick(ts_ns)
-        self._interface_last[interface] = ts_ns
-        rec = decode(ts_ns, wire_len, linktype, data)
-        if rec.malformed is not None:
-            stats.malformed += 1
-        self.ctx.learning.advance(ts_ns)
-        flow = None
-        sport = rec.sport
-        if sport is not None and rec.src_ip is not None:
-            dport = rec.dport
-            proto = rec.ip_proto
-            table = TCP_PORTS if proto == 6 else UDP_PORTS
-            app = table.get(dport) or table.get(sport)
-            if proto == 6 and rec.tcp_flags is not None and rec.tcp_flags & _SYN:
-                server_is_src = rec.tcp_flags & _ACK != 0
-            else:
-                server_is_src = sport in table and dport not in table
-            flow = self.flows.lookup(
-                rec.src_ip, sport, rec.dst_ip, dport, proto, app, server_is_src, ts_ns, wire_len
-            )
-            if app is not None:
-                subscribers = self._by_app.get(app)
-                if subscribers:
-                    self._run(subscribers, rec, flow)
-        self._run(self._every, rec, flow)
-        # packet events (see engines.base.EVENT_*): attempt counters skip data packets
-        event = packet_event(rec)
-        if event is not None:
-            subscribers = self._by_app.get(event)
-            if subscribers:
-                self._run(subscribers, rec, flow)
-
-    def _run(self, subscribers: list[tuple[str, Observe]], rec, flow) -> None:
-        for name, observe in subscribers:
-            try:
-                detections = observe(rec, flow)
-            except Exception:  # an engine bug must not stop capture
-                self.stats.engine_errors += 1
-                if name not in self._error_logged:
-                    self._error_logged.add(name)
-                    log.exception("engine %s failed on a packet; counting further failures", name)
-                continue
-            if detections:
-                observe_alert = self.manager.observe
-                for det in detections:
-                    self.stats.detections += 1
-                    observe_alert(det)
-
-    def tick(self, now_ns: int) -> None:
-        """Let engines detect absence (timeouts, silence) at ``now_ns``; the capture loop calls
-        this with wall time while no packets arrive, ``process`` with traffic time."""
-        self._next_tick_ns = now_ns + TICK_NS
-        for name, tick in self._tickers:
-            try:
-                detections = tick(now_ns)
-            except Exception:  # an engine bug must not stop capture
-                self.stats.engine_errors += 1
-                if name not in self._error_logged:
-                    self._error_logged.add(name)
-                    log.exception("engine %s failed on a tick; counting further failures", name)
-                continue
-            if detections:
-                for det in detections:
-                    self.stats.detections += 1
-                    self.manager.observe(det)
 
     def flush(self) -> None:
         """Write pending alerts, newly learned baseline facts, rule events and the learning
         clock; pick up rules, baseline facts and learning changes made by other processes."""
+        self.catch_up_learning()
         self.manager.flush()
         dirty = self.ctx.baseline.take_dirty()
         events = [event for engine in self._custom for event in engine.take_events()]

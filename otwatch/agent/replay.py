@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from typing import Any
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig
@@ -19,14 +19,30 @@ from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
 from otwatch.agent.capture.ring import RingWriter, repair_ring
 from otwatch.agent.catalog import load_catalog
+from otwatch.agent.engines.base import Engine
+from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.db import Store
 
-__all__ = ["ReplaySummary", "replay"]
+__all__ = ["DetectionOptions", "ReplaySummary", "replay"]
 
 FLUSH_EVERY_PACKETS = 250_000
 _CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    """What the configuration says about detection (``Config.detection_options()``)."""
+
+    engines: tuple[type[Engine], ...] = ENGINES
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ot_subnets: tuple[str, ...] = ()
+    alert_rate: Any = None
+    """``otwatch.agent.alerts.ratelimit.RateLimit`` (None: the manager's default)."""
+
+    def manager_options(self) -> dict[str, Any]:
+        return {} if self.alert_rate is None else {"rate_limit": self.alert_rate}
 
 
 @dataclass
@@ -40,6 +56,9 @@ class ReplaySummary:
     alerts_updated: int = 0
     suppressed: int = 0
     seconds: float = 0.0
+    cpu_s: float = 0.0
+    """CPU time of this process during ``seconds`` (user + system): on a busy machine,
+    ``packets / cpu_s`` is the one-core rate that wall time cannot show."""
     learning_remaining_s: float = 0.0
     problems: list[str] = field(default_factory=list)
     """One line per file that ended early (truncated or corrupt); its packets still count."""
@@ -56,6 +75,7 @@ class ReplaySummary:
             "alerts_new": self.alerts_new,
             "alerts_updated": self.alerts_updated,
             "seconds": round(self.seconds, 3),
+            "cpu_s": round(self.cpu_s, 3),
             "files": self.files,
             "malformed": self.malformed,
             "detections": self.detections,
@@ -79,52 +99,57 @@ def replay(
     progress: Callable[[str, int], None] | None = None,
     ring: RingConfig | None = None,
     evidence: EvidenceConfig | None = None,
+    detection: DetectionOptions | None = None,
 ) -> ReplaySummary:
     """Replay ``paths`` in order. Every file is opened (and its header checked) before any
     packet is processed, so a bad argument fails without touching the store. ``ring`` also
-    writes every frame to the PCAP ring; ``evidence`` (with ``ring``) then cuts evidence."""
+    writes every frame to the PCAP ring; ``evidence`` (with ``ring``) then cuts evidence.
+    ``detection`` carries the configuration's engines, thresholds and plant subnets, as the
+    live agent uses them."""
     captures: list[CaptureFile] = []
     try:
         for path in paths:
             captures.append(open_capture(path))
         return _run(
-            captures, store, sensor_id, site, zone, learning_period_ns, progress, ring, evidence
-        )
+            captures, store, sensor_id, site, zone, learning_period_ns, progress, ring, evidence,
+            detection or DetectionOptions(),
+        )  # fmt: skip
     finally:
         for capture in captures:
             capture.close()
 
 
 def _run(
-    captures, store, sensor_id, site, zone, learning_period_ns, progress, ring_config, evidence
-) -> ReplaySummary:
+    captures, store, sensor_id, site, zone, learning_period_ns, progress, ring_config, evidence,
+    detection,
+) -> ReplaySummary:  # fmt: skip
     started = time.perf_counter()
+    cpu_started = time.process_time()
     with store.session() as session:
         identity = resolve_identity(session, sensor_id, site, zone)
     manager = AlertManager(
-        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
+        store,
+        load_catalog(),
+        sensor_id=identity.sensor_id,
+        site=identity.site,
+        zone=identity.zone,
+        **detection.manager_options(),
     )
-    pipeline = Pipeline(manager, learning_period_ns=learning_period_ns)
+    pipeline = Pipeline(
+        manager,
+        learning_period_ns=learning_period_ns,
+        ot_subnets=detection.ot_subnets,
+        settings=detection.settings,
+        engines=detection.engines,
+    )
     summary = ReplaySummary(files=len(captures))
     ring = None
     if ring_config is not None:
         repair_ring(store, ring_config.directory)
         ring = RingWriter(store, ring_config, "replay")
-    process = pipeline.process
-    stats = pipeline.stats
     for capture in captures:
         pipeline.start_segment()
-        next_flush = stats.packets + FLUSH_EVERY_PACKETS
-        if ring is None:
-            for ts_ns, wire_len, linktype, data in capture:
-                process(ts_ns, wire_len, linktype, data)
-                if stats.packets >= next_flush:
-                    pipeline.flush()
-                    next_flush = stats.packets + FLUSH_EVERY_PACKETS
-                    if progress is not None:
-                        progress(str(capture.path), stats.packets)
-        else:
-            _replay_with_ring(capture, pipeline, ring, progress)
+        _replay_file(capture, pipeline, ring, progress)
         if capture.problem:
             summary.problems.append(f"{capture.path}: {capture.problem}")
     pipeline.flush()
@@ -138,34 +163,35 @@ def _run(
             cutter.extract_due(force=True)
             summary.evidence_files = cutter.extracted
             summary.evidence_s = time.perf_counter() - cut_started
-    m = manager.stats
+    m, stats = manager.stats, pipeline.stats
     summary.packets, summary.bytes = stats.packets, stats.bytes
     summary.malformed, summary.detections = stats.malformed, stats.detections
     summary.alerts_new, summary.alerts_updated = m.alerts_new, m.alerts_updated
     summary.suppressed = m.learned + m.muted + m.excluded
     summary.learning_remaining_s = pipeline.ctx.learning.remaining_ns / 1e9
     summary.seconds = time.perf_counter() - started
+    summary.cpu_s = time.process_time() - cpu_started
     return summary
 
 
-def _replay_with_ring(
+def _replay_file(
     capture: CaptureFile,
     pipeline: Pipeline,
-    ring: RingWriter,
+    ring: RingWriter | None,
     progress: Callable[[str, int], None] | None,
 ) -> None:
-    """The replay loop in chunks: each chunk goes to the ring in one call, then the pipeline."""
+    """The replay loop in chunks: each chunk goes to the ring (if any) in one call — the
+    file's own record bytes when the formats match — then through the pipeline."""
     process = pipeline.process
     stats = pipeline.stats
     nanosecond = capture.nanosecond
-    single = capture.format == "pcap"
     next_flush = stats.packets + FLUSH_EVERY_PACKETS
-    frames = iter(capture)
-    while True:
-        chunk = list(islice(frames, _CHUNK))
-        if not chunk:
-            break
-        if single:
+    for chunk, raw in capture.chunks(_CHUNK):
+        if ring is None:
+            pass
+        elif raw is not None:
+            ring.write_raw(chunk, raw, chunk[0][2], nanosecond)
+        elif capture.format == "pcap":
             ring.write_batch(chunk, chunk[0][2], nanosecond)
         else:
             for ts_ns, wire_len, linktype, data in chunk:
@@ -174,7 +200,8 @@ def _replay_with_ring(
             process(ts_ns, wire_len, linktype, data)
         if stats.packets >= next_flush:
             pipeline.flush()
-            ring.tick()
+            if ring is not None:
+                ring.tick()
             next_flush = stats.packets + FLUSH_EVERY_PACKETS
             if progress is not None:
                 progress(str(capture.path), stats.packets)

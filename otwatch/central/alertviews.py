@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from otwatch.alertdata import (
@@ -30,8 +30,10 @@ from otwatch.alertdata import (
     group_counts,
     sorted_query,
 )
+from otwatch.central.store import derived
+from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
-from otwatch.central.store.models_api import AlertMember, PcapRequest
+from otwatch.central.store.models_api import AlertCount, AlertMember, PcapRequest
 from otwatch.timeutil import format_iso
 
 __all__ = [
@@ -47,6 +49,20 @@ __all__ = [
 ]
 
 MAX_LIMIT = 1000
+_DENSE_SEARCH = 5000
+"""A search matching more alerts than this lists fastest by scanning newest first."""
+_COUNT_FILTERS = {
+    "status": "statuses",
+    "severity": "severities",
+    "engine": "engines",
+    "category": "categories",
+    "sensor": "sensors",
+    "site": "sites",
+    "zone": "zones",
+}
+_NOT_COUNTED = (
+    "protocols", "types", "source", "destination", "search", "since_ns", "until_ns",
+)  # fmt: skip
 _CENTRAL_ID = re.compile(r"^(\d{1,18})-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 _EXPORT_PAGE = 5000
 _MAX_LITERAL_IDS = 500
@@ -99,9 +115,29 @@ def _visible(session: Session, flt: AlertFilter) -> tuple[AlertFilter, list[Any]
     return flt, where
 
 
+def _searched(
+    session: Session, flt: AlertFilter, where: list[Any], *, dense_limit: int | None
+) -> tuple[AlertFilter, list[Any]]:
+    """The free-text search through its index (``store.derived``) when that is the better
+    plan; otherwise ``alertdata``'s ILIKE stays in the filter."""
+    if not flt.search:
+        return flt, where
+    condition = derived.search_condition(session, flt.search, dense_limit=dense_limit)
+    if condition is None:
+        return flt, where
+    return replace(flt, search=None), [*where, condition]
+
+
 def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
     flt, where = _visible(session, flt)
-    return sorted_query(Alert, filtered(Alert, flt, select(Alert).where(*where)), sort)
+    flt, where = _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
+    stmt = filtered(Alert, flt, select(Alert).where(*where))
+    if sort.lstrip("-+") != "severity":
+        return sorted_query(Alert, stmt, sort)
+    # the generated rank column has an index (alertdata's CASE expression has none)
+    if sort.startswith("-"):
+        return stmt.order_by(Alert.severity_rank.desc(), Alert.id.desc())
+    return stmt.order_by(Alert.severity_rank.asc(), Alert.id.asc())
 
 
 def _sensors_by_primary(session: Session, alerts: list[Alert]) -> dict[int, list[str]]:
@@ -143,15 +179,44 @@ def list_alerts(
     return _to_dicts(session, alerts)
 
 
+def _counted(session: Session, flt: AlertFilter, by: str) -> list[tuple[str, int]] | None:
+    """Group counts from ``alert_counts`` when the filter uses only its columns (None
+    otherwise): a few thousand rows to add up instead of every alert."""
+    if by not in COUNT_DIMENSIONS or any(getattr(flt, name) for name in _NOT_COUNTED):
+        return None
+    column = getattr(AlertCount, by)
+    total = func.sum(AlertCount.n)
+    stmt = select(column, total)
+    for name, values in _COUNT_FILTERS.items():
+        if getattr(flt, values):
+            stmt = stmt.where(getattr(AlertCount, name).in_(getattr(flt, values)))
+    stmt = stmt.group_by(column).having(total > 0).order_by(total.desc(), column)
+    return [(str(value), int(count)) for value, count in session.execute(stmt).all()]
+
+
+def _group(
+    session: Session, flt: AlertFilter, by: str, where: list[Any] | None = None
+) -> list[tuple[str, int]]:
+    if where is None:
+        counted = _counted(session, flt, by)
+        if counted is not None:
+            return counted
+        where = []
+    flt, where = _searched(session, flt, where, dense_limit=None)
+    return group_counts(session, Alert, flt, by, where=where)
+
+
 def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str, int]]:
     """Counts per value; unified members are subtracted afterwards instead of being excluded
-    row by row, so the count stays one index-only scan."""
-    if flt.sensors or not _has_members(session):
+    row by row, so the count can come from ``alert_counts`` or one index scan."""
+    if flt.sensors and _has_members(session):
         flt, where = _visible(session, flt)
-        return group_counts(session, Alert, flt, by, where=where)
-    counts = dict(group_counts(session, Alert, flt, by))
+        return _group(session, flt, by, where)
+    counts = dict(_group(session, flt, by))
+    if not _has_members(session):
+        return list(counts.items())
     members = [Alert.id.in_(select(AlertMember.alert_pk))]
-    for value, count in group_counts(session, Alert, flt, by, where=members):
+    for value, count in _group(session, flt, by, members):
         counts[value] -= count
     rows = [(value, count) for value, count in counts.items() if count > 0]
     return sorted(rows, key=lambda vc: (-vc[1], vc[0]))

@@ -46,7 +46,6 @@ from otwatch.sync.protocol.messages import (
     Event,
     EventBatch,
     EventEnvelope,
-    PcapChunk,
     ProtocolError,
     SensorBirth,
     SensorStatus,
@@ -95,7 +94,7 @@ class CentralSync:
 
     def __post_init__(self) -> None:
         self.streams: dict[str, CentralStream] = {}
-        self.pcap = PcapAssembler()
+        self.pcap = PcapAssembler(self.pcap_sink)
         with self.store.session() as session:
             self.clock = HybridClock(last=int(sensor_store.get_state(session, "hlc", 0)))
             for sensor in sensor_store.all_sensors(session):
@@ -399,28 +398,14 @@ class CentralSync:
     def _on_pcap(
         self, sensor_id: str, request_id: str, payload: bytes, now: int, topic: str
     ) -> list[Outgoing]:
-        chunk = decode(PcapChunk, payload, MAX_BYTES["pcap"])
-        self._check_sensor(sensor_id, chunk.sensor_id)
-        if chunk.request_id != request_id:
-            raise ProtocolError("invalid", "request id differs from the topic's")
         try:
-            done = self.pcap.add(
-                sensor_id,
-                request_id,
-                index=chunk.index,
-                total=chunk.total,
-                size=chunk.size,
-                sha256=chunk.sha256,
-                data=chunk.data,
-                now=now,
-            )
+            done = self.pcap.receive(sensor_id, request_id, payload, now)
         except PcapError as exc:
             raise ProtocolError("pcap", str(exc)) from None
         if done is not None:
             self.stats["pcap_done"] += 1
             if self.pcap_sink is not None:
-                t = done.transfer
-                self.pcap_sink.store(t.sensor_id, t.alert_id, t.request_id, done.data)
+                self.pcap_sink.store(done)
         return []
 
     # -- commands -------------------------------------------------------------------------

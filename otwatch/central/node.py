@@ -130,13 +130,16 @@ class CentralNode(CentralSync):
     def on_connect(self, now: int) -> list[Outgoing]:
         if self.shared:
             self._refresh()
+        self._adopt_pending_pcaps(now)
         return super().on_connect(now)
 
     def poll(self, now: int) -> list[Outgoing]:
         if self.shared:
             self._refresh()
         self._hold_offline_transfers(now)
-        return super().poll(now)
+        out = super().poll(now)
+        self._fail_given_up_pcaps(now)
+        return out
 
     # -- periodic jobs --------------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class CentralNode(CentralSync):
         transfer = self.pcap.transfers.get(request_id)
         if transfer is None:
             return None
-        return len(transfer.chunks), transfer.total
+        return transfer.count, transfer.total
 
     def _on_pcap_topic(
         self, sensor_id: str, request_id: str, topic: str, payload: bytes, now: int
@@ -188,8 +191,9 @@ class CentralNode(CentralSync):
         return super().on_message(topic, payload, now)
 
     def _hold_offline_transfers(self, now: int) -> None:
-        """An offline sensor cannot answer: keep its transfers from counting as stalled, and
-        forget transfers whose request ended elsewhere (another instance got the refusal)."""
+        """An offline sensor cannot answer: keep its transfers from counting as stalled (its
+        silent re-requests start again from zero when it returns), and forget transfers whose
+        request ended elsewhere (another instance got the refusal or gave up)."""
         if not self.pcap.transfers:
             return
         with self.store.session() as session:
@@ -206,6 +210,47 @@ class CentralNode(CentralSync):
                 self.pcap.cancel(request_id)
             elif transfer.sensor_id not in online:
                 transfer.last_chunk_ns = now
+                transfer.rerequests = 0
+
+    def _adopt_pending_pcaps(self, now: int) -> None:
+        """Track the pending requests of the database (issued before a restart, or by another
+        instance's API), so that a sensor that never answers them is given up on too."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(PcapRequest.request_id, PcapRequest.sensor, PcapRequest.alert_id).where(
+                    PcapRequest.state == "pending"
+                )
+            ).all()
+        for request_id, sensor_id, alert_id in rows:
+            self.pcap.expect(sensor_id, alert_id, request_id, now)
+
+    def _fail_given_up_pcaps(self, now: int) -> None:
+        """Mark the requests the assembler gave up on failed, with its reason, and stop
+        re-sending their commands (a silent sensor would otherwise get them forever)."""
+        for given_up in self.pcap.take_given_up():
+            transfer, reason = given_up.transfer, given_up.reason
+            log.warning("PCAP request %s failed: %s", transfer.request_id, reason)
+            self.stats["pcap_failed"] += 1
+            with self.store.session() as session:
+                session.execute(
+                    update(PcapRequest)
+                    .where(
+                        PcapRequest.request_id == transfer.request_id,
+                        PcapRequest.state == "pending",
+                    )
+                    .values(state="failed", reason=reason[:512], done_ns=now)
+                    .execution_options(synchronize_session=False)
+                )
+                for command in session.scalars(
+                    select(Command).where(
+                        Command.sensor == transfer.sensor_id,
+                        Command.kind == "pcap",
+                        Command.status == "pending",
+                    )
+                ):
+                    if (command.params or {}).get("request_id") == transfer.request_id:
+                        command.status, command.outcome = "rejected", "timeout"
+                        command.reason, command.acked_ns = reason[:512], now
 
     def _rejected(self, session: Any, sensor_id: str, command: Command, ack: dict) -> None:
         super()._rejected(session, sensor_id, command, ack)

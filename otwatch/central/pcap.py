@@ -1,40 +1,46 @@
-"""PCAP pulls on central: reassemble chunks, spot missing ones, verify, hand over.
+"""PCAP pulls on central: chunks written into place, missing ones spotted, file verified.
 
-``PcapAssembler`` is pure (no I/O): chunks in, a verified file or a list of missing indexes
-out. Where a finished file goes is the ``PcapSink``'s business (the PCAP storage of the API
-adds its own sink with caching; ``DirectorySink`` just writes files).
+``PcapAssembler`` writes each chunk straight to its offset in a part file (no chunk is kept
+in memory), hashes the file as the chunks arrive in order (the usual case) and reads back only
+what came out of order, verifies size and SHA-256 once the last chunk is in, and hands the
+part file to the ``PcapSink`` (the PCAP storage of the API renames it into its cache).
+
+Re-requests: a transfer that has been silent for ``stall_ns`` is re-requested (the missing
+indexes, or everything when no chunk came yet); after ``max_rerequests`` silent re-requests
+in a row it is given up and listed in ``given_up`` with its reason, so that the caller marks
+the request failed instead of waiting forever. The caller keeps a transfer from stalling while
+its sensor is offline (an offline sensor cannot answer; see ``CentralNode``).
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["DirectorySink", "PcapAssembler", "PcapDone", "PcapSink", "Transfer"]
+from otwatch.sync.protocol.messages import PcapChunk, ProtocolError, decode_pcap_chunk
+
+__all__ = ["PcapAssembler", "PcapDone", "PcapError", "PcapSink", "Transfer"]
 
 MAX_TRANSFER_BYTES = 512 << 20
+NS = 1_000_000_000
 
 
 class PcapSink(Protocol):
-    def store(self, sensor_id: str, alert_id: int, request_id: str, data: bytes) -> None:
-        """Keep a verified PCAP file."""
+    def part_path(self, request_id: str) -> Path:
+        """Where the chunks of a transfer are written (next to the final file)."""
+
+    def store(self, done: PcapDone) -> None:
+        """Keep a verified PCAP file (``done.path``, which the sink may move)."""
 
 
-class DirectorySink:
-    """Writes ``{root}/{sensor_id}/{alert_id}-{request_id}.pcap``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def store(self, sensor_id: str, alert_id: int, request_id: str, data: bytes) -> None:
-        target = self.root / sensor_id / f"{alert_id}-{request_id}.pcap"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+class PcapError(ValueError):
+    """A chunk that does not fit its transfer (counted and dropped by the caller)."""
 
 
 @dataclass
@@ -47,88 +53,198 @@ class Transfer:
     total: int | None = None
     size: int | None = None
     sha256: str | None = None
-    chunks: dict[int, bytes] = field(default_factory=dict)
+    chunk_bytes: int | None = None
+    received: bytearray = field(default_factory=bytearray)
+    """One byte per index: 1 once the chunk is written."""
+    count: int = 0
     rerequests: int = 0
+    """Re-requests since the last chunk arrived."""
+    path: Path | None = None
+    fd: int | None = None
+    hasher: Any = field(default_factory=hashlib.sha256)
+    hashed: int = 0
+    """Chunks ``0 .. hashed-1`` are in ``hasher``."""
 
     def missing(self) -> list[int]:
         if self.total is None:
             return []
-        return [i for i in range(self.total) if i not in self.chunks]
+        return [i for i, got in enumerate(self.received) if not got]
+
+    def close(self, *, delete: bool) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if delete and self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
 class PcapDone:
     transfer: Transfer
-    data: bytes
+    path: Path
+    """The verified file (a part file the sink moves into place)."""
+    size: int
+    sha256: str
 
 
-class PcapError(ValueError):
-    """A chunk that does not fit its transfer (counted and dropped by the caller)."""
+@dataclass(frozen=True, slots=True)
+class GivenUp:
+    transfer: Transfer
+    reason: str
 
 
 class PcapAssembler:
-    def __init__(self, stall_ns: int = 10_000_000_000, max_rerequests: int = 5) -> None:
+    def __init__(
+        self,
+        sink: PcapSink | None = None,
+        *,
+        stall_ns: int = 10 * NS,
+        max_rerequests: int = 5,
+    ) -> None:
         self.transfers: dict[str, Transfer] = {}
+        self.sink = sink
         self.stall_ns = stall_ns
         self.max_rerequests = max_rerequests
+        self.given_up: list[GivenUp] = []
+        """Transfers abandoned by ``stalled`` and not yet taken by the caller."""
+        self._spool: Path | None = None
+
+    def _part_path(self, request_id: str) -> Path:
+        part = getattr(self.sink, "part_path", None)
+        if part is not None:
+            return Path(part(request_id))
+        if self._spool is None:
+            self._spool = Path(tempfile.mkdtemp(prefix="otwatch-pcap-"))
+        return self._spool / f"{request_id}.{uuid.uuid4().hex[:8]}.part"
 
     def expect(self, sensor_id: str, alert_id: int, request_id: str, now: int) -> None:
-        self.transfers[request_id] = Transfer(sensor_id, alert_id, request_id, now, now)
+        """Start a transfer. One already under way is kept as it is: a re-request of the whole
+        file (no chunk came yet) must not reset its count of silent re-requests."""
+        if request_id not in self.transfers:
+            self.transfers[request_id] = Transfer(sensor_id, alert_id, request_id, now, now)
 
     def cancel(self, request_id: str) -> Transfer | None:
-        return self.transfers.pop(request_id, None)
+        transfer = self.transfers.pop(request_id, None)
+        if transfer is not None:
+            transfer.close(delete=True)
+        return transfer
+
+    def receive(self, sensor_id: str, request_id: str, payload: bytes, now: int) -> PcapDone | None:
+        """Decode and take one ``up/pcap`` message (``ProtocolError`` for a bad message,
+        ``PcapError`` for one that does not fit its transfer)."""
+        header, data = decode_pcap_chunk(payload)
+        if header.sensor_id != sensor_id:
+            raise ProtocolError(
+                "wrong_sensor", f"payload sensor id {header.sensor_id!r} != topic {sensor_id!r}"
+            )
+        if header.request_id != request_id:
+            raise ProtocolError("invalid", "request id differs from the topic's")
+        return self.add(sensor_id, header, data, now)
 
     def add(
-        self,
-        sensor_id: str,
-        request_id: str,
-        *,
-        index: int,
-        total: int,
-        size: int,
-        sha256: str,
-        data: str,
-        now: int,
+        self, sensor_id: str, chunk: PcapChunk, data: bytes | memoryview, now: int
     ) -> PcapDone | None:
         """Take one chunk; returns the verified file once complete. Raises ``PcapError``."""
-        transfer = self.transfers.get(request_id)
+        transfer = self.transfers.get(chunk.request_id)
         if transfer is None or transfer.sensor_id != sensor_id:
-            raise PcapError(f"no PCAP request {request_id} for sensor {sensor_id}")
-        if size > MAX_TRANSFER_BYTES:
-            raise PcapError(f"PCAP of {size} bytes is over the {MAX_TRANSFER_BYTES} limit")
-        if transfer.total is None:
-            transfer.total, transfer.size, transfer.sha256 = total, size, sha256
-        elif (transfer.total, transfer.size, transfer.sha256) != (total, size, sha256):
-            raise PcapError("chunk disagrees with earlier chunks on total, size or digest")
-        if index >= total:
-            raise PcapError(f"chunk index {index} >= total {total}")
-        try:
-            # strict_mode: the checks of b64decode(validate=True), about 30% faster
-            transfer.chunks[index] = binascii.a2b_base64(data, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise PcapError("chunk data is not base64") from None
+            raise PcapError(f"no PCAP request {chunk.request_id} for sensor {sensor_id}")
+        self._check(transfer, chunk, len(data))
         transfer.last_chunk_ns = now
-        if transfer.missing():
+        transfer.rerequests = 0
+        if transfer.received[chunk.index]:
+            return None  # a duplicate (re-sent after a re-request that crossed it)
+        if transfer.fd is None:
+            transfer.path = self._part_path(transfer.request_id)
+            transfer.path.parent.mkdir(parents=True, exist_ok=True)
+            transfer.fd = os.open(transfer.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        assert transfer.chunk_bytes is not None
+        os.pwrite(transfer.fd, data, chunk.index * transfer.chunk_bytes)
+        transfer.received[chunk.index] = 1
+        transfer.count += 1
+        if chunk.index == transfer.hashed:
+            transfer.hasher.update(data)
+            transfer.hashed += 1
+        if transfer.count < (transfer.total or 0):
             return None
-        blob = b"".join(transfer.chunks[i] for i in range(total))
-        if len(blob) != size or hashlib.sha256(blob).hexdigest() != sha256:
-            # Start over: ask for every chunk again.
-            transfer.chunks.clear()
+        return self._finish(transfer)
+
+    def _check(self, transfer: Transfer, chunk: PcapChunk, length: int) -> None:
+        if chunk.size > MAX_TRANSFER_BYTES:
+            raise PcapError(f"PCAP of {chunk.size} bytes is over the {MAX_TRANSFER_BYTES} limit")
+        shape = (chunk.total, chunk.size, chunk.sha256, chunk.chunk_bytes)
+        if transfer.total is None:
+            if chunk.total != max(1, -(-chunk.size // chunk.chunk_bytes)):
+                raise PcapError("chunk total does not match size and chunk size")
+            transfer.total, transfer.size, transfer.sha256, transfer.chunk_bytes = shape
+            transfer.received = bytearray(chunk.total)
+        elif (transfer.total, transfer.size, transfer.sha256, transfer.chunk_bytes) != shape:
+            raise PcapError("chunk disagrees with earlier chunks on total, size or digest")
+        if chunk.index >= chunk.total:
+            raise PcapError(f"chunk index {chunk.index} >= total {chunk.total}")
+        expected = min(chunk.chunk_bytes, chunk.size - chunk.index * chunk.chunk_bytes)
+        if length != expected:
+            raise PcapError(f"chunk {chunk.index} has {length} bytes, expected {expected}")
+
+    def _finish(self, transfer: Transfer) -> PcapDone:
+        """Hash what came out of order, verify, and hand over the file or start over."""
+        assert transfer.fd is not None and transfer.chunk_bytes is not None
+        offset = min(transfer.hashed * transfer.chunk_bytes, transfer.size or 0)
+        while offset < (transfer.size or 0):
+            block = os.pread(transfer.fd, 1 << 20, offset)
+            if not block:
+                break
+            transfer.hasher.update(block)
+            offset += len(block)
+        digest = transfer.hasher.hexdigest()
+        if offset != transfer.size or digest != transfer.sha256:
+            # Start over: ask for every chunk again (the next stall re-requests them all).
+            transfer.received = bytearray(transfer.total or 0)
+            transfer.count, transfer.hashed, transfer.hasher = 0, 0, hashlib.sha256()
+            os.ftruncate(transfer.fd, 0)
             raise PcapError("reassembled PCAP does not match its SHA-256; re-requesting it")
-        del self.transfers[request_id]
-        return PcapDone(transfer, blob)
+        transfer.close(delete=False)
+        del self.transfers[transfer.request_id]
+        assert transfer.path is not None
+        return PcapDone(transfer, transfer.path, offset, digest)
 
     def stalled(self, now: int) -> list[tuple[Transfer, list[int] | None]]:
         """Transfers quiet for the stall time: (transfer, indexes to re-request; None: all).
-        A transfer re-requested too often is given up (dropped from the list)."""
-        out = []
+        A transfer silent through ``max_rerequests`` re-requests is given up: removed, its
+        part file deleted, and listed in ``given_up``."""
+        out: list[tuple[Transfer, list[int] | None]] = []
         for request_id, transfer in list(self.transfers.items()):
             if now - transfer.last_chunk_ns < self.stall_ns:
                 continue
             if transfer.rerequests >= self.max_rerequests:
                 del self.transfers[request_id]
+                transfer.close(delete=True)
+                what = (
+                    f"sent {transfer.count} of {transfer.total} chunks and then stopped"
+                    if transfer.count
+                    else "never sent a chunk"
+                )
+                self.given_up.append(
+                    GivenUp(
+                        transfer,
+                        f"sensor {transfer.sensor_id} was online but {what}: given up after "
+                        f"{transfer.rerequests} re-requests {self.stall_ns / NS:.0f} s apart "
+                        "without an answer; request the PCAP again",
+                    )
+                )
                 continue
             transfer.rerequests += 1
             transfer.last_chunk_ns = now
             out.append((transfer, transfer.missing() or None))
         return out
+
+    def take_given_up(self) -> list[GivenUp]:
+        out, self.given_up = self.given_up, []
+        return out
+
+    def close(self) -> None:
+        """Drop every transfer and the private spool directory."""
+        for request_id in list(self.transfers):
+            self.cancel(request_id)
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool = None

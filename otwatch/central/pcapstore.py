@@ -2,21 +2,23 @@
 
 Files are named only by their request id, which must be a lower-case UUID, so neither a
 request id nor a sensor id can reach outside the directory. ``PcapStore`` is the ingest's
-``PcapSink``: it is called with a file whose SHA-256 the assembler has already checked, checks
-it again against what it writes, and records the result in ``pcap_requests``.
+``PcapSink``: the assembler writes a transfer's chunks into a part file in this directory and,
+once it has verified the SHA-256, the store moves that file into place and records the result
+in ``pcap_requests``. Part files left by a crash are deleted by ``expire`` after a day.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select, update
 
+from otwatch.central.pcap import PcapDone
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models_api import PcapRequest
 from otwatch.errors import OtwatchError
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CACHE_NS = 48 * 3600 * 1_000_000_000
 """Spec section 4: a downloaded PCAP is cached 48 h."""
+PART_MAX_AGE_NS = 24 * 3600 * 1_000_000_000
 REQUEST_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -56,32 +59,38 @@ class PcapStore:
 
     # -- PcapSink --------------------------------------------------------------------------
 
-    def store(self, sensor_id: str, alert_id: int, request_id: str, data: bytes) -> None:
-        """Keep a verified file and mark its request done (called on the ingest thread)."""
+    def part_path(self, request_id: str) -> Path:
+        """A part file of this instance for the transfer (several instances sharing the
+        directory may assemble the same request at once; each writes its own part)."""
         target = self.path(request_id)
-        tmp = target.with_name(target.name + ".part")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        sha = hashlib.sha256(data).hexdigest()
+        return target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.part")
+
+    def store(self, done: PcapDone) -> None:
+        """Move a verified part file into place and mark its request done (ingest thread)."""
+        t = done.transfer
+        target = self.path(t.request_id)
+        fd = os.open(done.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename below must not outlive the data in a crash
+        finally:
+            os.close(fd)
+        os.replace(done.path, target)
         now = time.time_ns()
         with self.db.session() as session:
-            row = session.get(PcapRequest, request_id)
+            row = session.get(PcapRequest, t.request_id)
             if row is None:  # requested by an older central or a test: record it now
                 row = PcapRequest(
-                    request_id=request_id,
-                    sensor=sensor_id,
-                    alert_id=alert_id,
+                    request_id=t.request_id,
+                    sensor=t.sensor_id,
+                    alert_id=t.alert_id,
                     requested_by="central",
                     requested_ns=now,
                 )
                 session.add(row)
             row.state, row.reason = "done", None
-            row.size, row.sha256 = len(data), sha
+            row.size, row.sha256 = done.size, done.sha256
             row.done_ns, row.expires_ns = now, now + self.cache_ns
-        log.info("PCAP of alert %s-%s stored (%d bytes)", alert_id, sensor_id, len(data))
+        log.info("PCAP of alert %s-%s stored (%d bytes)", t.alert_id, t.sensor_id, done.size)
 
     # -- cache -----------------------------------------------------------------------------
 
@@ -98,6 +107,7 @@ class PcapStore:
             )
             for request_id in ids:
                 self.path(request_id).unlink(missing_ok=True)
+            self._sweep_parts(now)
             if ids:
                 session.execute(
                     update(PcapRequest)
@@ -106,3 +116,11 @@ class PcapStore:
                     .execution_options(synchronize_session=False)
                 )
         return len(ids)
+
+    def _sweep_parts(self, now: int) -> None:
+        for part in self.root.glob("*.part"):
+            try:
+                if now - part.stat().st_mtime_ns > PART_MAX_AGE_NS:
+                    part.unlink(missing_ok=True)
+            except OSError:
+                continue

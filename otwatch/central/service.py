@@ -3,6 +3,10 @@
 ``CentralService`` pumps ``CentralSync`` (database work on one worker thread) and offers
 ``issue_command`` to in-process callers (the HTTP API): the command is stored pending and
 published at once when connected, otherwise on the next connect.
+
+Under systemd (``Type=notify``) ``run`` reports READY after the first connection attempt
+(connected or retrying, the reason in STATUS), a STATUS line with the sensor counts every
+10 s, WATCHDOG pings while the database thread answers, and STOPPING when asked to stop.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from typing import Any
 
 from otwatch.central.ingest import CentralSync, IssueResult
+from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.daemon import Backoff, Worker, publish_all
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.topics import PREFIX, central_subscription
@@ -45,6 +50,7 @@ class CentralService:
         self.worker = Worker("otwatch-central-db")
         self.connected = asyncio.Event()
         self._conn: Connection | None = None
+        self.last_error: str | None = None
 
     async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
         """Queue a command (see ``CentralSync.issue_command``) and publish it if connected."""
@@ -61,27 +67,58 @@ class CentralService:
         except SyncTransportError as exc:
             log.info("not sent now (pending until the next connect): %s", exc)
 
+    async def status_line(self) -> str:
+        """One line for systemd's STATUS: broker link and sensors online."""
+        from otwatch.health import central_health, central_sensor_rows
+
+        def figures() -> dict[str, Any]:
+            with self.engine.store.session() as session:
+                return central_health(central_sensor_rows(session))
+
+        health = await self.worker.run(figures)
+        link = "connected to" if self.connected.is_set() else "waiting for"
+        text = (
+            f"{link} {self.broker.host}:{self.broker.port}; {len(health['sensors'])} sensor(s): "
+            f"{health['online']} online, {health['silent']} silent, {health['offline']} offline"
+        )
+        return text + (f"; {self.last_error[:120]}" if self.last_error else "")
+
     async def run(self, stop: asyncio.Event) -> None:
+        notifier = Notifier()
+
+        async def probe() -> None:
+            await self.worker.run(lambda: None)
+
+        beat = spawn(heartbeat(notifier, stop, self.status_line, probe=probe), name="central-beat")
         try:
             while not stop.is_set():
                 try:
                     async with Connection(self.broker, self.client_id) as conn:
                         log.info("connected to %s:%d", self.broker.host, self.broker.port)
-                        await self._session(conn, stop)
+                        self.last_error = None
+                        await self._session(conn, stop, notifier)
                 except SyncTransportError as exc:
                     log.warning("%s", exc)
+                    self.last_error = str(exc)
                 finally:
                     self._conn = None
                     self.connected.clear()
                 if stop.is_set():
                     break
+                notifier.ready(await self.status_line())  # READY once, then STATUS updates
                 delay = self.backoff.next()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
+            notifier.stopping("stopping")
         finally:
+            stop.set()
+            await asyncio.gather(beat, return_exceptions=True)
+            notifier.close()
             self.worker.close()
 
-    async def _session(self, conn: Connection, stop: asyncio.Event) -> None:
+    async def _session(
+        self, conn: Connection, stop: asyncio.Event, notifier: Notifier | None = None
+    ) -> None:
         await conn.subscribe(central_subscription(self.share_group))
         if self.share_group:
             # A shared subscription deals one PCAP's chunks out to every instance: each
@@ -91,6 +128,8 @@ class CentralService:
         await publish_all(conn, await self.worker.run(self.engine.on_connect, time.time_ns()))
         self.backoff.reset()
         self.connected.set()
+        if notifier is not None:
+            notifier.ready(await self.status_line())
 
         async def receive() -> None:
             replies: set[asyncio.Task[None]] = set()

@@ -23,6 +23,7 @@ from otwatch.agent.capture.config import (
 )
 from otwatch.agent.replay import replay as run_replay
 from otwatch.cli.context import CliContext, pass_cli
+from otwatch.cli.metrics_options import metrics_address, metrics_options
 from otwatch.cli.output import format_option
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import parse_duration_ns
@@ -191,6 +192,9 @@ def replay(
     (or the live agent) continues from them. With --ring the frames also go to the PCAP
     ring and the alerts get their evidence (``otwatch pcap get``).
     """
+    from otwatch.config import load_config
+
+    detection = load_config(cli.config_path).detection_options()
     ring, evidence = ring_configs(cli.data_dir, ring_params)
     store = cli.store()
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -209,6 +213,7 @@ def replay(
         progress=progress,
         ring=ring,
         evidence=evidence,
+        detection=detection,
     )
     if show_progress:
         click.echo("\r\033[K", nl=False, err=True)
@@ -327,6 +332,7 @@ def replay(
 @click.option("--site", help="Site name to record on alerts [sensor.site].")
 @click.option("--zone", help="Zone name to record on alerts [sensor.zone].")
 @ring_options(default_on=None)
+@metrics_options
 @pass_cli
 def run(
     cli: CliContext,
@@ -361,6 +367,7 @@ def run(
     from otwatch.cli.config import require_config
 
     cfg = require_config()
+    metrics = metrics_address(cfg, "agent", ring_params)
     base = cfg.capture_config()
     interfaces = interfaces or base.interfaces
     if not interfaces:
@@ -407,6 +414,8 @@ def run(
         max_backlog=max_backlog,
         engines=tuple(engine.name for engine in engines),
         settings=dict(cfg.engines.settings),
+        alert_rate=cfg.detection.alert_rate,
+        metrics=metrics,
     )
     cli.close()  # the daemon opens its own store connections
     code = run_daemon(cli.data_dir, options)

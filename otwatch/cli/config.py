@@ -19,7 +19,7 @@ from otwatch.cli.output import print_json
 from otwatch.config import Config, ConfigError, load_config
 from otwatch.logsetup import configure_logging
 
-__all__ = ["config", "require_config", "to_toml"]
+__all__ = ["config", "daemon_broker", "require_config", "to_toml"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,25 @@ def require_config(ctx: click.Context | None = None) -> Config:
     configure_logging(level, fmt)
     log.info("configuration loaded from %s", cfg.source, extra={"config_source": cfg.source})
     return cfg
+
+
+def daemon_broker(section: Any, params: dict[str, Any], default_username: str = "") -> Any:
+    """The broker a daemon connects to: the command-line options when ``--broker`` (or
+    ``OTWATCH_BROKER``) was given, else the configuration's ``section`` (``cfg.sync`` or
+    ``cfg.central``: URL, TLS files, user, password file). Pops the options from ``params``;
+    the sub-command's ``--log-level`` only applies when given (else the ``[log]`` level)."""
+    from otwatch.cli.mqtt_options import broker_config
+
+    ctx = click.get_current_context()
+    default = click.core.ParameterSource.DEFAULT
+    if ctx.get_parameter_source("log_level") in (default, None):
+        params["log_level"] = logging.getLevelName(logging.getLogger().level).lower()
+    if ctx.get_parameter_source("broker") not in (default, None):
+        return broker_config(params)
+    for key in ("broker", "tls_ca", "tls_cert", "tls_key", "username", "password_file"):
+        params.pop(key, None)
+    logging.getLogger("otwatch").setLevel(params.pop("log_level").upper())
+    return section.broker_config(default_username)
 
 
 def _toml_value(value: Any) -> str:

@@ -37,6 +37,7 @@ SUBCOMMANDS = {
     "maintenance": "otwatch.cli.maintenance:maintenance",
     "pcap": "otwatch.cli.pcap:pcap",
     "rules": "otwatch.cli.rules:rules",
+    "status": "otwatch.cli.status:status",
     "sync": "otwatch.cli.sync:sync",
 }
 

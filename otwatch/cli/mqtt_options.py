@@ -23,10 +23,10 @@ def broker_options(func: Callable) -> Callable:
         click.option(
             "--broker",
             default="mqtt://127.0.0.1:1883",
-            show_default=True,
             envvar="OTWATCH_BROKER",
             help="MQTT broker URL: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS). "
-            "Env: OTWATCH_BROKER.",
+            "Env: OTWATCH_BROKER. Not given: the configuration's [sync] or [central] broker, "
+            "TLS files and credentials.",
         ),
         click.option("--tls-ca", type=_FILE, help="CA certificate to verify the broker (TLS)."),
         click.option("--tls-cert", type=_FILE, help="Client certificate (TLS client auth)."),

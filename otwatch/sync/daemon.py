@@ -4,6 +4,13 @@ One connection at a time; on every (re)connect the sensor publishes its birth an
 online status (the last will says offline). Database work runs on one worker thread, so the
 event loop keeps answering the broker while SQLite waits for a lock. Reconnects back off
 exponentially with full jitter.
+
+Health: the connection state and central's last acknowledgement are saved in
+``sensor_state`` (``otwatch.health.SyncTracker``; ``otwatch status`` and the metrics read
+them). Under systemd (``Type=notify``) the daemon reports READY after its first connection
+attempt (connected, or retrying with the reason in STATUS, so that a broker outage does not
+hold the unit in "activating"), a one-line STATUS every 10 s, WATCHDOG pings while its
+database thread answers, and STOPPING on SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from otwatch.health import SyncTracker
+from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.engine import Outgoing, SensorSync
 from otwatch.sync.protocol.topics import sensor_subscription
 from otwatch.sync.tasks import spawn
@@ -53,6 +62,8 @@ class DaemonOptions:
     pipeline: int = 3
     status_interval_s: float = 30.0
     prune_interval_s: float = 3600.0
+    state_interval_s: float = 5.0
+    """At most this often the connection state is saved while acks move it forward."""
 
 
 class Worker:
@@ -103,25 +114,53 @@ async def run_sensor_daemon(
     backoff = backoff or Backoff()
     worker = Worker("otwatch-sync-db")
     client_id = f"otwatch-sensor-{engine.sensor_id}"
+    tracker = await worker.run(
+        SyncTracker.resume, engine.store, f"{broker.host}:{broker.port}", engine.stream.acked_hw
+    )
+    notifier = Notifier()
+    await worker.run(tracker.save, engine.store)
+
+    async def status_line() -> str:
+        depth = await worker.run(lambda: engine.health()["outbox_depth"])
+        return tracker.line(depth)
+
+    async def probe() -> None:
+        await worker.run(lambda: None)
+
+    beat = spawn(heartbeat(notifier, stop, status_line, probe=probe), name="sync-heartbeat")
     try:
         while not stop.is_set():
             will = engine.will()
+            error = None
             try:
                 async with Connection(
                     broker, client_id, will=Will(will.topic, will.payload)
                 ) as conn:
                     log.info("connected to %s:%d", broker.host, broker.port)
-                    await _session(engine, conn, worker, stop, options, backoff)
+                    tracker.connected(time.time_ns())
+                    await worker.run(tracker.save, engine.store)
+                    notifier.ready(await status_line())
+                    await _session(engine, conn, worker, stop, options, backoff, tracker)
             except SyncTransportError as exc:
                 log.warning("%s", exc)
+                error = str(exc)
             await worker.run(engine.on_disconnect)
+            tracker.disconnected(time.time_ns(), error)
             if stop.is_set():
                 break
+            await worker.run(tracker.save, engine.store)
+            notifier.ready(await status_line())  # READY once; later calls refresh STATUS
             delay = backoff.next()
             log.info("reconnecting in %.1f s", delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+        notifier.stopping("stopping: saving state")
+        tracker.state = "stopped"
+        await worker.run(tracker.save, engine.store)
     finally:
+        stop.set()
+        await asyncio.gather(beat, return_exceptions=True)
+        notifier.close()
         worker.close()
 
 
@@ -132,6 +171,7 @@ async def _session(
     stop: asyncio.Event,
     options: DaemonOptions,
     backoff: Backoff,
+    tracker: SyncTracker | None = None,
 ) -> None:
     await conn.subscribe(sensor_subscription(engine.sensor_id))
     await publish_all(conn, await worker.run(engine.on_connect, time.time_ns()))
@@ -144,9 +184,11 @@ async def _session(
 
     async def receive() -> None:
         async for inbound in conn.messages():
-            out = await worker.run(
-                engine.on_message, inbound.topic, inbound.payload, time.time_ns()
-            )
+            now = time.time_ns()
+            out = await worker.run(engine.on_message, inbound.topic, inbound.payload, now)
+            moved = tracker is not None and tracker.acked(engine.stream.acked_hw, now)
+            if moved and now - tracker.saved_ns >= options.state_interval_s * 1e9:
+                await worker.run(tracker.save, engine.store, now)
             await publish_all(conn, out)
             wake.set()
 
@@ -175,6 +217,8 @@ async def _session(
             if now - last_status >= options.status_interval_s:
                 last_status = now
                 await publish_all(conn, [await worker.run(engine.status, time.time_ns())])
+                if tracker is not None:  # an ack between throttled saves is not lost
+                    await worker.run(tracker.save, engine.store)
             if now - last_prune >= options.prune_interval_s:
                 last_prune = now
                 await worker.run(engine.commands.prune, time.time_ns())
@@ -183,7 +227,11 @@ async def _session(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=options.poll_interval_s)
 
-    tasks = [spawn(receive(), name="sync-receive"), spawn(pump(), name="sync-pump")]
+    tasks = [
+        spawn(receive(), name="sync-receive"),
+        spawn(pump(), name="sync-pump"),
+        spawn(engine.pcap_sender.run(conn), name="sync-pcap"),  # streams PCAP transfers
+    ]
     stopper = spawn(stop.wait(), name="sync-stop")
     try:
         finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

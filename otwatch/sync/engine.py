@@ -19,13 +19,14 @@ from typing import Any
 
 from otwatch import __version__
 from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.capture.status import pcap_status
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state, put_state
 from otwatch.sync import outbox
 from otwatch.sync.commands import CommandHandler, Handled, PcapSend, Resync
-from otwatch.sync.pcap import PcapProvider, encode_chunk, file_chunks
+from otwatch.sync.pcap import PcapProvider, PcapSender, PcapStream
 from otwatch.sync.protocol.messages import (
     MAX_BYTES,
     MAX_EVENTS,
@@ -50,13 +51,22 @@ from otwatch.sync.protocol.streams import (
 )
 from otwatch.sync.protocol.topics import Direction, TopicError, parse_topic, up_topic
 
-__all__ = ["Outgoing", "SensorSync"]
+__all__ = ["Outgoing", "SensorSync", "capture_health"]
 
 log = logging.getLogger(__name__)
 
-AGENT_HEALTH = "agent.health"
-"""``sensor_state`` key where the agent reports capture health (capture_drops, ring_usage)."""
 _BATCH_BYTES = 900 << 10
+
+
+def capture_health(store: Store) -> tuple[int | None, float | None]:
+    """(kernel drops over every interface, PCAP ring bytes / ring budget) as the agent reports
+    them (``pcap_status``); None while the agent never ran, or has no ring budget."""
+    status = pcap_status(store)
+    capture, ring = status["capture"], status["ring"]
+    drops = None if capture["state"] == "never run" else max(0, int(capture["kernel_drops"]))
+    budget = ring["budget_bytes"]
+    usage = min(1.0, ring["bytes"] / budget) if isinstance(budget, int) and budget > 0 else None
+    return drops, usage
 
 
 @dataclass
@@ -69,6 +79,8 @@ class SensorSync:
     manager_factory: Callable[[], AlertManager] | None = None
     dropped: Counter[str] = field(default_factory=Counter)
     stats: Counter[str] = field(default_factory=Counter)
+    pcap_sender: PcapSender = field(default_factory=PcapSender)
+    """PCAP transfers to stream (the daemon runs its task; in-memory tests ``drain`` it)."""
 
     def __post_init__(self) -> None:
         with self.store.session() as session:
@@ -126,13 +138,11 @@ class SensorSync:
     def health(self) -> dict[str, Any]:
         with self.store.session() as session:
             depth = outbox.pending_depth(session, self.stream.acked_hw)
-            agent = get_state(session, AGENT_HEALTH, {}) or {}
-        ring = agent.get("ring_usage")
-        drops = agent.get("capture_drops")
+        drops, ring = capture_health(self.store)
         return {
-            "capture_drops": int(drops) if isinstance(drops, int) and drops >= 0 else None,
+            "capture_drops": drops,
             "outbox_depth": depth,
-            "ring_usage": float(ring) if isinstance(ring, int | float) and 0 <= ring <= 1 else None,
+            "ring_usage": ring,
             "dropped": {k[:64]: v for k, v in list(self.dropped.items())[:32]},
         }
 
@@ -189,13 +199,12 @@ class SensorSync:
                 parts.clear()
                 carried.clear()
 
-        for event in events:
-            blob = encode_raw(event)
+        for seq, blob in events:
             if parts and (size + len(blob) + 1 > _BATCH_BYTES or len(parts) >= MAX_EVENTS):
                 close()
                 size = len(head) + 2
             parts.append(blob)
-            carried.append(by_seq[event["seq"]])
+            carried.append(by_seq[seq])
             size += len(blob) + 1
         close()
         self.stats["events_built"] += len(events)
@@ -337,21 +346,19 @@ class SensorSync:
     def _effect(self, effect: PcapSend | Resync, now: int) -> list[Outgoing]:
         if isinstance(effect, Resync):
             return self._resync(effect.from_seq, now)
-        topic = up_topic(self.sensor_id, "pcap", effect.request_id)
         try:
-            return [
-                Outgoing(topic, encode_chunk(chunk))
-                for chunk in file_chunks(
-                    effect.path,
-                    sensor_id=self.sensor_id,
-                    request_id=effect.request_id,
-                    alert_id=effect.alert_id,
-                    only=effect.chunks,
-                )
-            ]
+            stream = PcapStream.open(
+                effect.path,
+                sensor_id=self.sensor_id,
+                request_id=effect.request_id,
+                alert_id=effect.alert_id,
+                only=effect.chunks,
+            )
         except OSError as exc:
             log.warning("cannot read PCAP %s: %s", effect.path, exc)
             return []
+        self.pcap_sender.add(stream)
+        return []
 
     def _resync(self, from_seq: int | None, now: int) -> list[Outgoing]:
         if from_seq is not None and from_seq > self.stream.acked_hw:

@@ -1,11 +1,14 @@
 """The sensor outbox as the sync daemon sees it: read, snapshot, mark, rewind, delete.
 
-Data functions take a ``Session``; the caller owns the transaction. Two rules keep the stream
-lossless:
+Data functions take a ``Session``; the caller owns the transaction. Three rules keep the
+stream lossless:
 
 - Snapshots are read and the rows marked published in **one** transaction. The agent adds a
   new ``alert`` row only while no unpublished one exists for the alert, so a flush that lands
   after the snapshot finds the row published and queues a new one.
+- A row once sent never becomes "unpublished" again: a rewind marks it ``RESEND``, so later
+  detections get a row of their own instead of riding on a sequence number central may
+  already have committed (and would skip as a duplicate).
 - The newest row is never deleted, even once acknowledged: SQLite gives a new row the largest
   existing rowid + 1, so deleting every row would restart the sequence numbers at 1 and central
   would take the new events for duplicates.
@@ -23,11 +26,13 @@ from sqlalchemy.orm import Session
 
 from otwatch.agent.store.models import Alert, OutboxEvent
 from otwatch.agent.store.state import get_state, put_state
+from otwatch.sync.protocol.messages import encode_raw
 from otwatch.sync.protocol.streams import OutboxRow
 
 __all__ = [
     "ACKED_HW",
     "EPOCH",
+    "RESEND",
     "alert_fields",
     "delete_acked",
     "enqueue_snapshots",
@@ -41,22 +46,25 @@ __all__ = [
 ]
 
 ACKED_HW = "sync.acked_hw"
+RESEND = 0
+"""``published_ns`` of a row to send again. Not NULL: the agent coalesces new detections
+only into rows that were never sent (NULL), since central skips a re-sent row it already
+committed as a duplicate; a detection after a rewind therefore gets a row of its own."""
 EPOCH = "sync.epoch"
 _CHUNK = 500
 _ALERT_COLUMNS = tuple(Alert.__table__.c)
 _FIELDS_LIMIT = 8192
 
 
+_READ_SQL = (
+    "SELECT seq, kind, alert_id FROM outbox WHERE seq > ? "
+    f"AND (published_ns IS NULL OR published_ns = {RESEND}) ORDER BY seq LIMIT ?"
+)
+
+
 def read_rows(session: Session, after_seq: int, acked_hw: int, limit: int) -> list[OutboxRow]:
-    rows = session.execute(
-        select(OutboxEvent.seq, OutboxEvent.kind, OutboxEvent.alert_id)
-        .where(
-            OutboxEvent.seq > max(after_seq, acked_hw),
-            OutboxEvent.published_ns.is_(None),
-        )
-        .order_by(OutboxEvent.seq)
-        .limit(limit)
-    ).all()
+    """Up to ``limit`` unpublished rows above ``after_seq`` and ``acked_hw``, in order."""
+    rows = session.connection().exec_driver_sql(_READ_SQL, (max(after_seq, acked_hw), limit))
     return [OutboxRow(seq, kind, alert_id) for seq, kind, alert_id in rows]
 
 
@@ -154,62 +162,96 @@ def _change(payload: dict[str, Any] | None, created_ns: int) -> dict[str, Any] |
     return out
 
 
-def load_events(session: Session, rows: Sequence[OutboxRow], now: int) -> list[dict[str, Any]]:
-    """Events (``Event`` form) for ``rows``, and mark those rows published, in one go."""
-    seqs = [r.seq for r in rows]
-    by_seq: dict[int, Any] = {}
-    for i in range(0, len(seqs), _CHUNK):
-        chunk = seqs[i : i + _CHUNK]
-        for row in session.connection().execute(
-            select(
-                OutboxEvent.seq,
-                OutboxEvent.event_id,
-                OutboxEvent.kind,
-                OutboxEvent.alert_id,
-                OutboxEvent.created_ns,
-                OutboxEvent.payload,
-            ).where(OutboxEvent.seq.in_(chunk))
-        ):
-            by_seq[row.seq] = row
-    alert_ids = sorted({r.alert_id for r in by_seq.values() if r.alert_id is not None})
-    alerts: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(alert_ids), _CHUNK):
-        chunk = alert_ids[i : i + _CHUNK]
-        rows = session.connection().execute(select(*_ALERT_COLUMNS).where(Alert.id.in_(chunk)))
-        for alert in rows:
-            alerts[alert.id] = snapshot(alert)
+# The alert snapshot built by SQLite (``json_object``): ~10x faster than Python dicts and
+# ``json.dumps`` per row. Strings are clipped to the ``AlertSnapshot`` limits here; the JSON
+# columns are passed through only when SQLite proves them within the limits, otherwise the
+# row takes the Python path (``snapshot``), which clips them.
+_CLIPPED = {
+    "type_id": 80, "name": 200, "engine": 32, "category": 64, "dedup_key": 64,
+    "source_address": 64, "destination_address": 64, "source_mac": 17, "destination_mac": 17,
+    "protocol": 32, "site": 64, "zone": 64, "message": 4096,
+}  # fmt: skip
+_PLAIN = ("id", "first_detection_ns", "last_detection_ns", "last_activity_ns", "detections")
+_FLAGS = ("learnable", "mutable")
+_JSON_LISTS = {"tactics": 200, "remediation": 4096}
+"""List columns: at most 32 strings of at most this many characters each."""
+_STATE = ("status", "close_reason", "severity", "status_hlc", "severity_hlc")
+
+
+def _snapshot_sql() -> tuple[str, str]:
+    """SQL for (the snapshot as JSON text, whether its JSON columns are within limits)."""
+    pairs: list[str] = []
+    for key in (c.key for c in Alert.__table__.c):
+        if key in _CLIPPED:
+            pairs.append(f"'{key}', substr(a.{key}, 1, {_CLIPPED[key]})")
+        elif key in _PLAIN or key in _STATE:
+            pairs.append(f"'{key}', a.{key}")
+        elif key in _FLAGS:
+            pairs.append(f"'{key}', json(CASE WHEN a.{key} THEN 'true' ELSE 'false' END)")
+        elif key in _JSON_LISTS or key == "fields":
+            pairs.append(f"'{key}', json(a.{key})")
+    checks = [
+        f"json_valid(a.{key}) AND json_type(a.{key}) = 'array' "
+        f"AND json_array_length(a.{key}) <= 32 AND NOT EXISTS (SELECT 1 FROM json_each(a.{key}) "
+        f"WHERE type <> 'text' OR length(value) > {limit})"
+        for key, limit in _JSON_LISTS.items()
+    ]
+    checks.append(
+        f"json_valid(a.fields) AND json_type(a.fields) = 'object' "
+        f"AND length(a.fields) <= {_FIELDS_LIMIT} AND (SELECT count(*) <= 64 "
+        f"AND coalesce(max(length(key)), 0) <= 64 FROM json_each(a.fields))"
+    )
+    return f"json_object({', '.join(pairs)})", " AND ".join(f"({c})" for c in checks)
+
+
+_SNAPSHOT, _WITHIN_LIMITS = _snapshot_sql()
+_EVENTS_SQL = f"""
+SELECT o.seq, o.alert_id, o.created_ns, nullif(o.payload, 'null'),
+  '{{"seq":' || o.seq || ',"id":' || json_quote(o.event_id) || ',"kind":' || json_quote(o.kind)
+    || ',"alert_id":' || coalesce(o.alert_id, 'null') || ',"ts_ns":' || o.created_ns
+    || ',"alert":',
+  CASE WHEN a.id IS NULL THEN 'null' WHEN {_WITHIN_LIMITS} THEN {_SNAPSHOT} END
+FROM outbox o LEFT JOIN alerts a ON a.id = o.alert_id
+WHERE o.seq IN (SELECT value FROM json_each(?))
+ORDER BY o.seq
+"""
+_MARK_SQL = "UPDATE outbox SET published_ns = ? WHERE seq IN (SELECT value FROM json_each(?))"
+
+
+def load_events(session: Session, rows: Sequence[OutboxRow], now: int) -> list[tuple[int, bytes]]:
+    """``(seq, Event JSON)`` for ``rows`` (those still in the outbox, in ``seq`` order),
+    marked published in the same transaction.
+
+    The rows are marked first: that takes the write lock, so the snapshots read next are the
+    alerts' latest state, and a detection the agent flushes after this commit finds the row
+    published and queues a new one (no detection is left out of every snapshot).
+    """
+    seqs = json.dumps([r.seq for r in rows])
+    conn = session.connection()
+    conn.exec_driver_sql(_MARK_SQL, (now, seqs))
+    found = conn.exec_driver_sql(_EVENTS_SQL, (seqs,)).all()
+    slow = [alert_id for _, alert_id, _, _, _, snap in found if snap is None]
+    fallback: dict[int, str] = {}
+    if slow:  # JSON columns beyond the limits (never written by the agent): clip in Python
+        for alert in conn.execute(select(*_ALERT_COLUMNS).where(Alert.id.in_(slow))):
+            fallback[alert.id] = encode_raw(snapshot(alert)).decode()
     events = []
-    for seq in seqs:
-        row = by_seq.get(seq)
-        if row is None:  # deleted meanwhile (acknowledged): nothing to send
-            continue
-        events.append(
-            {
-                "seq": row.seq,
-                "id": row.event_id,
-                "kind": row.kind,
-                "alert_id": row.alert_id,
-                "ts_ns": row.created_ns,
-                "alert": alerts.get(row.alert_id) if row.alert_id is not None else None,
-                "change": _change(row.payload, row.created_ns),
-            }
-        )
-    for i in range(0, len(seqs), _CHUNK):
-        session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.seq.in_(seqs[i : i + _CHUNK]))
-            .values(published_ns=now)
-            .execution_options(synchronize_session=False)
-        )
+    for seq, alert_id, created_ns, payload, head, snap in found:
+        if payload is None:
+            change = "null"
+        else:
+            change = encode_raw(_change(json.loads(payload), created_ns)).decode()
+        alert = snap if snap is not None else fallback.get(alert_id, "null")
+        events.append((seq, f'{head}{alert},"change":{change}}}'.encode()))
     return events
 
 
 def rewind(session: Session, after_seq: int) -> int:
-    """Mark rows above ``after_seq`` unpublished (they are sent again); returns how many."""
+    """Mark rows above ``after_seq`` to be sent again (``RESEND``); returns how many."""
     result = session.execute(
         update(OutboxEvent)
-        .where(OutboxEvent.seq > after_seq, OutboxEvent.published_ns.is_not(None))
-        .values(published_ns=None)
+        .where(OutboxEvent.seq > after_seq, OutboxEvent.published_ns > RESEND)
+        .values(published_ns=RESEND)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)

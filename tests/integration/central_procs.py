@@ -119,9 +119,19 @@ class NodeThread:
     """A ``CentralNode`` + ``CentralService`` on a private event loop thread (one central
     instance of several, for shared-subscription tests)."""
 
-    def __init__(self, db_url: str, broker, *, client_id: str, share_group: str | None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        broker,
+        *,
+        client_id: str,
+        share_group: str | None,
+        pcap_dir: Path | None = None,
+        poll_interval_s: float = 1.0,
+    ) -> None:
         self.db_url, self.broker = db_url, broker
         self.client_id, self.share_group = client_id, share_group
+        self.pcap_dir, self.poll_interval_s = pcap_dir, poll_interval_s
         self.thread = None
 
     def start(self) -> NodeThread:
@@ -129,12 +139,16 @@ class NodeThread:
         import threading
 
         from otwatch.central.node import CentralNode
+        from otwatch.central.pcapstore import PcapStore
         from otwatch.central.service import CentralService
         from otwatch.central.store.db import open_central_store
         from otwatch.sync.daemon import Backoff
 
         self.store = open_central_store(self.db_url)
-        self.engine = CentralNode(self.store, shared=self.share_group is not None)
+        self.pcaps = PcapStore(self.store, self.pcap_dir) if self.pcap_dir else None
+        self.engine = CentralNode(
+            self.store, pcap_sink=self.pcaps, shared=self.share_group is not None
+        )
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -148,6 +162,7 @@ class NodeThread:
                     self.broker,
                     client_id=self.client_id,
                     share_group=self.share_group,
+                    poll_interval_s=self.poll_interval_s,
                     backoff=Backoff(base_s=0.1, cap_s=1.0),
                 )
                 ready.set()
@@ -159,6 +174,12 @@ class NodeThread:
         self.thread.start()
         ready.wait(10)
         return self
+
+    def call(self, coro, timeout: float = 30):
+        """Run a coroutine on the instance's loop (e.g. ``service.issue_command``)."""
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def wait_connected(self, timeout: float = 10) -> None:
         from tests.integration.sync_procs import wait_until

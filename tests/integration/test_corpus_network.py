@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
 from otwatch.agent.engines.network import NETWORK_ENGINES
-from otwatch.agent.replay import replay
+from otwatch.agent.replay import DetectionOptions, replay
+from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert
 
 MINE = frozenset().union(*(engine.type_ids for engine in NETWORK_ENGINES))
@@ -34,8 +35,14 @@ def split(path: Path, out: Path) -> tuple[Path, Path, int]:
     return files[0], files[1], records[half - 1][0] - records[0][0]
 
 
-def test_nmap_host_discovery_is_an_arp_scan(pcaps, store):
-    summary = replay([pcaps / "nmap_host_discovery.pcap"], store, sensor_id="s1")
+def test_nmap_host_discovery_is_an_arp_scan(pcaps, store, tmp_path):
+    # ARP Address Scan is off by default (spec *): with the defaults it stays silent ...
+    quiet = open_store(tmp_path / "defaults")
+    replay([pcaps / "nmap_host_discovery.pcap"], quiet, sensor_id="s1")
+    assert "arp_address_scan_detected" not in {a.type_id for a in alerts(quiet)}
+    # ... and an administrator who turns it on sees the scan
+    on = DetectionOptions(settings={"arp_scan": {"enable": ["arp_address_scan_detected"]}})
+    summary = replay([pcaps / "nmap_host_discovery.pcap"], store, sensor_id="s1", detection=on)
     assert summary.packets == 547
     [scan] = [a for a in alerts(store) if a.type_id == "arp_address_scan_detected"]
     assert scan.source_address == "192.168.1.71" and scan.protocol == "arp"

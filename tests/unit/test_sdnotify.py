@@ -73,3 +73,44 @@ def test_watchdog_interval(monkeypatch):
     assert watchdog_interval_s() is None
     monkeypatch.delenv("WATCHDOG_USEC")
     assert watchdog_interval_s() is None
+
+
+def test_heartbeat_feeds_the_watchdog_only_while_the_probe_answers(tmp_path, monkeypatch):
+    import asyncio
+
+    from otwatch.sdnotify import heartbeat
+
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # ping every 0.1 s
+    path = str(tmp_path / "notify")
+
+    async def status() -> str:
+        return "all good"
+
+    def run(probe_delay: float) -> set[bytes]:
+        async def probe() -> None:
+            await asyncio.sleep(probe_delay)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            notifier = Notifier(path)
+            task = asyncio.ensure_future(heartbeat(notifier, stop, status, probe=probe))
+            await asyncio.sleep(0.45)
+            stop.set()
+            await task
+            notifier.close()
+
+        with listener(path) as sock:
+            asyncio.run(main())
+            sock.setblocking(False)
+            got = set()
+            while True:
+                try:
+                    got.add(sock.recv(4096))
+                except BlockingIOError:
+                    (tmp_path / "notify").unlink()
+                    return got
+
+    assert {b"WATCHDOG=1", b"STATUS=all good"} <= run(0.0)
+    hung = run(5.0)  # a database thread that does not answer: no ping, STATUS goes on
+    assert b"WATCHDOG=1" not in hung and b"STATUS=all good" in hung

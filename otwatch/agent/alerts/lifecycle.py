@@ -75,6 +75,8 @@ class DetectionOutcome(StrEnum):
     EXCLUDED = "excluded"
     NEW_ALERT = "new_alert"
     UPDATE_ALERT = "update_alert"
+    RATE_LIMITED = "rate_limited"
+    """A new alert over its type's rate limit, folded into the type's aggregate alert."""
 
 
 class TransitionRefused(OtwatchError):

@@ -1,6 +1,7 @@
 """The alert manager: turns detections into de-duplicated alerts and applies triage actions.
 
-It is Zeek's ``NOTICE()`` for otwatch: learned → muted → excluded → de-duplicate → batch write.
+It is Zeek's ``NOTICE()`` for otwatch: learned → muted → excluded → de-duplicate → rate limit
+→ batch write.
 The lifecycle decisions live in ``lifecycle`` (pure); this module keeps the caches that make
 ``observe`` cheap per detection, and owns the store transactions, audit log and outbox.
 
@@ -8,6 +9,11 @@ Other processes (the CLI, the sync daemon) change alerts and rules in the same d
 bump ``alerts_version``, which ``flush`` polls to refresh the caches. A flush never updates an
 alert that another process closed meanwhile: the conditional update fails and a new alert is
 raised instead, as the spec requires for Closed alerts.
+
+An alert storm stays bounded: past ``RateLimit.limit`` new distinct alerts of one type per
+window, further new ones fold into one aggregate alert of that type ("Multiple violations"),
+whose message and fields carry the count and a sample of sources; each flush that folds some
+writes a ``rate_limited`` audit row on the aggregate (see ``ratelimit``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import ipaddress
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +42,14 @@ from otwatch.agent.alerts.lifecycle import (
     Status,
     TransitionRefused,
     plan,
+)
+from otwatch.agent.alerts.ratelimit import (
+    DEFAULT_RATE_LIMIT,
+    MAX_SOURCES,
+    Folded,
+    RateLimit,
+    RateLimiter,
+    aggregate_key,
 )
 from otwatch.agent.catalog import Catalog
 from otwatch.agent.engines.detection import Detection
@@ -57,6 +72,8 @@ class ManagerStats:
     learned: int = 0
     muted: int = 0
     excluded: int = 0
+    rate_limited: int = 0
+    """Detections of new alerts folded into their type's aggregate alert."""
     flushes: int = 0
     created: set[int] = field(default_factory=set)
     """Ids of alerts this manager raised."""
@@ -135,6 +152,7 @@ class AlertManager:
         flush_interval_s: float = 1.0,
         clock: HybridClock | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
+        rate_limit: RateLimit = DEFAULT_RATE_LIMIT,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -144,6 +162,9 @@ class AlertManager:
         self.wall_ns = wall_ns
         self.stats = ManagerStats()
         self._pending: dict[str, _Pending] = {}
+        self._limiter = RateLimiter(rate_limit)
+        self._folded: dict[str, Folded] = {}
+        """Aggregate key → what was folded into it since the last flush."""
         self._open: dict[str, int] = {}
         self._learned: set[str] = set()
         self._muted: set[str] = set()
@@ -151,7 +172,9 @@ class AlertManager:
         self._version = -1
         self._last_flush_ns = wall_ns()
         with store.session() as session:
-            self.clock = clock or HybridClock(last=int(get_state(session, _HLC_STATE, 0)))
+            self.clock = clock or HybridClock(
+                lambda: self.wall_ns() // 1_000_000, last=int(get_state(session, _HLC_STATE, 0))
+            )
             self._reload(session)
 
     # -- caches ---------------------------------------------------------------------------
@@ -210,9 +233,9 @@ class AlertManager:
             return DetectionOutcome.EXCLUDED
         pending = self._pending.get(key)
         if pending is None:
-            self._pending[key] = _Pending(det, 1, det.ts_ns, det.ts_ns)
-            if len(self._pending) >= self.max_pending:
-                self.flush()
+            if key not in self._open and not self._limiter.admit(det.type_id, det.ts_ns):
+                return self._fold(det)
+            self._add_pending(key, det)
         else:
             pending.count += 1
             if det.ts_ns > pending.last_ns:
@@ -220,6 +243,34 @@ class AlertManager:
             elif det.ts_ns < pending.first_ns:
                 pending.first_ns = det.ts_ns
         return DetectionOutcome.UPDATE_ALERT if key in self._open else DetectionOutcome.NEW_ALERT
+
+    def _add_pending(self, key: str, det: Detection) -> None:
+        self._pending[key] = _Pending(det, 1, det.ts_ns, det.ts_ns)
+        if len(self._pending) >= self.max_pending:
+            self.flush()
+
+    def _fold(self, det: Detection) -> DetectionOutcome:
+        """Count a rate-limited new alert into its type's aggregate alert."""
+        key = aggregate_key(det.type_id)
+        if key in self._learned or key in self._muted:  # the operator silenced the aggregate
+            self.stats.learned += key in self._learned
+            self.stats.muted += key in self._muted
+            return DetectionOutcome.LEARNED if key in self._learned else DetectionOutcome.MUTED
+        self.stats.rate_limited += 1
+        folded = self._folded.get(key)
+        if folded is None:
+            folded = self._folded[key] = Folded()
+        folded.add(det)
+        pending = self._pending.get(key)
+        if pending is None:
+            protocol = det.fields.get("protocol")
+            aggregate = Detection(det.type_id, key, det.ts_ns, "", {"protocol": protocol})
+            self._add_pending(key, aggregate)
+        else:
+            pending.count += 1
+            pending.last_ns = max(pending.last_ns, det.ts_ns)
+            pending.first_ns = min(pending.first_ns, det.ts_ns)
+        return DetectionOutcome.RATE_LIMITED
 
     def flush_if_due(self) -> FlushResult | None:
         now = self.wall_ns()
@@ -238,8 +289,9 @@ class AlertManager:
         if not self._pending:
             return FlushResult(0, 0)
         pending, self._pending = self._pending, {}
+        folded, self._folded = self._folded, {}
         now = self.wall_ns()
-        with self.store.session() as session:
+        with self._kept_on_error(pending, folded), self.store.session() as session:
             self._refresh_if_changed(session)
             # Rules may have changed since observe() (another process learned the alert).
             items = {
@@ -265,12 +317,80 @@ class AlertManager:
                 now,
             )
             touched = [alert_id for alert_id, _ in bumps] + list(created.values())
+            if folded:
+                aggregates: dict[int, Folded] = {}
+                for key, fold in folded.items():
+                    alert_id = created.get(key, self._open.get(key))
+                    if key in items and (key in created or alert_id in still_open):
+                        aggregates[alert_id] = fold
+                self._describe_aggregates(session, aggregates, now)
             self._touch_outbox_many(session, touched, now)
         self._open.update(created)
         self.stats.updated.update(alert_id for alert_id, _ in bumps)
         self.stats.created.update(created.values())
         self.stats.flushes += 1
         return FlushResult(len(created), len(bumps))
+
+    @contextmanager
+    def _kept_on_error(self, pending: dict[str, _Pending], folded: dict[str, Folded]):
+        """A flush that fails (disk full, database locked) keeps its detections pending for
+        the next one instead of losing them."""
+        try:
+            yield
+        except BaseException:
+            self._pending = {**pending, **self._pending}
+            self._folded = {**folded, **self._folded}
+            raise
+
+    def _describe_aggregates(
+        self, session: Session, aggregates: dict[int, Folded], now: int
+    ) -> None:
+        """Rewrite each aggregate alert's message and fields from its (already bumped) count
+        and audit what this flush folded into it. A few rows per flush, whatever the storm."""
+        limit = self._limiter.config
+        table = Alert.__table__
+        for alert_id, fold in aggregates.items():
+            type_id, total, fields = session.execute(
+                select(table.c.type_id, table.c.detections, table.c.fields).where(
+                    table.c.id == alert_id
+                )
+            ).one()
+            known = (fields or {}).get("sources") or []
+            sources = list(dict.fromkeys([*known, *fold.sources]))[:MAX_SOURCES]
+            name = self.catalog[type_id].name if type_id in self.catalog else type_id
+            more = " …" if len(sources) >= MAX_SOURCES else ""
+            message = (
+                f"Multiple violations: {total:,} further detections of new '{name}' alerts "
+                f"folded into this one by the rate limit ({limit.limit} new alerts of a type "
+                f"per {limit.window_s:g} s); sources: {', '.join(sources) or 'unknown'}{more}"
+            )
+            session.execute(
+                update(table)
+                .where(table.c.id == alert_id)
+                .values(
+                    message=message,
+                    fields={
+                        "rate_limited": True,
+                        "suppressed": total,
+                        "sources": sources,
+                        "limit": limit.limit,
+                        "window_s": limit.window_s,
+                    },
+                )
+            )
+            session.execute(
+                insert(AuditEvent),
+                [
+                    {
+                        "alert_id": alert_id,
+                        "ts_ns": now,
+                        "actor": "alert-manager",
+                        "origin": Origin.SENSOR.value,
+                        "action": "rate_limited",
+                        "detail": {"folded": fold.count, "suppressed": total},
+                    }
+                ],
+            )
 
     @staticmethod
     def _still_open(session: Session, alert_ids: list[int]) -> set[int]:
@@ -422,6 +542,9 @@ class AlertManager:
         results: list[ActionResult] = []
         with self.store.session() as session:
             self._refresh_if_changed(session)
+            # Another process (CLI, sync daemon) may have stamped changes since this clock
+            # was loaded: order after them, and never store a clock older than theirs.
+            self.clock.observe(int(get_state(session, _HLC_STATE, 0)))
             changed = False
             for alert_id in alert_ids:
                 result = self._apply_one(session, alert_id, action, actor, origin, value, hlc)
@@ -429,7 +552,8 @@ class AlertManager:
                 changed |= result.outcome == "applied"
             if changed:
                 self._version = bump_version(session)
-                put_state(session, _HLC_STATE, self.clock.last)
+                stored = int(get_state(session, _HLC_STATE, 0))
+                put_state(session, _HLC_STATE, max(self.clock.last, stored))
         return results
 
     def _apply_one(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
+from itertools import islice
 from types import TracebackType
 from typing import BinaryIO
 
@@ -36,6 +37,7 @@ MAX_CAPLEN = 262_144
 """Largest captured length accepted for one frame (libpcap's own limit for Ethernet)."""
 
 _CHUNK = 1 << 20
+_CHUNK_FRAMES = 1024
 _NS = 1_000_000_000
 # A record may exceed the file's snaplen (tools disagree), but not by 10x; tiny or zero snaplens
 # occur in real files (one in the corpus says 1), so that rule never goes below 64 KiB.
@@ -159,15 +161,20 @@ class CaptureFile:
         return f"<CaptureFile {self.path!r} {self.format} linktype={self.linktype}>"
 
     def __iter__(self) -> Iterator[Frame]:
+        head = self._rewind()
+        if self.format == "pcap":
+            return self._iter_pcap(head)
+        return self._iter_pcapng(head)
+
+    def _rewind(self) -> bytes:
+        """Start a new pass over the file; returns what was already read of its start."""
         if self._started:
             self._seek0()
         self._started = True
         self.packets = self.bytes = 0
         self.problem = None
         head, self._head = self._head, b""
-        if self.format == "pcap":
-            return self._iter_pcap(head)
-        return self._iter_pcapng(head)
+        return head
 
     # -- low-level reading -------------------------------------------------------------------
 
@@ -273,9 +280,36 @@ class CaptureFile:
     # -- classic pcap ------------------------------------------------------------------------
 
     def _iter_pcap(self, head: bytes) -> Iterator[Frame]:
+        packets = nbytes = 0
+        try:
+            for frames, _raw in self._pcap_chunks(head, _CHUNK_FRAMES):
+                for frame in frames:
+                    packets += 1
+                    nbytes += len(frame[3])
+                    yield frame
+        finally:  # what was handed out, also when the caller stops early
+            self.packets, self.bytes = packets, nbytes
+
+    def chunks(self, max_frames: int = _CHUNK_FRAMES) -> Iterator[tuple[list[Frame], bytes | None]]:
+        """Frames in lists of at most ``max_frames``, each with its records exactly as the
+        file holds them (16-byte little-endian headers and data) when the file is classic
+        little-endian pcap, else None. A PCAP ring in the same format copies those bytes
+        instead of packing every record again."""
+        head = self._rewind()
+        if self.format == "pcap":
+            yield from self._pcap_chunks(head, max_frames)
+            return
+        frames = self._iter_pcapng(head)
+        while chunk := list(islice(frames, max_frames)):
+            yield chunk, None
+
+    def _pcap_chunks(
+        self, head: bytes, max_frames: int
+    ) -> Iterator[tuple[list[Frame], bytes | None]]:
         if not head:
             head = self._read_start()
         unpack = _PCAP_REC[self._order].unpack_from
+        raw_ok = self._order == "<"
         lt = self.linktype
         mul = 1 if self.nanosecond else 1000
         maxcap = min(MAX_CAPLEN, max(10 * self.snaplen, _MIN_SNAPLEN_LIMIT))
@@ -285,6 +319,9 @@ class CaptureFile:
         packets = nbytes = 0
         try:
             while True:
+                chunk: list[Frame] = []
+                append = chunk.append
+                first = pos
                 while pos + 16 <= n:
                     sec, frac, caplen, wlen = unpack(buf, pos)
                     start = pos + 16
@@ -293,8 +330,17 @@ class CaptureFile:
                         break
                     packets += 1
                     nbytes += caplen
-                    yield (sec * ns + frac * mul, wlen, lt, buf[start:end])
+                    append((sec * ns + frac * mul, wlen, lt, buf[start:end]))
                     pos = end
+                    if len(chunk) >= max_frames:
+                        self.packets, self.bytes = packets, nbytes
+                        yield chunk, buf[first:pos] if raw_ok else None
+                        chunk = []
+                        append = chunk.append
+                        first = pos
+                if chunk:
+                    self.packets, self.bytes = packets, nbytes
+                    yield chunk, buf[first:pos] if raw_ok else None
                 if pos + 16 <= n:
                     caplen = unpack(buf, pos)[2]
                     if caplen > maxcap:
@@ -327,7 +373,7 @@ class CaptureFile:
                     f"truncated inside record {packets} at byte {base} "
                     f"(header says {caplen} bytes, {n - 16} present)"
                 )
-                yield (sec * ns + frac * mul, wlen, lt, buf[16:])
+                yield [(sec * ns + frac * mul, wlen, lt, buf[16:])], None
                 return
         finally:
             self.packets, self.bytes = packets, nbytes

@@ -247,6 +247,34 @@ class RingWriter:
         if seg is not None:
             seg.p_bytes, seg.p_packets, seg.p_first, seg.p_last = size, count, first, last
 
+    def write_raw(
+        self, frames: list[Frame], raw: bytes, linktype: int, nanosecond: bool
+    ) -> None:
+        """Append ``frames`` given also as ``raw``: their records exactly as a segment holds
+        them (little-endian 16-byte headers in the segment's time unit, then the data), as
+        ``CaptureFile.chunks`` reads them from a pcap file. The bytes are copied as they are;
+        a chunk that would cross a segment's size or time limit goes frame by frame."""
+        seg = self._open.get((linktype, nanosecond))
+        if seg is not None and frames:
+            stamps = [frame[0] for frame in frames]
+            first, last = min(stamps), max(stamps)
+            size = seg.p_bytes + len(raw)
+            deadline = seg.deadline_ns
+            if deadline == _UNLIMITED:
+                deadline = seg.deadline_ns = first + self.segment_ns
+            if last < deadline and size < self.segment_bytes - seg.size:
+                seg.buf.append(raw)
+                seg.p_bytes = size
+                seg.p_packets += len(frames)
+                if first < seg.p_first:
+                    seg.p_first = first
+                if last > seg.p_last:
+                    seg.p_last = last
+                if size >= self.buffer_bytes:
+                    self._flush(seg)
+                return
+        self.write_batch(frames, linktype, nanosecond)
+
     def write(
         self, ts_ns: int, wire_len: int, linktype: int, data: bytes, nanosecond: bool
     ) -> None:

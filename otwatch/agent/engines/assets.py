@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import L3_ARP, PacketRecord
-from otwatch.agent.engines.base import Engine, EngineContext
+from otwatch.agent.engines.base import (
+    EVENT_ARP,
+    EVENT_FLOW,
+    EVENT_ICMP,
+    EVENT_IP,
+    Engine,
+    EngineContext,
+)
 from otwatch.agent.engines.detection import Detection
 
 __all__ = ["NewAssetEngine"]
@@ -33,7 +40,7 @@ def mac_text(mac: bytes | None) -> str | None:
 class NewAssetEngine(Engine):
     name = "assets"
     type_ids = frozenset({NEW_ASSET})
-    apps = None
+    apps = frozenset({EVENT_FLOW, EVENT_ARP, EVENT_ICMP, EVENT_IP})  # senders, not packets
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)

@@ -75,9 +75,6 @@ _u16 = struct.Struct(">H").unpack_from
 class Config:
     malformed: int = 2
     malformed_window_s: float = 600.0
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 def _object_text(value: int) -> str:

@@ -19,10 +19,14 @@ from otwatch.agent.engines.detection import Detection, DetectionFactory
 
 __all__ = [
     "EVENT_ARP",
+    "EVENT_DATA",
+    "EVENT_FLOW",
     "EVENT_ICMP",
+    "EVENT_IP",
     "EVENT_L2",
     "EVENT_SYN",
     "EVENT_SYNACK",
+    "EVENT_TAGS",
     "EVENT_UDP",
     "Engine",
     "EngineContext",
@@ -30,9 +34,9 @@ __all__ = [
 ]
 
 # Packet-event tags an engine may list in ``apps`` beside protocol tags, so a detector that
-# only counts connection attempts is not called for every data packet. A packet carries at
-# most one event; an engine must not list an event together with a protocol tag that can
-# match the same packet (it would be called twice).
+# only counts connection attempts, or only cares who talks to whom, is not called for every
+# data packet. A packet may carry several events and a protocol tag; an engine subscribed to
+# more than one of them is still called once for the packet.
 EVENT_SYN = "@syn"
 """TCP SYN without ACK (a connection attempt)."""
 EVENT_SYNACK = "@synack"
@@ -45,6 +49,18 @@ EVENT_ARP = "@arp"
 """Every ARP message."""
 EVENT_L2 = "@l2"
 """A frame with no IP or ARP header (PROFINET, GOOSE, LLDP, LLC ...)."""
+EVENT_IP = "@ip"
+"""An IP packet outside any flow that is not ICMP: other IP protocols (IGMP, GRE, ESP ...),
+non-first fragments, transport headers too short to give ports."""
+EVENT_FLOW = "@flow"
+"""The first TCP/UDP packet of each direction of a flow, and again once a minute of traffic
+while the flow lasts (``FlowTable.refresh``): who talks to whom, without the data packets."""
+EVENT_DATA = "@data"
+"""The first TCP/UDP packet with payload in each direction of a flow (again after a SYN and
+after the once-a-minute refresh): how a conversation starts, without the rest of it."""
+EVENT_TAGS = (EVENT_SYN, EVENT_SYNACK, EVENT_UDP, EVENT_ICMP, EVENT_ARP, EVENT_L2, EVENT_IP,
+              EVENT_FLOW, EVENT_DATA)  # fmt: skip
+"""Every event tag; its index is the event's bit in the pipeline's routing key."""
 
 
 class NetworkScope:

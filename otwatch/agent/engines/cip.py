@@ -81,9 +81,6 @@ _OK_STATUS = frozenset({0x00, 0x06})
 class Config:
     max_buffer: int = 65_536
     """Bytes of an incomplete encapsulation message kept per flow direction."""
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 class _FlowState:

@@ -119,9 +119,6 @@ class Config:
     malformed_window_s: float = 600.0
     max_buffer: int = 16_384
     """Bytes of an incomplete link frame kept per flow direction."""
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 class _FlowState:

@@ -110,9 +110,6 @@ class Config:
     malformed: int = 2
     malformed_window_s: float = 600.0
     max_buffer: int = 4096
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 class _FlowState:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import Engine, EngineContext
+from otwatch.agent.engines.base import EVENT_FLOW, EVENT_ICMP, EVENT_IP, Engine, EngineContext
 from otwatch.agent.engines.config import engine_config
 from otwatch.agent.engines.counters import remember
 from otwatch.agent.engines.detection import Detection
@@ -69,7 +69,7 @@ class Config:
 class IllegalIpEngine(Engine):
     name = "illegal_ip"
     type_ids = frozenset({ILLEGAL_IP})
-    apps = None
+    apps = frozenset({EVENT_FLOW, EVENT_ICMP, EVENT_IP})  # the addresses of a flow do not change
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)

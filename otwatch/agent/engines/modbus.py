@@ -33,6 +33,16 @@ from dataclasses import dataclass
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.decode.layers.cache import DissectCache
+from otwatch.agent.decode.modbus import (
+    EXCEPTION_NAMES,
+    MBAP,
+    PUBLIC,
+    SINGLE_ADDRESS,
+    TABLES,
+    USER_DEFINED,
+    address_ranges,
+    function_text,
+)
 from otwatch.agent.engines.base import EngineContext
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.ot_support import (
@@ -42,7 +52,7 @@ from otwatch.agent.engines.ot_support import (
     Policy,
 )
 
-__all__ = ["FUNCTION_NAMES", "Config", "ModbusEngine", "function_text", "iter_mbap"]
+__all__ = ["Config", "ModbusEngine"]
 
 UNPERMITTED_FC = "unpermitted_usage_of_modbus_function_code"
 EXCEPTION = "modbus_exception"
@@ -63,94 +73,10 @@ MODE = "plc_operating_mode_changed"
 FIRMWARE = "modbus_firmware_version_changed"
 MODBUS_PORT = 502
 
-FUNCTION_NAMES = {
-    1: "Read Coils",
-    2: "Read Discrete Inputs",
-    3: "Read Holding Registers",
-    4: "Read Input Registers",
-    5: "Write Single Coil",
-    6: "Write Single Register",
-    7: "Read Exception Status",
-    8: "Diagnostics",
-    11: "Get Comm Event Counter",
-    12: "Get Comm Event Log",
-    15: "Write Multiple Coils",
-    16: "Write Multiple Registers",
-    17: "Report Server ID",
-    20: "Read File Record",
-    21: "Write File Record",
-    22: "Mask Write Register",
-    23: "Read/Write Multiple Registers",
-    24: "Read FIFO Queue",
-    43: "Encapsulated Interface Transport",
-    90: "Schneider Electric UMAS",
-}
-PUBLIC = frozenset(c for c in FUNCTION_NAMES if c != 90)
-USER_DEFINED = frozenset([*range(65, 73), *range(100, 111)])
-EXCEPTION_NAMES = {
-    1: "Illegal Function",
-    2: "Illegal Data Address",
-    3: "Illegal Data Value",
-    4: "Server Device Failure",
-    5: "Acknowledge",
-    6: "Server Device Busy",
-    8: "Memory Parity Error",
-    10: "Gateway Path Unavailable",
-    11: "Gateway Target Device Failed to Respond",
-}
 _EXCEPTION_TYPES = {1: ILLEGAL_FUNCTION, 2: ILLEGAL_ADDRESS, 3: ILLEGAL_VALUE}
-#: function → (table, verb) for requests that address a memory range.
-_TABLES = {
-    1: ("coils", "read"),
-    2: ("discrete inputs", "read"),
-    3: ("holding registers", "read"),
-    4: ("input registers", "read"),
-    5: ("coils", "wrote"),
-    6: ("holding registers", "wrote"),
-    15: ("coils", "wrote"),
-    16: ("holding registers", "wrote"),
-    22: ("holding registers", "wrote"),
-    23: ("holding registers", "read and wrote"),
-}
-_SINGLE = frozenset({5, 6, 22})
 #: Response function codes with nothing to check (not exceptions, reserved codes or FC43).
 _PLAIN_RESPONSES = (PUBLIC | USER_DEFINED | {90}) - {43}
-_MBAP = struct.Struct(">HHHBB")
 _u16 = struct.Struct(">H").unpack_from
-
-
-def iter_mbap(payload: bytes) -> list[tuple[int, int, int, int]]:
-    """``(offset, length, unit, function)`` of each complete Modbus/TCP frame in a segment.
-
-    Stops at the first frame whose protocol id is not 0 or whose length is impossible, so a
-    mid-stream or garbage segment yields nothing rather than nonsense.
-    """
-    out = []
-    off, size = 0, len(payload)
-    while off + 8 <= size:
-        _tid, proto, length, unit, function = _MBAP.unpack_from(payload, off)
-        if proto != 0 or length < 2 or length > 254:
-            break
-        out.append((off, length, unit, function))
-        off += 6 + length
-    return out
-
-
-def function_text(code: int) -> str:
-    name = FUNCTION_NAMES.get(code)
-    return f"function {code} ({name})" if name else f"function {code}"
-
-
-def _ranges(fc: int, pdu: bytes) -> list[tuple[int, int]]:
-    """``(start, count)`` of the addresses a request touches (empty when truncated)."""
-    if fc in _SINGLE:
-        return [(_u16(pdu, 1)[0], 1)] if len(pdu) >= 3 else []
-    if len(pdu) < 5:
-        return []
-    out = [(_u16(pdu, 1)[0], _u16(pdu, 3)[0])]
-    if fc == 23 and len(pdu) >= 9:
-        out.append((_u16(pdu, 5)[0], _u16(pdu, 7)[0]))
-    return out
 
 
 @dataclass(frozen=True)
@@ -165,9 +91,6 @@ class Config:
     unanswered_window_s: float = 300.0
     malformed: int = 2
     malformed_window_s: float = 600.0
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 class _FlowState:
@@ -225,7 +148,7 @@ class ModbusEngine(OtEngine):
         single = payload[2] == 0 == payload[3] and (payload[4] << 8 | payload[5]) + 6 == n
         if rec.dport == MODBUS_PORT:
             if single:  # one well-formed PDU: known requests cost a slice and a lookup
-                sig = payload[2:10] if payload[7] in _SINGLE else payload[2:12]
+                sig = payload[2:10] if payload[7] in SINGLE_ADDRESS else payload[2:12]
                 if sig in st.ok:
                     if rec.ts_ns - st.window_start < self._window_ns:
                         st.requests += 1
@@ -246,7 +169,7 @@ class ModbusEngine(OtEngine):
         """``(unit, function, pdu)`` of each PDU; reports bad framing on the way."""
         off, size = 0, len(payload)
         while off + 8 <= size:
-            _tid, proto, length, unit, fc = _MBAP.unpack_from(payload, off)
+            _tid, proto, length, unit, fc = MBAP.unpack_from(payload, off)
             if length < 2 or length > 254:
                 self._malformed_frame(rec, f"impossible MBAP length {length}", out)
                 return
@@ -334,7 +257,7 @@ class ModbusEngine(OtEngine):
                     **info,
                 )
                 permitted = False
-            elif fc in _TABLES and not self._check_range(rec, unit, fc, pdu, operation, out):
+            elif fc in TABLES and not self._check_range(rec, unit, fc, pdu, operation, out):
                 permitted = False
             if fc == 8 and len(pdu) >= 3:
                 permitted = self._diagnostics(rec, where, _u16(pdu, 1)[0], info, out) and permitted
@@ -349,8 +272,8 @@ class ModbusEngine(OtEngine):
     @staticmethod
     def _describe(fc: int, pdu: bytes, server: str, unit: int) -> str:
         """``wrote 2 holding registers at 100 on 10.1.1.20 (unit 1, Modbus function 16)``."""
-        table = _TABLES.get(fc)
-        ranges = _ranges(fc, pdu) if table else []
+        table = TABLES.get(fc)
+        ranges = address_ranges(fc, pdu) if table else []
         if not ranges:
             return f"used Modbus {function_text(fc)} on {server} (unit {unit})"
         name, verb = table
@@ -359,10 +282,10 @@ class ModbusEngine(OtEngine):
         return f"{verb} {count} {noun} at {start} on {server} (unit {unit}, Modbus function {fc})"
 
     def _check_range(self, rec, unit, fc, pdu, operation, out) -> bool:
-        table = _TABLES[fc][0]
+        table = TABLES[fc][0]
         block = self.config.range_block
         server = rec.dst_ip
-        for start, count in _ranges(fc, pdu):
+        for start, count in address_ranges(fc, pdu):
             if count == 0:
                 continue
             first, last = start // block, min(start + count - 1, 0xFFFF) // block

@@ -8,9 +8,8 @@ Conventions of the OT engines (one per protocol family):
   the outstation's reply is the evidence but the offending packet is the primary's request:
   the primary is the source, the secondary the destination. For types about the state of one
   device (outstation restarted, IIN conditions, firmware) that device is the source.
-- Types the spec marks off by default (*) are raised only when the engine's settings list
-  them in ``enable`` (``["*"]`` for all); ``disable`` turns default types off. Nothing
-  downstream gates them yet, so the engines do.
+- Types the spec marks off by default (*) are gated by the pipeline (``engines/gate.py``),
+  like every other engine's: the engines raise them all.
 - Policy types learn into the baseline while learning is active and stay silent then; other
   engines' types fire in learning mode too (the spec suppresses only policy alerts).
 """
@@ -20,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.base import Engine, EngineContext
@@ -33,7 +31,6 @@ __all__ = [
     "MalformedCounter",
     "OtEngine",
     "Policy",
-    "emitted_types",
     "flow_state",
     "packet_fields",
 ]
@@ -57,19 +54,6 @@ def packet_fields(rec: PacketRecord, protocol: str, *, reverse: bool = False) ->
         "destination_mac": dmac,
         "protocol": protocol,
     }
-
-
-def emitted_types(
-    type_ids: frozenset[str], enable: tuple[str, ...] = (), disable: tuple[str, ...] = ()
-) -> frozenset[str]:
-    """The engine's types to raise: the catalog's default-on ones, plus ``enable``d ones,
-    minus ``disable``d ones."""
-    catalog = load_catalog()
-    if "*" in enable:
-        on = set(type_ids)
-    else:
-        on = {t for t in type_ids if catalog[t].enabled_by_default} | (set(enable) & type_ids)
-    return frozenset(on - set(disable))
 
 
 def flow_state(flow: Flow | None, key: str, factory: Callable[[], T]) -> T:
@@ -133,9 +117,6 @@ class OtEngine(Engine):
     def __init__(self, ctx: EngineContext, config_cls: type) -> None:
         super().__init__(ctx)
         self.config = config_cls(**ctx.settings.get(self.name, {}))
-        self.enabled = emitted_types(
-            self.type_ids, tuple(self.config.enable), tuple(self.config.disable)
-        )
 
     def emit(
         self,
@@ -149,8 +130,6 @@ class OtEngine(Engine):
         **extra: Any,
     ) -> None:
         """Append a detection built from the packet's fields (``reverse`` swaps the ends)."""
-        if type_id not in self.enabled:
-            return
         fields = packet_fields(rec, self.protocol, reverse=reverse)
         fields.update(extra)
         out.append(self.detect(type_id, rec.ts_ns, message, **fields))

@@ -90,6 +90,15 @@ class PeriodicEngine(Engine):
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         if flow is None or not rec.payload or rec.src_ip != flow.client:
             return None
+        state = flow.state
+        if state is not None:
+            # the flow's channel, remembered with the channel table it came from (learning's
+            # end replaces the table): a packet within the burst gap costs this much only
+            cached = state.get("periodic")
+            if cached is not None and cached[1] is self.channels:
+                last = cached[0].last_ns
+                if last and rec.ts_ns - last < self._gap_ns:
+                    return None
         learning = self.ctx.learning.active
         if not learning:
             if self._learning:
@@ -99,7 +108,11 @@ class PeriodicEngine(Engine):
         key = (flow.client, flow.server, flow.server_port, flow.proto)
         channel = self.channels.get(key)
         ts = rec.ts_ns
-        if channel is None:
+        if channel is not None:
+            if state is None:
+                state = flow.state = {}
+            state["periodic"] = (channel, self.channels)
+        else:
             if not learning or len(self.channels) >= self.config.max_channels:
                 return None
             self._learning = True

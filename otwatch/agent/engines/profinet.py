@@ -96,9 +96,6 @@ class Config:
     report_interval_s: float = 1.0
     """Repeat a frame-type detection for the same MACs and frame type at most this often
     (cyclic frames arrive every few milliseconds)."""
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 class ProfinetEngine(OtEngine):

@@ -80,9 +80,6 @@ _u16 = struct.Struct(">H").unpack_from
 class Config:
     max_buffer: int = 65_536
     """Bytes of an incomplete TPKT packet kept per flow direction."""
-    enable: tuple[str, ...] = ()
-    """Off-by-default types to raise (``"*"``: all)."""
-    disable: tuple[str, ...] = ()
 
 
 def _db_numbers(param: bytes) -> list[int]:

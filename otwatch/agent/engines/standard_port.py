@@ -19,10 +19,9 @@ from otwatch.agent.decode.dns import parse_dns, parse_dns_tcp
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.decode.httpmsg import looks_like_request
-from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
-from otwatch.agent.engines.base import Engine
+from otwatch.agent.decode.modbus import iter_mbap
+from otwatch.agent.engines.base import EVENT_DATA, EVENT_SYN, Engine
 from otwatch.agent.engines.detection import Detection
-from otwatch.agent.engines.modbus import iter_mbap
 from otwatch.agent.engines.netutil import endpoint_fields
 
 __all__ = ["TCP_CHECKS", "UDP_CHECKS", "StandardPortEngine"]
@@ -64,7 +63,7 @@ UDP_CHECKS: dict[int, tuple[str, Callable[[bytes], bool]]] = {
 class StandardPortEngine(Engine):
     name = "standard_port"
     type_ids = frozenset({UNEXPECTED_TRAFFIC})
-    apps = frozenset({TCP_PORTS[p] for p in TCP_CHECKS} | {UDP_PORTS[p] for p in UDP_CHECKS})
+    apps = frozenset({EVENT_SYN, EVENT_DATA})  # the SYN, then the first payload each way
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         if flow is None:

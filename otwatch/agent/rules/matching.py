@@ -60,7 +60,7 @@ def _app_contexts(group: str, rec: PacketRecord) -> list[dict[str, Any]]:
              "arp.target_ip": rec.arp_target_ip}
         ]  # fmt: skip
     if group == "modbus":
-        from otwatch.agent.engines.modbus import iter_mbap
+        from otwatch.agent.decode.modbus import iter_mbap
 
         if 502 not in (rec.sport, rec.dport):
             return []

@@ -10,11 +10,13 @@ update one row twice in a statement).
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import itertools
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import Dialect, and_, bindparam, case, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -114,22 +116,51 @@ def _lesser(a: Any, b: Any) -> Any:
 
 
 _JSON_COLUMNS = ("tactics", "remediation", "fields")
-_COLUMNS = tuple(c.key for c in Alert.__table__.c if c.key != "id")
+_COLUMNS = tuple(c.key for c in Alert.__table__.c if c.key != "id" and c.computed is None)
+
+
+_ROWS_PER_STATEMENT = 500
+"""Rows per multi-row upsert on SQLite: 500 x 32 parameters stays below its limit (32,766
+since SQLite 3.32)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Upsert:
-    sql: str
-    names: tuple[str, ...] | None
-    """Parameter order for positional paramstyles (None: named)."""
+    head: str
+    """``INSERT INTO alerts (…)``"""
+    group: str
+    """One row's placeholders, ``(?, ?, …)``."""
+    tail: str
+    """``ON CONFLICT … DO UPDATE SET …``"""
     constants: dict[str, Any]
+    params: Callable[[dict[str, Any]], tuple[Any, ...]]
+    """A row's parameters in placeholder order."""
+    statements: dict[int, str] = field(default_factory=dict)
+    """The statement text by number of rows."""
+
+    def sql(self, rows: int) -> str:
+        text = self.statements.get(rows)
+        if text is None:
+            groups = ", ".join([self.group] * rows)
+            text = self.statements[rows] = f"{self.head} VALUES {groups}{self.tail}"
+        return text
+
+
+def _group_end(text: str) -> int:
+    """Where the parenthesised group that ``text`` starts with ends (the row's placeholders,
+    with PostgreSQL's casts)."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return i + 1
+    raise ValueError("unbalanced parentheses in the compiled upsert")
 
 
 @functools.cache
 def _upsert_sql(dialect: Dialect) -> _Upsert:
-    """The merge upsert compiled once per dialect: executed at driver level with
-    ``executemany``, since SQLAlchemy's per-row parameter processing would cost more than
-    the database does."""
+    """The merge upsert compiled once per dialect, run at driver level: SQLAlchemy's per-row
+    parameter processing would cost more than the database does."""
     table = Alert.__table__
     stmt = _dialect_insert(dialect.name)(table).values({k: bindparam(k) for k in _COLUMNS})
     ex, cur = stmt.excluded, table.c
@@ -161,10 +192,21 @@ def _upsert_sql(dialect: Dialect) -> _Upsert:
     for name in ("severity", "severity_hlc", "severity_origin"):
         set_[name] = case((severity_wins, getattr(ex, name)), else_=getattr(cur, name))
     stmt = stmt.on_conflict_do_update(index_elements=["sensor", "alert_id"], set_=set_)
+    if not dialect.positional:  # psycopg's default is pyformat (named): use its %s form
+        dialect = type(dialect)(paramstyle="format")
     compiled = stmt.compile(dialect=dialect)
-    names = tuple(compiled.positiontup) if compiled.positional else None
+    names = tuple(compiled.positiontup or ())
+    head, rest = str(compiled).split(" VALUES ", 1)
+    end = _group_end(rest)
+    group, tail = rest[:end], rest[end:]
     constants = {k: v for k, v in compiled.params.items() if k not in _COLUMNS}
-    return _Upsert(str(compiled), names, constants)
+    return _Upsert(head, group, tail, constants, operator.itemgetter(*names))
+
+
+def _json(value: Any) -> str:
+    """Compact JSON text (pydantic-core's encoder: 5x ``json.dumps``; ingest calls this
+    three times per alert)."""
+    return pydantic_core.to_json(value).decode()
 
 
 def upsert_alerts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
@@ -178,16 +220,22 @@ def upsert_alerts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     conn = session.connection()
     upsert = _upsert_sql(conn.dialect)
     params: list[Any] = []
-    for row in merged.values():
-        values = {**upsert.constants, **row}
+    for row in merged.values():  # merge_alert's copies: ours to change
+        row.update(upsert.constants)
         for name in _JSON_COLUMNS:
-            values[name] = json.dumps(values[name], separators=(",", ":"))
-        if upsert.names is None:
-            params.append(values)
-        else:
-            params.append(tuple(values[n] for n in upsert.names))
-    for i in range(0, len(params), _CHUNK):
-        conn.exec_driver_sql(upsert.sql, params[i : i + _CHUNK])
+            row[name] = _json(row[name])
+        params.append(upsert.params(row))
+    if conn.dialect.name == "sqlite":
+        # Many rows per statement: SQLite's FTS5 search index flushes its pending terms at
+        # every statement its trigger runs in, so one row per statement (``executemany``)
+        # costs about three times the index work (``otwatch.central.store.derived``).
+        for i in range(0, len(params), _ROWS_PER_STATEMENT):
+            chunk = params[i : i + _ROWS_PER_STATEMENT]
+            flat = tuple(itertools.chain.from_iterable(chunk))
+            conn.exec_driver_sql(upsert.sql(len(chunk)), flat)
+    else:  # psycopg parses a long statement's placeholders in Python: one row, pipelined
+        for i in range(0, len(params), _CHUNK):
+            conn.exec_driver_sql(upsert.sql(1), params[i : i + _CHUNK])
     return len(merged)
 
 

@@ -6,7 +6,9 @@ before parsing. ``decode`` raises ``ProtocolError`` whose ``reason`` is a short 
 (``oversized``, ``malformed``, ``version``, ``invalid``) for health counters.
 
 JSON, not a binary encoding: ``bench/sync.py`` shows the link is not the bottleneck (the
-databases are), and JSON keeps the wire readable with ``mosquitto_sub``.
+databases are), and JSON keeps the wire readable with ``mosquitto_sub``. The one exception is
+a PCAP chunk: a JSON header line followed by the raw bytes (``encode_pcap_chunk``), because
+base64 and JSON over a 100 MB file cost more than moving it (``bench/central.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ __all__ = [
     "SensorBirth",
     "SensorStatus",
     "decode",
+    "decode_pcap_chunk",
     "encode",
+    "encode_pcap_chunk",
 ]
 
 VERSION = 1
@@ -59,7 +63,10 @@ MAX_EVENTS = 1000
 MAX_COMMANDS = 100
 MAX_ACKS = 1000
 PCAP_CHUNK_BYTES = 128 << 10
-"""Raw bytes per PCAP chunk (base64 on the wire)."""
+"""Raw bytes per PCAP chunk the sensor sends."""
+PCAP_HEADER_BYTES = 1024
+"""Longest ``PcapChunk`` header line."""
+PCAP_MAX_CHUNK_BYTES = MAX_BYTES["pcap"] - PCAP_HEADER_BYTES
 
 EVENT_KINDS = frozenset(
     {"alert", "status", "severity", "learn", "unlearn", "mute", "unmute", "comment"}
@@ -270,17 +277,21 @@ class CommandAcks(_Envelope):
 
 
 class PcapChunk(_Envelope):
-    """``up/pcap/{request_id}``: one chunk of a PCAP file."""
+    """``up/pcap/{request_id}``: the header of one chunk of a PCAP file.
+
+    On the wire the header is one line of JSON followed by the chunk's raw bytes
+    (``encode_pcap_chunk``): no base64, so neither side spends time re-encoding a file that
+    can be hundreds of megabytes."""
 
     request_id: Uuid
     alert_id: NonNeg
     index: NonNeg
     total: Annotated[int, Field(ge=1, le=1 << 20)]
+    chunk_bytes: Annotated[int, Field(ge=1, le=PCAP_MAX_CHUNK_BYTES)]
+    """Bytes per chunk: chunk ``index`` starts at ``index * chunk_bytes`` of the file."""
     size: NonNeg
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     """Of the whole file."""
-    data: Annotated[str, StringConstraints(max_length=(PCAP_CHUNK_BYTES * 4) // 3 + 8)]
-    """Base64 of the chunk's bytes."""
 
 
 class ProtocolError(ValueError):
@@ -323,3 +334,21 @@ def decode(model: type[M], payload: bytes, limit: int) -> M:
         raise ProtocolError("invalid", f"{where}: {first['msg']}"[:300]) from None
     except (ValueError, RecursionError) as exc:  # pragma: no cover - defensive
         raise ProtocolError("malformed", str(exc)[:200]) from None
+
+
+def encode_pcap_chunk(header: dict[str, Any], data: bytes) -> bytes:
+    """A ``PcapChunk`` header (a plain dict shaped like one), a newline, the raw bytes."""
+    return b"%s\n%s" % (encode_raw(header), data)
+
+
+def decode_pcap_chunk(payload: bytes) -> tuple[PcapChunk, memoryview]:
+    """Split and validate a PCAP chunk: (header, the chunk's bytes, not copied).
+    Raises ``ProtocolError`` like ``decode``; the length of the data is the receiver's to
+    check against the header (it knows the transfer)."""
+    if len(payload) > MAX_BYTES["pcap"]:
+        raise ProtocolError("oversized", f"{len(payload)} bytes > limit {MAX_BYTES['pcap']}")
+    end = payload.find(b"\n", 0, PCAP_HEADER_BYTES)
+    if end < 0:
+        raise ProtocolError("malformed", "PCAP chunk without a header line")
+    header = decode(PcapChunk, payload[:end], PCAP_HEADER_BYTES)
+    return header, memoryview(payload)[end + 1 :]

@@ -102,6 +102,10 @@ class StreamLimits:
     max_ack_timeout_ns: int = 300 * NS
     gap_timeout_ns: int = 5 * NS
     """Central: how long a gap may stay open before a resync request."""
+    delete_rows: int = 5_000
+    """Acknowledged rows are deleted once this many have gathered, or ``delete_interval_ns``
+    after the last deletion: one transaction per ack would cost more than the rows do."""
+    delete_interval_ns: int = NS
 
 
 # -- sensor -----------------------------------------------------------------------------
@@ -121,9 +125,13 @@ class SensorStream:
     last_progress_ns: int = 0
     ack_timeout_ns: int = 0
     last_published: dict[int, int] = field(default_factory=dict)
+    deleted_hw: int = 0
+    """Rows up to here are deleted (``acked_hw`` runs ahead until the next ``DeleteAcked``)."""
+    last_delete_ns: int | None = None
 
     def __post_init__(self) -> None:
         self.sent_hw = max(self.sent_hw, self.acked_hw)
+        self.deleted_hw = max(self.deleted_hw, self.acked_hw)
         self.ack_timeout_ns = self.limits.ack_timeout_ns
 
     @property
@@ -148,7 +156,20 @@ class SensorStream:
         self.last_seq = max(self.last_seq, hw)
         self.last_progress_ns = now
         self.ack_timeout_ns = self.limits.ack_timeout_ns
-        return [DeleteAcked(hw)]
+        return self._delete(now)
+
+    def _delete(self, now: int) -> list[object]:
+        """``DeleteAcked`` when enough acknowledged rows gathered (see ``StreamLimits``)."""
+        if self.acked_hw <= self.deleted_hw:
+            return []
+        if (
+            self.last_delete_ns is None
+            or self.acked_hw - self.deleted_hw >= self.limits.delete_rows
+            or now - self.last_delete_ns >= self.limits.delete_interval_ns
+        ):
+            self.deleted_hw, self.last_delete_ns = self.acked_hw, now
+            return [DeleteAcked(self.acked_hw)]
+        return []
 
     def central_birth(self, hw: int, now: int) -> list[object]:
         """Central (re)connected or answered our birth: re-send whatever it lacks."""
@@ -169,7 +190,7 @@ class SensorStream:
         """What to do now: re-send after an ack timeout, or read more rows to publish."""
         if not self.connected:
             return []
-        out: list[object] = []
+        out: list[object] = self._delete(now)
         if self.inflight and now - self.last_progress_ns >= self.ack_timeout_ns:
             out.extend(self._rewind())
             self.last_progress_ns = now

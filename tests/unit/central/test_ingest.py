@@ -239,3 +239,39 @@ def test_restored_central_asks_for_a_snapshot(net, central_store, store, manager
     net.connect_sensor()
     net.settle()
     assert sensor_alerts(net.sensor) == central_alerts(fresh, "s1")
+
+
+def test_a_detection_after_a_rewind_is_not_lost_to_the_older_copy(net, manager):
+    """A row central may already hold must not absorb new detections: central skips its
+    re-sent sequence number as a duplicate."""
+    manager.observe(detection(src="192.0.2.1", ts_ns=T0 + 9 * NS))
+    manager.flush()
+    net.tick(2)
+    [batch] = net.sensor.poll(net.now)
+    net.sensor.published(batch, net.now)  # on its way to central
+    for birth in net.central.on_connect(net.now):  # central reconnects: the sensor rewinds
+        if birth.topic == down_topic("s1", "birth"):
+            net.sensor.on_message(birth.topic, birth.payload, net.now)
+    manager.observe(detection(src="192.0.2.1", ts_ns=T0 + 10 * NS))
+    manager.flush()
+    for ack in net.central.on_message(batch.topic, batch.payload, net.now):
+        net.sensor.on_message(ack.topic, ack.payload, net.now)
+    net.settle()
+    assert sensor_alerts(net.sensor)[1][3] == 3
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+
+
+def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
+    """One message of 1,000 new alerts: upserted many rows per statement, the derived search
+    index and group counts (kept by triggers) follow every row."""
+    from otwatch.central.store import derived
+    from otwatch.central.store.models_api import AlertCount
+    from tests.integration.sync_procs import bulk_alerts
+
+    bulk_alerts(store, 100, 1_000, T0)
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    with net.central.store.session() as s:
+        assert s.scalar(select(func.sum(AlertCount.n)).where(AlertCount.sensor == "s1")) == 1_006
+        found = derived.search_condition(s, "alert 1099")
+        assert list(s.scalars(select(Alert.alert_id).where(found))) == [1099]

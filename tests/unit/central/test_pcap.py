@@ -1,9 +1,8 @@
-"""PCAP pulls: chunks reassembled and verified, missing ones re-requested, bad ones refused."""
+"""PCAP pulls: chunks written into place and verified, missing ones re-requested, a silent
+sensor given up on, bad chunks refused."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 
 import pytest
@@ -12,8 +11,10 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.central.ingest import CentralSync
-from otwatch.central.pcap import PcapAssembler, PcapError
+from otwatch.central.pcap import PcapAssembler, PcapDone, PcapError
 from otwatch.sync.engine import SensorSync
+from otwatch.sync.protocol.messages import ProtocolError, encode_pcap_chunk
+from tests.centralapi import pcap_chunks
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 from tests.factories import detection
 from tests.syncnet import Net
@@ -21,65 +22,159 @@ from tests.syncnet import Net
 RID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 
 
-def chunks(blob: bytes, size: int) -> list[dict]:
-    parts = [blob[i : i + size] for i in range(0, len(blob), size)]
-    sha = hashlib.sha256(blob).hexdigest()
-    return [
-        {"index": i, "total": len(parts), "size": len(blob), "sha256": sha,
-         "data": base64.b64encode(p).decode()}
-        for i, p in enumerate(parts)
-    ]  # fmt: skip
+class Sink:
+    """Keeps the verified files' bytes; part files go to a test directory."""
+
+    def __init__(self, root):
+        self.root = root
+        self.files: list[tuple[str, int, bytes]] = []
+
+    def part_path(self, request_id):
+        return self.root / f"{request_id}.part"
+
+    def store(self, done: PcapDone) -> None:
+        t = done.transfer
+        self.files.append((t.sensor_id, t.alert_id, done.path.read_bytes()))
+        done.path.unlink()
 
 
-def test_chunks_in_any_order_give_the_verified_file():
+@pytest.fixture
+def asm(tmp_path):
+    assembler = PcapAssembler(Sink(tmp_path), stall_ns=10, max_rerequests=2)
+    assembler.expect("s1", 7, RID, 0)
+    return assembler
+
+
+def test_chunks_in_any_order_give_the_verified_file(asm, tmp_path):
     blob = bytes(range(256)) * 10
-    asm = PcapAssembler()
-    asm.expect("s1", 7, RID, 0)
-    parts = chunks(blob, 1000)
-    assert asm.add("s1", RID, now=1, **parts[2]) is None
-    assert asm.add("s1", RID, now=1, **parts[0]) is None
-    done = asm.add("s1", RID, now=2, **parts[1])
-    assert done.data == blob and done.transfer.alert_id == 7
-    assert RID not in asm.transfers
+    parts = pcap_chunks(blob, RID, alert_id=7)
+    assert asm.receive("s1", RID, parts[2][1], now=1) is None
+    assert asm.receive("s1", RID, parts[0][1], now=1) is None
+    assert asm.receive("s1", RID, parts[0][1], now=1) is None  # a duplicate changes nothing
+    done = asm.receive("s1", RID, parts[1][1], now=2)
+    assert done.path.read_bytes() == blob and done.transfer.alert_id == 7
+    assert done.size == len(blob) and RID not in asm.transfers
+    assert [p.name for p in tmp_path.iterdir()] == [f"{RID}.part"]  # no other copy
 
 
-def test_missing_chunks_are_re_requested_after_a_stall_then_given_up():
-    asm = PcapAssembler(stall_ns=10, max_rerequests=2)
-    asm.expect("s1", 7, RID, 0)
-    parts = chunks(b"x" * 3000, 1000)
-    asm.add("s1", RID, now=0, **parts[1])
+def test_empty_file_is_one_empty_chunk(asm):
+    [(_topic, payload)] = pcap_chunks(b"", RID, alert_id=7)
+    done = asm.receive("s1", RID, payload, now=1)
+    assert done is not None and done.path.read_bytes() == b""
+
+
+def test_missing_chunks_are_re_requested_after_a_stall_then_given_up(asm):
+    parts = pcap_chunks(b"x" * 3000, RID, alert_id=7)
+    asm.receive("s1", RID, parts[1][1], now=0)
     assert asm.stalled(5) == []
     [(_transfer, missing)] = asm.stalled(10)
     assert missing == [0, 2]
     assert len(asm.stalled(20)) == 1
+    assert asm.take_given_up() == []
     assert asm.stalled(30) == [] and RID not in asm.transfers
+    [given_up] = asm.take_given_up()
+    assert "sent 1 of 3 chunks and then stopped" in given_up.reason
+    assert "2 re-requests" in given_up.reason and asm.take_given_up() == []
+
+
+def test_a_chunk_resets_the_count_of_silent_re_requests(asm):
+    parts = pcap_chunks(b"x" * 3000, RID, alert_id=7)
+    assert asm.stalled(10) == [(asm.transfers[RID], None)]  # nothing yet: everything
+    assert len(asm.stalled(20)) == 1
+    asm.receive("s1", RID, parts[0][1], now=25)
+    assert asm.transfers[RID].rerequests == 0
+    assert len(asm.stalled(35)) == 1 and len(asm.stalled(45)) == 1
+    assert asm.stalled(55) == [] and len(asm.take_given_up()) == 1
+
+
+def test_a_repeated_request_for_the_whole_file_keeps_the_transfer(asm):
+    """Re-requesting everything (no chunk came yet) goes through ``expect`` again; it must
+    not reset the count, or a silent sensor is re-requested forever."""
+    asm.stalled(10)
+    asm.expect("s1", 7, RID, 10)
+    asm.stalled(20)
+    asm.expect("s1", 7, RID, 20)
+    assert asm.stalled(30) == []
+    [given_up] = asm.take_given_up()
+    assert "never sent a chunk" in given_up.reason
+
+
+def test_a_wrong_digest_starts_the_transfer_over(asm):
+    blob = b"y" * 2500
+    parts = pcap_chunks(blob, RID, alert_id=7)
+    tampered = parts[0][1].replace(b"\n" + b"y" * 1000, b"\n" + b"z" * 1000)
+    assert tampered != parts[0][1]
+    asm.receive("s1", RID, tampered, now=0)
+    asm.receive("s1", RID, parts[1][1], now=0)
+    with pytest.raises(PcapError, match="SHA-256"):
+        asm.receive("s1", RID, parts[2][1], now=0)
+    assert asm.transfers[RID].missing() == [0, 1, 2]
+    for _topic, payload in parts:
+        done = asm.receive("s1", RID, payload, now=1)
+    assert done is not None and done.path.read_bytes() == blob
+
+
+def _header(payload: bytes) -> dict:
+    return json.loads(payload.split(b"\n", 1)[0])
+
+
+def _with(payload: bytes, **changes) -> bytes:
+    head, data = payload.split(b"\n", 1)
+    return encode_pcap_chunk({**json.loads(head), **changes}, data)
 
 
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda c: c.update(sha256="0" * 64),
-        lambda c: c.update(data="@@not base64@@"),
-        lambda c: c.update(index=9),
+        lambda p: _with(p, sha256="0" * 64, total=2),  # disagrees with the first chunk
+        lambda p: _with(p, index=9),
+        lambda p: p[:-1],  # shorter than the header says
+        lambda p: _with(p, chunk_bytes=500),  # total no longer matches
     ],
 )
-def test_bad_chunks_are_refused(tamper):
-    asm = PcapAssembler()
-    asm.expect("s1", 7, RID, 0)
-    [chunk] = chunks(b"abc", 1000)
-    tamper(chunk)
+def test_bad_chunks_are_refused(asm, tamper):
+    first, second = (p for _t, p in pcap_chunks(b"abc" * 600, RID, alert_id=7))
+    asm.receive("s1", RID, first, now=0)
     with pytest.raises(PcapError):
-        asm.add("s1", RID, now=0, **chunk)
+        asm.receive("s1", RID, tamper(second), now=0)
+    assert asm.transfers[RID].count == 1
 
 
-def test_unrequested_or_foreign_chunks_are_refused():
-    asm = PcapAssembler()
-    [chunk] = chunks(b"abc", 1000)
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"v": 1}', "malformed"),  # no header line
+        (b"not json\n" + b"x" * 10, "malformed"),
+        (b'{"v": 1, "sensor_id": "s1"}\nxyz', "invalid"),
+        (b"x" * (300 << 10), "oversized"),
+    ],
+)
+def test_malformed_messages_are_protocol_errors(asm, payload, reason):
+    with pytest.raises(ProtocolError) as info:
+        asm.receive("s1", RID, payload, now=0)
+    assert info.value.reason == reason
+
+
+def test_unrequested_or_foreign_chunks_are_refused(tmp_path):
+    asm = PcapAssembler(Sink(tmp_path))
+    [(_topic, payload)] = pcap_chunks(b"abc", RID, alert_id=7)
     with pytest.raises(PcapError):
-        asm.add("s1", RID, now=0, **chunk)
+        asm.receive("s1", RID, payload, now=0)
     asm.expect("s1", 7, RID, 0)
+    with pytest.raises(ProtocolError) as info:
+        asm.receive("s2", RID, payload, now=0)  # the topic's sensor is not the payload's
+    assert info.value.reason == "wrong_sensor"
+    [(_topic, foreign)] = pcap_chunks(b"abc", RID, sensor="s2", alert_id=7)
     with pytest.raises(PcapError):
-        asm.add("s2", RID, now=0, **chunk)
+        asm.receive("s2", RID, foreign, now=0)
+
+
+def test_cancel_deletes_the_part_file(asm, tmp_path):
+    parts = pcap_chunks(b"q" * 2500, RID, alert_id=7)
+    asm.receive("s1", RID, parts[0][1], now=0)
+    assert (tmp_path / f"{RID}.part").exists()
+    asm.cancel(RID)
+    assert not (tmp_path / f"{RID}.part").exists() and RID not in asm.transfers
 
 
 def test_pull_through_sensor_and_central_with_a_lost_chunk(store, central_store, tmp_path):  # noqa: F811
@@ -91,18 +186,13 @@ def test_pull_through_sensor_and_central_with_a_lost_chunk(store, central_store,
         def get(self, alert_id):
             return path
 
-    class Sink:
-        files: list = []
-
-        def store(self, sensor_id, alert_id, request_id, data):
-            self.files.append((sensor_id, alert_id, data))
-
     manager = AlertManager(store, load_catalog(), sensor_id="s1")
     manager.observe(detection())
     manager.flush()
     sensor = SensorSync(store, SensorIdentity("s1"), pcap=Provider(),
                         manager_factory=lambda: manager)  # fmt: skip
-    sink = Sink()
+    (tmp_path / "parts").mkdir()
+    sink = Sink(tmp_path / "parts")
     net = Net(sensor, CentralSync(central_store, pcap_sink=sink))
     net.connect_central()
     net.connect_sensor()
@@ -110,7 +200,7 @@ def test_pull_through_sensor_and_central_with_a_lost_chunk(store, central_store,
     result = net.issue("s1", "pcap", alert_id=1, actor="admin")
     # Deliver the command, then lose the second chunk on its way up.
     net.step()
-    lost = [m for m in net.up if json.loads(m.payload).get("index") == 1]
+    lost = [m for m in net.up if "/pcap/" in m.topic and _header(m.payload)["index"] == 1]
     assert lost
     net.up.remove(lost[0])
     net.settle()

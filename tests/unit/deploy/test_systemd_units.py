@@ -148,6 +148,14 @@ def test_agent_has_capture_capabilities_only_and_no_ip():
     assert directives(unit)[("Service", "ReadWritePaths")] == ["/var/lib/otwatch"]
 
 
+@pytest.mark.parametrize("unit", UNITS)
+def test_every_daemon_is_type_notify_with_a_watchdog(unit):
+    """The daemons send READY/WATCHDOG (tests/integration/deploy/test_daemon_notify.py)."""
+    assert one(unit, "Type") == "notify"
+    assert one(unit, "NotifyAccess") == "main"
+    assert re.fullmatch(r"\d+s", one(unit, "WatchdogSec"))
+
+
 def test_sync_has_network_but_no_capability_and_reads_the_ring_only():
     unit = "otwatch-sync.service"
     assert one(unit, "CapabilityBoundingSet") == ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -16,7 +15,7 @@ from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
 from otwatch.sync.engine import SensorSync
-from otwatch.sync.protocol.messages import MAX_BYTES
+from otwatch.sync.protocol.messages import MAX_BYTES, decode_pcap_chunk
 from otwatch.sync.protocol.topics import down_topic, up_topic
 from tests.factories import T0, detection
 
@@ -175,14 +174,17 @@ def test_pcap_chunks_carry_index_total_and_digest(store, manager, tmp_path):
     )
     rid = str(uuid.uuid4())
     body = {"v": 1, "sensor_id": "s1", "commands": [command("pcap", request_id=rid)]}
-    out = engine.on_message(down_topic("s1", "commands"), json.dumps(body).encode(), NOW)
-    chunks = [json.loads(o.payload) for o in out if o.topic == up_topic("s1", "pcap", rid)]
-    assert [c["index"] for c in chunks] == [0, 1, 2] and {c["total"] for c in chunks} == {3}
-    data = b"".join(base64.b64decode(c["data"]) for c in chunks)
-    assert data == blob and chunks[0]["sha256"] == hashlib.sha256(blob).hexdigest()
+    engine.on_message(down_topic("s1", "commands"), json.dumps(body).encode(), NOW)
+    [stream] = engine.pcap_sender.drain()  # streamed by the daemon, not returned
+    out = list(stream.messages())
+    chunks = [decode_pcap_chunk(o.payload) for o in out if o.topic == up_topic("s1", "pcap", rid)]
+    assert [h.index for h, _ in chunks] == [0, 1, 2] and {h.total for h, _ in chunks} == {3}
+    data = b"".join(bytes(c) for _, c in chunks)
+    assert data == blob and chunks[0][0].sha256 == hashlib.sha256(blob).hexdigest()
     body["commands"] = [command("pcap", request_id=rid, chunks=[1])]
-    out = engine.on_message(down_topic("s1", "commands"), json.dumps(body).encode(), NOW)
-    assert [json.loads(o.payload)["index"] for o in out if "pcap" in o.topic] == [1]
+    engine.on_message(down_topic("s1", "commands"), json.dumps(body).encode(), NOW)
+    [stream] = engine.pcap_sender.drain()
+    assert [decode_pcap_chunk(o.payload)[0].index for o in stream.messages()] == [1]
 
 
 def test_events_flow_acks_delete_but_keep_the_newest_row(engine, store, manager):
@@ -226,3 +228,58 @@ def test_birth_and_status_describe_the_sensor(engine):
     assert (body["acked_hw"], body["last_seq"], body["epoch"]) == (0, 2, engine.epoch)
     assert status.retain and json.loads(status.payload)["health"]["outbox_depth"] == 2
     assert json.loads(engine.will().payload)["state"] == "offline"
+
+
+def test_status_health_carries_the_agents_capture_drops_and_ring_usage(engine, store):
+    from otwatch.agent.capture.status import CAPTURE_STATE
+    from otwatch.agent.store.models_pcap import PcapSegment
+    from otwatch.agent.store.state import put_state
+    from otwatch.sync.protocol.messages import SensorStatus, decode
+
+    def health() -> dict:
+        body = decode(SensorStatus, engine.status(NOW).payload, MAX_BYTES["status"])
+        return body.health.model_dump()
+
+    assert (health()["capture_drops"], health()["ring_usage"]) == (None, None)  # no agent yet
+    with store.session() as s:
+        put_state(
+            s,
+            CAPTURE_STATE,
+            {
+                "state": "capturing",
+                "interfaces": {
+                    "eth0": {"received": 900, "kernel_packets": 905, "kernel_drops": 5},
+                    "eth1": {"received": 10, "kernel_packets": 12, "kernel_drops": 2},
+                },
+                "ring": {"packets": 910, "enabled": True},
+                "ring_budget_bytes": 4000,
+            },
+        )
+        segment = {"writer": "w0", "owner_pid": 1, "linktype": 1, "nanosecond": True}
+        for i, size in enumerate((600, 400)):
+            s.add(PcapSegment(path=f"/ring/{i}.pcap", bytes=size, created_ns=NOW, **segment))
+    assert (health()["capture_drops"], health()["ring_usage"]) == (7, 0.25)
+
+
+def test_published_snapshots_fit_the_schema_whatever_the_store_holds(engine, store):
+    """SQLite builds the snapshots; a row whose JSON columns it cannot prove within the
+    limits takes the Python path. Both give what ``snapshot`` defines."""
+    from otwatch.sync.outbox import snapshot
+    from otwatch.sync.protocol.messages import EventBatch, decode
+
+    with store.session() as s:
+        hostile = s.get(Alert, 2)
+        hostile.name, hostile.message = "n" * 500, 'm\u00e9\n"' * 3000
+        hostile.source_address = "a" * 100
+        hostile.tactics = [f"t{i}" for i in range(40)] + [5]
+        hostile.remediation = ["r" * 5000]
+        hostile.fields = {f"key{i}": i for i in range(70)}
+    [batch] = engine.poll(NOW)
+    events = {e.alert_id: e for e in decode(EventBatch, batch.payload, MAX_BYTES["events"]).events}
+    with store.session() as s:
+        expected = {i: snapshot(s.get(Alert, i)) for i in (1, 2)}
+    assert events[1].alert.model_dump() == expected[1]  # the SQL path
+    assert events[2].alert.model_dump() == expected[2]  # the Python path
+    got = events[2].alert
+    assert (len(got.name), len(got.message), len(got.source_address)) == (200, 4096, 64)
+    assert (len(got.tactics), len(got.remediation[0]), len(got.fields)) == (32, 4096, 64)

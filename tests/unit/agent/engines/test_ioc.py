@@ -92,6 +92,13 @@ def test_malformed_ioc_file_names_file_and_line(netstore, tmp_path):
         make_pipeline(netstore, ENGINES, settings={"ioc": {"ip_list": [str(path)]}})
 
 
-def test_no_lists_means_not_subscribed(netstore):
+def test_no_lists_means_not_subscribed(netstore, tmp_path):
+    path = tmp_path / "ips.txt"
+    path.write_text("203.0.113.1\n")
+    keys = [(app, events) for app in (None, "http", "dns") for events in (0, 1, 4, 128)]
+    with_list, _ = make_pipeline(netstore, ENGINES, settings={"ioc": {"ip_files": [str(path)]}})
+    assert all(with_list.engines[0].observe in with_list._route(*key) for key in keys)
     p, _ = make_pipeline(netstore, ENGINES)
-    assert p.engines[0].apps == frozenset() and not p._every
+    ioc = p.engines[0]
+    assert ioc.apps == frozenset()
+    assert all(ioc.observe not in p._route(*key) for key in keys)

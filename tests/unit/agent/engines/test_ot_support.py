@@ -17,12 +17,12 @@ from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.cip import CipEngine
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.engines.dnp3 import Dnp3Engine
+from otwatch.agent.engines.gate import emitted_types
 from otwatch.agent.engines.iec104 import Iec104Engine
 from otwatch.agent.engines.modbus import ModbusEngine
 from otwatch.agent.engines.ot_support import (
     MalformedCounter,
     Policy,
-    emitted_types,
     flow_state,
     packet_fields,
 )

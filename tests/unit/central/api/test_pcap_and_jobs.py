@@ -3,7 +3,6 @@ cross-sensor unification, auto-close and retention on central."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 
@@ -19,7 +18,7 @@ from otwatch.central.store.models import Alert, AuditEvent, Command
 from otwatch.central.store.models_api import AlertMember
 from otwatch.sync.protocol.messages import VERSION, encode_raw
 from otwatch.sync.protocol.topics import up_topic
-from tests.centralapi import MIN_NS, T0, add_alerts, add_sensor, snapshot, token
+from tests.centralapi import MIN_NS, T0, add_alerts, add_sensor, pcap_chunks, snapshot, token
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 
 API = "/api/v1"
@@ -38,24 +37,6 @@ def world(central_store, tmp_path):  # noqa: F811
     )
     admin = {"Authorization": f"Bearer {token(central_store, 'alice', 'admin')}"}
     return client, admin, engine, pcaps, central_store
-
-
-def chunks_of(data: bytes, request_id: str, sensor: str, alert_id: int, size: int = 1000):
-    sha = hashlib.sha256(data).hexdigest()
-    parts = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
-    for index, part in enumerate(parts):
-        body = {
-            "v": VERSION,
-            "sensor_id": sensor,
-            "request_id": request_id,
-            "alert_id": alert_id,
-            "index": index,
-            "total": len(parts),
-            "size": len(data),
-            "sha256": sha,
-            "data": base64.b64encode(part).decode(),
-        }
-        yield up_topic(sensor, "pcap", request_id), encode_raw(body)
 
 
 def ack(sensor: str, command_id: str, result: str, outcome: str, reason: str = "") -> tuple:
@@ -85,7 +66,7 @@ def test_pcap_pull_is_verified_stored_cached_and_downloaded(world):
     assert client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"] == rid
     engine.on_message(*ack("s1", command.id, "applied", "applied"), T0)
     data = bytes(range(256)) * 20
-    for i, (topic, payload) in enumerate(chunks_of(data, rid, "s1", 1)):
+    for i, (topic, payload) in enumerate(pcap_chunks(data, rid, "s1", 1)):
         engine.on_message(topic, payload, T0)
         if i == 0:
             view = client.get(f"{API}/pcap/{rid}", headers=admin).json()
@@ -135,14 +116,51 @@ def test_chunks_after_a_central_restart_still_complete_the_request(world, tmp_pa
     client, admin, _engine, pcaps, store = world
     rid = client.post(f"{API}/alerts/2-s1/pcap", headers=admin).json()["request_id"]
     restarted = CentralNode(store, pcap_sink=pcaps)  # knows no transfer in memory
-    for topic, payload in chunks_of(b"\xd4\xc3\xb2\xa1" + b"x" * 5000, rid, "s1", 2):
+    for topic, payload in pcap_chunks(b"\xd4\xc3\xb2\xa1" + b"x" * 5000, rid, "s1", 2):
         restarted.on_message(topic, payload, T0)
     assert client.get(f"{API}/pcap/{rid}", headers=admin).json()["state"] == "done"
     # chunks of an unknown request are ignored quietly (not a sensor error)
     other = str(uuid.uuid4())
-    for topic, payload in chunks_of(b"abc", other, "s1", 2):
+    for topic, payload in pcap_chunks(b"abc", other, "s1", 2):
         assert restarted.on_message(topic, payload, T0) == []
     assert restarted.stats["pcap_ignored"] == 1 and not restarted.dropped
+
+
+def test_a_silent_online_sensor_fails_the_request_with_a_reason(world):
+    client, admin, engine, _pcaps, store = world
+    rid = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"]
+    now = T0 + 1
+    for _ in range(engine.pcap.max_rerequests + 1):
+        now += engine.pcap.stall_ns
+        engine.poll(now)
+    view = client.get(f"{API}/pcap/{rid}", headers=admin).json()
+    assert view["state"] == "failed"
+    assert "was online but never sent a chunk" in view["message"]
+    assert "request the PCAP again" in view["message"]
+    assert rid not in engine.pcap.transfers and engine.stats["pcap_failed"] == 1
+    with store.session() as s:
+        commands = list(s.scalars(select(Command).where(Command.kind == "pcap")))
+    # the first request and its re-requests, none left pending to be re-sent forever
+    assert len(commands) == engine.pcap.max_rerequests + 1
+    assert {(c.status, c.outcome) for c in commands} == {("rejected", "timeout")}
+    # much later: nothing more goes to the sensor for this request
+    assert engine.poll(now + 3600 * NS) == []
+    # a new ask starts a new request
+    again = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()
+    assert again["state"] == "pending" and again["request_id"] != rid
+
+
+def test_pending_requests_are_tracked_again_after_a_restart(world):
+    client, admin, _engine, pcaps, store = world
+    rid = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"]
+    restarted = CentralNode(store, pcap_sink=pcaps)
+    restarted.on_connect(T0)
+    assert rid in restarted.pcap.transfers
+    now = T0
+    for _ in range(restarted.pcap.max_rerequests + 1):
+        now += restarted.pcap.stall_ns
+        restarted.poll(now)
+    assert client.get(f"{API}/pcap/{rid}", headers=admin).json()["state"] == "failed"
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,21 @@ def test_ack_deletes_and_frees_the_window():
     assert s.poll(2) == [ReadOutbox(0, 3)]
 
 
+def test_acked_rows_are_deleted_in_batches_or_after_a_second():
+    limits = StreamLimits(batch_rows=3, max_inflight=50, delete_rows=10, delete_interval_ns=NS)
+    s = SensorStream(acked_hw=0, limits=limits)
+    s.connect(0)
+    s.published(tuple(rows(*((i, "status", 1) for i in range(1, 41)))), 0)
+    assert s.ack(2, 1) == [DeleteAcked(2)]  # the first ack deletes at once
+    assert s.ack(5, 2) == []  # a few more rows wait…
+    assert s.inflight == 35  # …yet they are acknowledged: the window moves on
+    assert s.ack(12, 3) == [DeleteAcked(12)]  # …until 10 have gathered
+    assert s.ack(13, 4) == []
+    assert DeleteAcked(13) not in s.poll(NS // 2)
+    assert s.poll(NS + 4)[0] == DeleteAcked(13)  # or a second has passed
+    assert s.poll(3 * NS) == [ReadOutbox(0, 3)]  # nothing left to delete
+
+
 def test_no_ack_for_the_timeout_rewinds_with_doubling_backoff():
     s = connected()
     s.published(tuple(rows((1, "status", 1), (2, "status", 1))), 0)

@@ -1,0 +1,317 @@
+"""Prometheus metrics for the daemons, computed at scrape time from ``otwatch.health``.
+
+Each daemon starts one small HTTP server (``prometheus-client``'s WSGI server on a thread)
+with :func:`start_metrics`; a scrape runs :class:`SensorCollector` (``agent run``,
+``sync run``) or :class:`CentralCollector` (``central run``), which read the same figures as
+``otwatch status``: nothing is counted twice, and the hot paths are not touched. The server
+listens on a loopback address unless remote access is asked for explicitly (it has no
+authentication).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from otwatch import __version__
+from otwatch.errors import OtwatchError
+
+__all__ = [
+    "CentralCollector",
+    "MetricsError",
+    "MetricsServer",
+    "SensorCollector",
+    "parse_metrics_address",
+    "start_metrics",
+]
+
+log = logging.getLogger(__name__)
+_FIX = " — fix: "
+
+
+class MetricsError(OtwatchError):
+    """A refused or unusable metrics address, or prometheus-client missing."""
+
+
+def parse_metrics_address(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT``), or a bare ``PORT`` meaning ``127.0.0.1:PORT``.
+
+    A host that is not a loopback address needs ``allow_remote``: the endpoint has no
+    authentication and shows the sensor's figures to whoever can reach it.
+    """
+    raw = text.strip()
+    if raw.isdigit():
+        raw = f"127.0.0.1:{raw}"
+    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", raw)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise MetricsError(
+            f"{text!r} is not a metrics address{_FIX}write HOST:PORT, e.g. 127.0.0.1:9464"
+        )
+    host = match.group(1) or "127.0.0.1"
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise MetricsError(
+            f"{host!r} is not an IP address{_FIX}give one, e.g. 127.0.0.1:9464"
+        ) from None
+    if not loopback and not allow_remote:
+        raise MetricsError(
+            f"refusing to serve metrics on {host}: not a loopback address{_FIX}scrape through "
+            "127.0.0.1 (or a TLS proxy), or allow it explicitly (metrics.allow_remote = true, "
+            "--metrics-allow-remote)"
+        )
+    return host, int(match.group(2))
+
+
+# -- collectors ----------------------------------------------------------------------------
+
+
+def _families() -> Any:
+    try:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    except ImportError:  # pragma: no cover - the extra is part of the default install
+        raise MetricsError(
+            f"prometheus-client is not installed{_FIX}pip install 'otwatch[metrics]'"
+        ) from None
+    return GaugeMetricFamily, CounterMetricFamily
+
+
+def _ts(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    from otwatch.timeutil import parse_time_ns
+
+    return parse_time_ns(iso) / 1e9
+
+
+class SensorCollector:
+    """Sensor figures (``sensor_health``) as Prometheus metrics; ``daemon`` labels
+    ``otwatch_info`` so agent and sync scrapes of the same sensor can be told apart."""
+
+    def __init__(self, store: Any, daemon: str) -> None:
+        self.store = store
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Any]:
+        from otwatch.health import sensor_health
+
+        gauge, counter = _families()
+        started = time.perf_counter()
+        try:
+            h = sensor_health(self.store)
+        except Exception as exc:  # a locked or missing database must not kill the scrape
+            log.warning("metrics: cannot read the sensor's figures: %s", exc)
+            yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
+            return
+        info = gauge(
+            "otwatch_info",
+            "Version, daemon and sensor",
+            labels=["version", "daemon", "sensor", "site", "zone"],
+        )
+        s = h["sensor"]
+        info.add_metric([__version__, self.daemon, s["id"] or "", s["site"], s["zone"]], 1)
+        yield info
+        yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
+        packets = counter("otwatch_capture_packets", "Frames captured", labels=["interface"])
+        drops = counter(
+            "otwatch_capture_kernel_drops", "Frames the kernel dropped", labels=["interface"]
+        )
+        rate = gauge(
+            "otwatch_capture_rate_pps",
+            "Capture rate (packets/s, last second)",
+            labels=["interface"],
+        )
+        for name, figures in h["capture"]["interfaces"].items():
+            packets.add_metric([name], figures["received"])
+            drops.add_metric([name], figures["kernel_drops"])
+            if figures.get("rate_pps") is not None:
+                rate.add_metric([name], figures["rate_pps"])
+        yield from (packets, drops, rate)
+        capturing = h["capture"]["state"] == "capturing"
+        yield _gauge(gauge, "otwatch_capture_up", "1 while the agent captures", int(capturing))
+        yield _gauge(
+            gauge,
+            "otwatch_capture_not_analysed",
+            "Frames recorded but not analysed",
+            h["capture"]["not_analysed"],
+        )
+        alerts = gauge("otwatch_alerts", "Alerts on this sensor by status", labels=["status"])
+        for status, count in h["alerts"].items():
+            alerts.add_metric([status], count)
+        yield alerts
+        yield _gauge(
+            gauge,
+            "otwatch_learning_mode",
+            "1 while learning the baseline",
+            int(h["learning"]["active"]),
+        )
+        yield _gauge(
+            gauge,
+            "otwatch_learning_remaining_seconds",
+            "Traffic time left to learn",
+            h["learning"]["remaining_s"],
+        )
+        yield _gauge(
+            gauge,
+            "otwatch_outbox_depth",
+            "Events central has not acknowledged",
+            h["outbox"]["depth"],
+        )
+        yield _gauge(
+            gauge,
+            "otwatch_sync_connected",
+            "1 while the sync daemon is connected",
+            int(h["sync"]["state"] == "connected"),
+        )
+        last_ack = _ts(h["sync"]["last_ack"])
+        if last_ack is not None:
+            yield _gauge(
+                gauge,
+                "otwatch_sync_last_ack_timestamp_seconds",
+                "When central last acknowledged events",
+                last_ack,
+            )
+        for key, help_text in (
+            ("bytes", "Bytes in the PCAP ring"),
+            ("budget_bytes", "Disk budget of the PCAP ring"),
+        ):
+            if h["ring"][key] is not None:
+                yield _gauge(gauge, f"otwatch_ring_{key}", help_text, h["ring"][key])
+        yield _gauge(
+            gauge,
+            "otwatch_ring_dropped_frames",
+            "Frames not written to the ring",
+            h["ring"]["dropped_frames"],
+        )
+        yield _gauge(
+            gauge, "otwatch_evidence_bytes", "Bytes of per-alert evidence", h["evidence"]["bytes"]
+        )
+        if h["evidence"]["budget_bytes"] is not None:
+            yield _gauge(
+                gauge,
+                "otwatch_evidence_budget_bytes",
+                "Disk budget of the evidence",
+                h["evidence"]["budget_bytes"],
+            )
+        yield _gauge(
+            gauge,
+            "otwatch_scrape_duration_seconds",
+            "Time to read the figures",
+            time.perf_counter() - started,
+        )
+
+
+class CentralCollector:
+    """Central figures (``central_health``) as Prometheus metrics."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Any]:
+        from sqlalchemy import func, select
+
+        from otwatch.central.store.models import Alert
+        from otwatch.health import central_health, central_sensor_rows
+
+        gauge, _counter = _families()
+        try:
+            with self.store.session() as session:
+                health = central_health(central_sensor_rows(session))
+                by_status = dict(
+                    session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all()
+                )
+        except Exception as exc:
+            log.warning("metrics: cannot read central's figures: %s", exc)
+            yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
+            return
+        info = gauge("otwatch_info", "Version and daemon", labels=["version", "daemon"])
+        info.add_metric([__version__, "central"], 1)
+        yield info
+        yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
+        states = gauge("otwatch_central_sensors", "Sensors by state", labels=["state"])
+        for state in ("online", "silent", "offline"):
+            states.add_metric([state], health[state])
+        yield states
+        up = gauge("otwatch_central_sensor_up", "1 while the sensor is online", labels=["sensor"])
+        seen = gauge(
+            "otwatch_central_sensor_last_seen_age_seconds",
+            "Seconds since central last heard from the sensor",
+            labels=["sensor"],
+        )
+        depth = gauge(
+            "otwatch_central_sensor_outbox_depth",
+            "Events the sensor still holds for central",
+            labels=["sensor"],
+        )
+        for row in health["sensors"]:
+            up.add_metric([row["sensor"]], int(row["state"] == "online"))
+            if row["last_seen_age_s"] is not None:
+                seen.add_metric([row["sensor"]], row["last_seen_age_s"])
+            if isinstance(row["outbox_depth"], int):
+                depth.add_metric([row["sensor"]], row["outbox_depth"])
+        yield from (up, seen, depth)
+        alerts = gauge(
+            "otwatch_central_alerts", "Alerts held centrally by status", labels=["status"]
+        )
+        for status in ("new", "active", "closed"):
+            alerts.add_metric([status], int(by_status.get(status, 0)))
+        yield alerts
+
+
+def _gauge(family: Any, name: str, help_text: str, value: float) -> Any:
+    metric = family(name, help_text)
+    metric.add_metric([], value)
+    return metric
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricsServer:
+    server: Any
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def start_metrics(
+    address: tuple[str, int] | None, collector: Callable[[], Any] | Any
+) -> MetricsServer | None:
+    """Serve ``collector`` on ``address`` (from :func:`parse_metrics_address`); None: off."""
+    if address is None:
+        return None
+    try:
+        from prometheus_client import CollectorRegistry, start_http_server
+    except ImportError:  # pragma: no cover
+        raise MetricsError(
+            f"prometheus-client is not installed{_FIX}pip install 'otwatch[metrics]'"
+        ) from None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    host, port = address
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise MetricsError(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror}{_FIX}pick a free port"
+        ) from None
+    metrics = MetricsServer(server, thread)
+    log.info("Prometheus metrics on %s", metrics.url)
+    return metrics
