@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_capture import mixed_plant, modbus_polling
 
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
+
 CACHE = Path(__file__).resolve().parent / ".cache"
 TARGET_RATE = 250_000  # packets/s on one core, Modbus polling, all engines and the ring on
 TARGET_RATIO = 40.0  # × the naive Scapy loop
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{flows:,} distinct flows: peak RSS {flow_run.rss_mb:.0f} MB "
         f"({verdict(flow_run.rss_mb <= TARGET_FLOWS_RSS_MB)} the {TARGET_FLOWS_RSS_MB} MB "
         f"target{scale_note(flows, MILLION, 'flows')}; {flow_run.one_core:,.0f} pkt/s on one "
-        "core; the flow table keeps at most 200,000 flows)"
+        f"core; the flow table keeps at most {DEFAULT_MAX_FLOWS:,} flows)"
     )
     report_ring(modbus, [runs["Modbus polling"]], rounds)
     return 0

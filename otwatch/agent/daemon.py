@@ -35,6 +35,7 @@ from otwatch.agent.capture.ring import repair_ring, ring_budget
 from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
 from otwatch.agent.catalog import load_catalog
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
 from otwatch.agent.store.db import Store, StoreError, open_store
@@ -65,7 +66,7 @@ class DaemonOptions:
     sensor_id: str | None = None
     site: str | None = None
     zone: str | None = None
-    max_flows: int = 200_000
+    max_flows: int = DEFAULT_MAX_FLOWS
     ot_subnets: tuple[str, ...] = ()
     max_backlog: int = MAX_BACKLOG
     engines: tuple[str, ...] | None = None

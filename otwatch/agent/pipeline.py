@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.decode.flows import FlowTable
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
@@ -76,7 +76,7 @@ class PacketPath:
         engines: Sequence[type[Engine]],
         sink: Callable[[Detection], Any],
         *,
-        max_flows: int = 200_000,
+        max_flows: int = DEFAULT_MAX_FLOWS,
     ) -> None:
         ctx.settings, self.enabled_types = split_settings(engines, ctx.settings)
         self.ctx = ctx
@@ -237,7 +237,7 @@ class Pipeline(PacketPath):
         ot_subnets: tuple[str, ...] = (),
         settings: dict | None = None,
         engines: tuple[type[Engine], ...] = ENGINES,
-        max_flows: int = 200_000,
+        max_flows: int = DEFAULT_MAX_FLOWS,
     ) -> None:
         self.manager = manager
         self.store = manager.store

@@ -32,6 +32,7 @@ from otwatch.agent.capture.config import CaptureConfig, RingConfig
 from otwatch.agent.capture.ring import RingWriter
 from otwatch.agent.capture.source import CaptureSource, open_source
 from otwatch.agent.catalog import Catalog, load_catalog
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
@@ -169,12 +170,23 @@ class CaptureLoop:
             if frames:
                 got = True
                 if ring is not None:
-                    ring.write_batch(frames, src.linktype, src.nanosecond)
+                    self._ring_write(frames, src)
                 backlog.append([src.name, frames, 0])
                 self._queued += len(frames)
         if self._queued > self.max_backlog:
             self._shed()
         return got
+
+    def _ring_write(self, frames: list, src: Any) -> None:
+        """Frames to the ring; a failing database (disk full while a segment's index row is
+        written) must not stop capture: counted, and the ring goes on at the next batch."""
+        try:
+            self.ring.write_batch(frames, src.linktype, src.nanosecond)
+        except (StoreError, SQLAlchemyError) as exc:
+            self.store_errors += 1
+            if self.store_errors == 1 or self.store_errors % 100 == 0:
+                log.error("worker %d: ring index write failed (%d so far): %s", self.worker,
+                          self.store_errors, exc)  # fmt: skip
 
     def _shed(self) -> None:
         """Overload: leave the oldest frames unanalysed (they are in the ring)."""
@@ -209,7 +221,7 @@ class CaptureLoop:
         for src in self.sources:
             for frames in src.drain(timeout_s):
                 if self.ring is not None:
-                    self.ring.write_batch(frames, src.linktype, src.nanosecond)
+                    self._ring_write(frames, src)
                 self._backlog.append([src.name, frames, 0])
                 self._queued += len(frames)
         deadline = time.monotonic() + FINAL_ANALYSIS_S
@@ -286,7 +298,7 @@ class WorkerSpec:
     capture: CaptureConfig
     ring: RingConfig | None
     learning_period_ns: int | None = None
-    max_flows: int = 200_000
+    max_flows: int = DEFAULT_MAX_FLOWS
     ot_subnets: tuple[str, ...] = ()
     settings: dict | None = None
     max_backlog: int = MAX_BACKLOG

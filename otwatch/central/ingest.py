@@ -250,8 +250,12 @@ class CentralSync:
                 seq = raw.get("seq") if isinstance(raw, dict) else None
                 first = exc.errors(include_url=False)[0]
                 log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
-                if isinstance(seq, int) and seq > 0:
+                # Its seq is committed (skipped) only if a sensor could have written it
+                # (``messages.Seq``): a gap below an impossible one would never close.
+                if type(seq) is int and 0 < seq < 1 << 63:
                     bad.append(seq)
+                else:
+                    self.dropped["invalid_event"] += 1
         return envelope, good, bad
 
     def _on_events(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import sensors as sensor_store
-from otwatch.central.store.models import Alert
+from otwatch.central.store.models import Alert, Sensor
 from otwatch.central.store.models_api import AlertMember
 
 __all__ = [
@@ -91,8 +91,20 @@ def unify(session: Session, now: int, window_ns: int = UNIFY_WINDOW_NS) -> int:
         .order_by(Alert.id)
         .limit(_UNIFY_BATCH)
     ).all()
+    # unification is across sensors: a zone (and site) that only one sensor reports from
+    # has nothing to unify, so its alerts cost no query (one sensor's alerts of the same
+    # traffic are one alert already, de-duplicated on the sensor)
+    shared = {
+        (site, zone)
+        for site, zone, count in session.execute(
+            select(Sensor.site, Sensor.zone, func.count()).group_by(Sensor.site, Sensor.zone)
+        )
+        if count > 1
+    }
     joined = 0
     for row in rows:
+        if (row.site, row.zone) not in shared:
+            continue
         primary = session.scalar(
             select(func.min(Alert.id)).where(
                 Alert.type_id == row.type_id,

@@ -83,6 +83,7 @@ class CentralNode(CentralSync):
             above=above_set,
             gap_since_ns=(mine.gap_since_ns if same else None) if above_set else None,
             last_resync_ns=mine.last_resync_ns if same else None,
+            resyncs=mine.resyncs if same and above_set else 0,
         )
 
     def _refresh(self, sensor_id: str | None = None) -> None:

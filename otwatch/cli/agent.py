@@ -21,6 +21,7 @@ from otwatch.agent.capture.config import (
     parse_size,
     ring_directory,
 )
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.replay import replay as run_replay
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.metrics_options import metrics_address, metrics_options
@@ -309,7 +310,7 @@ def replay(
 @click.option(
     "--max-flows",
     type=click.IntRange(1_000, 50_000_000),
-    default=200_000,
+    default=DEFAULT_MAX_FLOWS,
     show_default=True,
     help="Flow table size per worker (the oldest flows are evicted beyond it).",
 )

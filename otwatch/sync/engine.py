@@ -286,6 +286,10 @@ class SensorSync:
             return self._drop("wrong_sensor", f"payload is for {msg.sensor_id}", topic)
         if msg.epoch != self.epoch:
             return self._drop("stale_epoch", f"ack for epoch {msg.epoch}", topic)
+        if msg.hw > self.stream.last_seq:  # rows never written cannot be committed centrally
+            return self._drop(
+                "invalid", f"ack of {msg.hw} > last seq {self.stream.last_seq}", topic
+            )
         out: list[Outgoing] = []
         for cmd in self.stream.ack(msg.hw, now):
             out.extend(self._execute(cmd, now))

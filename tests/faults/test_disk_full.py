@@ -2,7 +2,7 @@
 
 ``otwatch agent run`` captures in a network namespace (traffic injected with tcpreplay over a
 veth pair, addresses from 192.0.2.0/24 and 198.51.100.0/24), its ring allowed half of the
-filesystem. A ballast file (other data on the disk) leaves a few MiB free; then traffic much
+filesystem. A ballast file (other data on the disk) leaves 4 MiB free; then traffic much
 larger than that arrives. The ring must evict its oldest segments and capture must go on,
 ``otwatch pcap status`` must report the disk-full events, SQLite must stay intact. Once the
 ballast is deleted (space returns) the next traffic must be written in full, with no new
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,7 +89,56 @@ def settle(data_dir: Path, more_than: dict | None = None) -> dict:
         last = ring
         return ring if same and not moved else None
 
-    return wait_until(lambda: (time.sleep(1.2), steady())[1], 90, "capture figures to settle")
+    try:
+        return wait_until(lambda: (time.sleep(1.2), steady())[1], 90, "figures to settle")
+    except AssertionError:
+        raise AssertionError(f"capture figures did not settle: {last}") from None
+
+
+def one_round(pair, data_dir: Path, burst: Path, small: Path) -> dict:  # noqa: F811
+    agent = Agent(
+        pair, data_dir, "--ring-segment-size", "1MiB", "--ring-max-percent", "50",
+        "--ring-max-size", "1GiB", "--no-promisc",
+        # Evidence budgets must fit the disk: nothing bounds them by free space (see report).
+        "--evidence-max-size", "2MiB", "--evidence-alert-max-size", "256KiB",
+    )  # fmt: skip
+    agent.wait_ready()
+    try:
+        ballast = fill(data_dir, leave=4 * MiB)
+        pair.send(burst, "--topspeed")
+        status = wait_until(
+            lambda: (s := pcap_status(data_dir))["ring"]["disk_full"] > 0 and s,
+            60,
+            "the agent to report disk full",
+        )
+        assert status["ring"]["last_eviction_ns"] is not None  # the ring evicted its oldest
+        assert agent.proc.poll() is None  # capture goes on
+        assert integrity(data_dir / "otwatch.db") == "ok"
+        # Space returns: the next burst is written in full, nothing restarted.
+        ballast.unlink()
+        quiet = settle(data_dir)
+        pair.send(small, "--topspeed")
+        after = settle(data_dir, more_than=quiet)
+        received = after["received"] - quiet["received"]
+        assert received > 0.9 * SMALL, (quiet, after)
+        assert after["written_frames"] - quiet["written_frames"] == received, (quiet, after)
+        assert after["disk_full"] == quiet["disk_full"], (quiet, after)
+        assert after["dropped_frames"] == quiet["dropped_frames"], (quiet, after)
+        assert agent.proc.poll() is None
+    except AssertionError as exc:
+        _code, err = agent.stop()
+        raise AssertionError(f"{exc}\nagent stderr: {err[-3000:]}") from None
+    code, err = agent.stop()
+    assert code == 0, err[-2000:]
+    assert integrity(data_dir / "otwatch.db") == "ok"
+    segments, packets = check_ring(data_dir)
+    assert packets >= SMALL
+    return {
+        "disk_full_events": after["disk_full"],
+        "dropped_frames": after["dropped_frames"],
+        "segments_after": segments,
+        "packets_kept": packets,
+    }
 
 
 @pytest.mark.parametrize("plan", plans(Plan(1, 80_000), Plan(5, 200_000)))
@@ -98,55 +148,18 @@ def test_disk_full_ring_evicts_and_recovers(pair, small_fs, tmp_path, plan):  # 
     modbus_polling(str(burst), plan.events, 20, plan.seed)
     small = tmp_path / "small.pcap"  # ~3.5 MiB: fits in the space that returns
     modbus_polling(str(small), SMALL, 20, plan.seed + 1)
-    agent = Agent(
-        pair, data_dir, "--ring-segment-size", "1MiB", "--ring-max-percent", "50",
-        "--ring-max-size", "1GiB", "--no-promisc",
-        # Evidence budgets must fit the disk: nothing bounds them by free space (see report).
-        "--evidence-max-size", "2MiB", "--evidence-alert-max-size", "256KiB",
-    )  # fmt: skip
-    agent.wait_ready()
-    full_events = 0
-    try:
-        for _ in range(plan.kills):
-            ballast = fill(data_dir, leave=4 * MiB)
-            full_before = pcap_status(data_dir)["ring"]["disk_full"]
-            pair.send(burst, "--topspeed")
-            status = wait_until(
-                lambda fb=full_before: (s := pcap_status(data_dir))["ring"]["disk_full"] > fb and s,
-                60,
-                "the agent to report disk full",
-            )
-            ring = status["ring"]
-            assert ring["last_eviction_ns"] is not None  # the ring evicted its oldest
-            assert agent.proc.poll() is None  # capture goes on
-            assert integrity(data_dir / "otwatch.db") == "ok"
-            full_events = ring["disk_full"]
-            # Space returns: the next burst is written in full, nothing restarted.
-            ballast.unlink()
-            quiet = settle(data_dir)
-            pair.send(small, "--topspeed")
-            after = settle(data_dir, more_than=quiet)
-            received = after["received"] - quiet["received"]
-            assert received > 0.9 * SMALL, (quiet, after)
-            assert after["written_frames"] - quiet["written_frames"] == received, (quiet, after)
-            assert after["disk_full"] == quiet["disk_full"], (quiet, after)
-            full_events = quiet["disk_full"]
-            assert after["dropped_frames"] == quiet["dropped_frames"], (quiet, after)
-            assert agent.proc.poll() is None
-    finally:
-        code, err = agent.stop()
-    assert code == 0, err[-2000:]
-    assert integrity(data_dir / "otwatch.db") == "ok"
-    segments, packets = check_ring(data_dir)
-    assert packets >= SMALL
+    totals = {"disk_full_events": 0, "dropped_frames": 0, "segments_after": 0, "packets_kept": 0}
+    for _ in range(plan.kills):  # independent rounds: a fresh agent on an emptied filesystem
+        for leftover in data_dir.iterdir():
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        figures = one_round(pair, data_dir, burst, small)
+        for key in totals:
+            totals[key] += figures[key]
     report(
         "disk-full",
         rounds=plan.kills,
         packets_per_burst=plan.events,
         packets_after_recovery=SMALL,
-        disk_full_events=full_events,
-        dropped_frames=after["dropped_frames"],
-        segments_after=segments,
-        packets_kept=packets,
         integrity="ok",
+        **totals,
     )

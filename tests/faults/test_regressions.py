@@ -83,3 +83,20 @@ def test_a_failing_periodic_store_write_is_counted_not_fatal():
     assert _store_call(collector, full) is None
     assert _store_call(collector, lambda: 7) == 7
     assert collector.store_errors == 1
+
+
+def test_a_ring_index_write_on_a_full_disk_does_not_stop_the_worker():
+    """The ring writes a segment's index row while rotating; on a full disk that raised out
+    of the capture loop and the worker (and with it the live agent) stopped."""
+    from types import SimpleNamespace
+
+    from otwatch.agent.worker import CaptureLoop
+
+    class FullRing:
+        def write_batch(self, frames, linktype, nanosecond) -> None:
+            raise StoreError("database or disk is full")
+
+    loop = SimpleNamespace(ring=FullRing(), store_errors=0, worker=0)
+    src = SimpleNamespace(linktype=1, nanosecond=True)
+    CaptureLoop._ring_write(loop, [(1, 60, 1, b"\0" * 60)], src)
+    assert loop.store_errors == 1

@@ -43,7 +43,6 @@ def closed(port: int) -> bool:
         return True
 
 
-@pytest.mark.slow
 @needs_mosquitto
 def test_demo_end_to_end(tmp_path):
     workdir = tmp_path / "demo"

@@ -21,7 +21,13 @@ from typing import Any
 
 from otwatch.agent.decode.ports import TCP_PORTS, UDP_PORTS
 
-__all__ = ["FRESH_DATA", "FRESH_DIRECTION", "Flow", "FlowTable"]
+__all__ = ["DEFAULT_MAX_FLOWS", "FRESH_DATA", "FRESH_DIRECTION", "Flow", "FlowTable"]
+
+DEFAULT_MAX_FLOWS = 50_000
+"""Flows kept at once per worker (each costs ~700 bytes with its key and state): a plant
+network has a few thousand, so this leaves room for IT traffic on the same SPAN, and a scan
+of a million addresses keeps the agent within its memory bound (``tests/floods``);
+``--max-flows`` raises it."""
 
 FRESH_DIRECTION = 1
 """The packet is the first of its direction of the flow (since the last refresh or SYN)."""
@@ -75,7 +81,7 @@ class Flow:
 
 
 class FlowTable:
-    def __init__(self, max_flows: int = 200_000) -> None:
+    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS) -> None:
         self.max_flows = max_flows
         self._flows: OrderedDict[tuple, Flow] = OrderedDict()
         self.evicted = 0

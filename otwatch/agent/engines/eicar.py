@@ -27,24 +27,30 @@ class EicarEngine(Engine):
     type_ids = frozenset({EICAR_TYPE})
     apps = None
 
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self._carried = 0
+        """Segment ends kept so far: while none is, no flow's state needs looking at."""
+
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         payload = rec.payload
-        if not payload:
+        # 88 is "X": an int membership test is much cheaper than a bytes search
+        if 88 not in payload and (not payload or not self._carried):
             return None
         state = flow.state if flow is not None else None
         carry = state.get("eicar") if state else None
-        # 88 is "X": an int membership test is much cheaper than a bytes search
-        if 88 not in payload and carry is None:
+        if carry is None and 88 not in payload:
             return None
         if rec.sport is None:
             return None
         found = len(payload) >= _SIZE and EICAR in payload
         if carry is not None:
             del state["eicar"]  # type: ignore[index]
+            self._carried -= 1
             found = found or EICAR in carry + payload[:_TAIL]
         if not found:
-            if rec.ip_proto == 6 and flow is not None and 88 in payload[-_TAIL:]:
-                self._carry(payload, flow)
+            if rec.ip_proto == 6 and flow is not None and self._carry(payload, flow):
+                self._carried += 1
             return None
         if state is None and flow is not None:
             state = flow.state = {}
@@ -66,14 +72,21 @@ class EicarEngine(Engine):
         ]
 
     @staticmethod
-    def _carry(payload: bytes, flow: Flow) -> None:
-        """Keep the segment's end if it could be the start of the string."""
-        start = max(0, len(payload) - _TAIL)
-        pos = payload.find(b"X", start)
-        while pos >= 0:
-            if EICAR.startswith(payload[pos:]):
-                if flow.state is None:
-                    flow.state = {}
-                flow.state["eicar"] = payload[pos:]
-                return
-            pos = payload.find(b"X", pos + 1)
+    def _carry(payload: bytes, flow: Flow) -> bool:
+        """Keep the segment's end if it could be the start of the string: one that begins
+        with "X5O" within the last 67 bytes, or ends in "X" or "X5"."""
+        size = len(payload)
+        pos = payload.find(b"X5O", max(0, size - _TAIL))
+        while pos >= 0 and not EICAR.startswith(payload[pos:]):
+            pos = payload.find(b"X5O", pos + 1)
+        if pos < 0:
+            if payload.endswith(b"X5"):
+                pos = size - 2
+            elif payload[-1] == 88:
+                pos = size - 1
+            else:
+                return False
+        if flow.state is None:
+            flow.state = {}
+        flow.state["eicar"] = payload[pos:]
+        return True

@@ -25,7 +25,10 @@ _SYN, _ACK = 0x02, 0x10
 class Config:
     threshold: int = 25
     window_s: float = 120.0
-    max_tracked: int = 100_000
+    max_tracked: int = 50_000
+    """Source/destination pairs followed at once."""
+    max_ports: int = 1_024
+    """Distinct ports remembered per pair; past it every attempt counts (a scan by then)."""
 
 
 def is_connection_attempt(rec: PacketRecord, flow: Flow | None) -> bool:
@@ -39,11 +42,13 @@ def is_connection_attempt(rec: PacketRecord, flow: Flow | None) -> bool:
 
 
 class _Window:
-    __slots__ = ("ports", "reported", "start_ns")
+    __slots__ = ("extra", "ports", "reported", "start_ns")
 
     def __init__(self, start_ns: int) -> None:
         self.start_ns = start_ns
         self.ports: set[int] = set()
+        self.extra = 0
+        """Attempts counted past ``max_ports`` (the set stops growing there)."""
         self.reported = 0
 
 
@@ -71,9 +76,13 @@ class PortScanEngine(Engine):
         ports = window.ports
         if rec.dport in ports:
             return None
-        ports.add(rec.dport)
+        if len(ports) < self.config.max_ports:
+            ports.add(rec.dport)
+        else:
+            window.extra += 1
+        probed = len(ports) + window.extra
         threshold = self.config.threshold
-        if len(ports) < threshold * (window.reported + 1):
+        if probed < threshold * (window.reported + 1):
             return None
         window.reported += 1
         proto = "tcp" if rec.ip_proto == 6 else "udp"
@@ -81,13 +90,13 @@ class PortScanEngine(Engine):
             self.detect(
                 PORT_SCAN,
                 ts,
-                f"{rec.src_ip} probed {len(ports)} {proto} ports of {rec.dst_ip} within "
+                f"{rec.src_ip} probed {probed} {proto} ports of {rec.dst_ip} within "
                 f"{self.config.window_s:g} s",
                 source_address=rec.src_ip,
                 destination_address=rec.dst_ip,
                 source_mac=rec.src_mac.hex(":") if rec.src_mac else None,
                 destination_mac=rec.dst_mac.hex(":") if rec.dst_mac else None,
                 protocol=proto,
-                ports_probed=len(ports),
+                ports_probed=probed,
             )
         ]

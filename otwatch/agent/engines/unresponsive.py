@@ -68,9 +68,10 @@ class UnresponsiveEngine(Engine):
                     if quoted is not None and quoted.dst != src:
                         target = quoted.dst
         heard = self.heard
-        heard[src] = rec.ts_ns
-        if len(heard) > self._max:
-            del heard[next(iter(heard))]  # the longest-known device (insertion order)
+        if src not in heard:  # (only membership counts: a known device costs one lookup)
+            heard[src] = rec.ts_ns
+            if len(heard) > self._max:
+                del heard[next(iter(heard))]  # the longest-known device (insertion order)
         pending = self.pending
         if pending and src in pending:
             del pending[src]

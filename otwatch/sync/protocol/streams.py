@@ -238,6 +238,10 @@ class CentralStream:
     above: frozenset[int] = frozenset()
     gap_since_ns: int | None = None
     last_resync_ns: int | None = None
+    resyncs: int = 0
+    """Resync requests sent for the open gap: from the third on, each waits twice as long
+    (up to 64 gap timeouts), so a gap no sensor fills is not asked about every few seconds
+    for ever."""
 
     def is_new(self, seq: int) -> bool:
         return seq > self.hw and seq not in self.above
@@ -255,7 +259,8 @@ class CentralStream:
             hw += 1
             above.discard(hw)
         gap_since = None if not above else (self.gap_since_ns or now)
-        return replace(self, hw=hw, above=frozenset(above), gap_since_ns=gap_since)
+        resyncs = self.resyncs if above else 0
+        return replace(self, hw=hw, above=frozenset(above), gap_since_ns=gap_since, resyncs=resyncs)
 
     def birth(self, epoch: str, acked_hw: int, now: int) -> tuple[CentralStream, list[object]]:
         """A sensor announced itself. A new epoch starts a new stream; a sensor that deleted
@@ -269,9 +274,12 @@ class CentralStream:
         return state, []
 
     def check_gap(self, now: int, limits: StreamLimits) -> tuple[CentralStream, list[object]]:
-        """Ask for a resync when a gap has stayed open too long (once per gap timeout)."""
+        """Ask for a resync when a gap has stayed open too long (once per gap timeout, backing
+        off from the third request)."""
         if self.gap_since_ns is None or now - self.gap_since_ns < limits.gap_timeout_ns:
             return self, []
-        if self.last_resync_ns is not None and now - self.last_resync_ns < limits.gap_timeout_ns:
+        wait = limits.gap_timeout_ns << min(max(self.resyncs - 1, 0), 6)
+        if self.last_resync_ns is not None and now - self.last_resync_ns < wait:
             return self, []
-        return replace(self, last_resync_ns=now), [RequestResync(self.hw + 1)]
+        state = replace(self, last_resync_ns=now, resyncs=self.resyncs + 1)
+        return state, [RequestResync(self.hw + 1)]

@@ -37,3 +37,17 @@ def test_similar_bytes_are_quiet(netstore):
     feed(p, [tcp(A, B, 80, 50001, payload=b"X5O!P%@AP"), tcp(A, B, 80, 50001, payload=b"hello")])
     feed(p, [udp(A, B, 50000, 69, EICAR[:40]), udp(A, B, 50000, 69, EICAR[40:])])  # UDP: no carry
     assert got.types() == {}
+
+
+def test_found_wherever_the_segments_split_it(netstore):
+    """Every split point: the tail kept may be "X", "X5", "X5O…", and the rest may hold no "X"
+    at all (a pure ACK in between does not lose it)."""
+    from tests.netfactories import tcp as segment
+
+    for cut in range(1, len(EICAR)):
+        p, got = make_pipeline(netstore, ENGINES)
+        head, rest = b"GET / HTTP/1.1\r\n\r\n" + EICAR[:cut], EICAR[cut:] + b"\r\n"
+        feed(p, [segment(A, B, 80, 50000 + cut, payload=head),
+                 segment(A, B, 80, 50000 + cut, flags="A"),
+                 segment(A, B, 80, 50000 + cut, payload=rest)])  # fmt: skip
+        assert got.types() == {"malware_test_file_detected_eicar_av_success": 1}, cut
