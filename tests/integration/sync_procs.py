@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +20,12 @@ from otwatch.central.ingest import CentralSync
 from otwatch.central.service import CentralService
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import Alert as CentralAlert
+from otwatch.demo.parts import wait_until
 from otwatch.sync.daemon import Backoff
 from otwatch.sync.transport import BrokerConfig
 
 OTWATCH = Path(sys.executable).with_name("otwatch")
 COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until ``predicate()`` is truthy; the timeout only bounds a failing test."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class SensorDaemon:
