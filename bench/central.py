@@ -307,6 +307,8 @@ def queries(now: int) -> list[tuple[str, object]]:
         ("list source 10.7.3.9", list_q(AlertFilter(source="10.7.3.9"))),
         ("list search 'modbus'", list_q(AlertFilter(search="modbus"))),
         ("list search '10.3.4.5' (rare)", list_q(AlertFilter(search="10.3.4.5"))),
+        ("list search 'Modbus Function' (an alert name, ~0.5%)", list_q(
+            AlertFilter(search="Modbus Function"))),
         ("list last 24 h, closed", list_q(
             AlertFilter(since_ns=now - day, statuses=("closed",)))),
         ("list sorted by severity", list_q(AlertFilter(), sort="-severity")),
