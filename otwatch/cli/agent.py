@@ -388,7 +388,7 @@ def run(
     ring, evidence = ring_configs(
         cli.data_dir, ring_params, cfg.ring_config(cli.data_dir), cfg.evidence_config(cli.data_dir)
     )
-    engines = cfg.enabled_engines()
+    detection = cfg.detection_options()  # the same engines and settings replay uses
     options = DaemonOptions(
         capture=replace(
             base,
@@ -411,11 +411,11 @@ def run(
         site=site if site is not None else (cfg.sensor.site or None),
         zone=zone if zone is not None else (cfg.sensor.zone or None),
         max_flows=max_flows,
-        ot_subnets=ot_subnets or tuple(cfg.detection.ot_subnets),
+        ot_subnets=ot_subnets or detection.ot_subnets,
         max_backlog=max_backlog,
-        engines=tuple(engine.name for engine in engines),
-        settings=dict(cfg.engines.settings),
-        alert_rate=cfg.detection.alert_rate,
+        engines=tuple(engine.name for engine in detection.engines),
+        settings=detection.settings,
+        alert_rate=detection.alert_rate,
         metrics=metrics,
     )
     cli.close()  # the daemon opens its own store connections
