@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from otwatch.alertdata import AlertFilter  # noqa: E402
 from otwatch.central import alertviews as views  # noqa: E402
-from otwatch.central.store import derived  # noqa: E402
+from otwatch.central.store import search_backlog  # noqa: E402
 from otwatch.central.store.db import open_central_store  # noqa: E402
 from otwatch.central.store.models import Alert  # noqa: E402
 from otwatch.sync.transport import BrokerConfig, Connection  # noqa: E402
@@ -259,7 +259,7 @@ def fill(url: str, count: int, now: int) -> float:
             indexes = _secondary_indexes(conn, store.dialect)
             for name, _sql in indexes:
                 conn.exec_driver_sql(f'DROP INDEX "{name}"')
-            derived.drop_triggers(conn)
+            search_backlog.suspend_triggers(conn)
         if store.dialect == "postgresql":
             raw = store.engine.raw_connection()
             try:
@@ -281,8 +281,7 @@ def fill(url: str, count: int, now: int) -> float:
         with store.engine.begin() as conn:
             for _name, sql in indexes:
                 conn.exec_driver_sql(sql)
-            derived.rebuild(conn)
-            derived.install(conn, triggers_only=True)
+            search_backlog.resume_triggers(conn)
         if store.dialect == "postgresql":
             with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE alerts")

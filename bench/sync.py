@@ -114,12 +114,12 @@ def sample_events(data_dir: Path, count: int) -> list[bytes]:
 def without_derived(db_url: str) -> None:
     """Create central's database with its search/count triggers dropped (what ingest costs
     without them; ``otwatch.central.store.derived``)."""
-    from otwatch.central.store import derived
+    from otwatch.central.store import search_backlog
     from otwatch.central.store.db import open_central_store
 
     store = open_central_store(db_url)
     with store.engine.begin() as conn:
-        derived.drop(conn)
+        search_backlog.suspend_triggers(conn)
     store.close()
 
 

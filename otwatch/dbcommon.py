@@ -19,6 +19,7 @@ __all__ = [
     "PrimaryKey",
     "run_alembic_env",
     "set_sqlite_pragmas",
+    "set_sqlite_pragmas_durable",
 ]
 
 BUSY_TIMEOUT_MS = 30_000
@@ -36,11 +37,24 @@ PrimaryKey = BigInteger().with_variant(Integer, "sqlite")
 
 
 def set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    """``connect`` listener: WAL, a busy timeout for short write contention, foreign keys."""
+    """``connect`` listener: WAL, a busy timeout for short write contention, foreign keys,
+    ``synchronous=NORMAL`` (a commit survives a crash of the process; the last ones may be
+    rolled back by a power loss). The sensor's store."""
+    _pragmas(dbapi_connection, "NORMAL")
+
+
+def set_sqlite_pragmas_durable(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    """As ``set_sqlite_pragmas`` with ``synchronous=FULL``: every commit is on disk before it
+    returns (an fsync of the WAL). Central's store, whose commits are acknowledged to sensors
+    that then delete their copy: a power loss must not take back an acknowledged batch."""
+    _pragmas(dbapi_connection, "FULL")
+
+
+def _pragmas(dbapi_connection: sqlite3.Connection, synchronous: str) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

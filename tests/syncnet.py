@@ -80,6 +80,14 @@ class Net:
         if self.central_online:
             self.down.extend(messages)
 
+    def deliver_group(self) -> None:
+        """Central takes every queued message at once, as its service does with what
+        arrived while it was writing (``CentralSync.on_messages``: group commit)."""
+        if self.central_online and self.up:
+            group = [(m.topic, m.payload) for m in self.up]
+            self.up.clear()
+            self._central_out(self.central.on_messages(group, self.now))
+
     def duplicate_one(self) -> None:
         queue = self.up if self.rng.random() < 0.5 else self.down
         if queue:

@@ -32,6 +32,7 @@ from otwatch.agent.alerts.lifecycle import (
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
+from otwatch.central.store import search_backlog
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Command
@@ -68,6 +69,32 @@ _RESEND_AFTER_NS = 60 * 1_000_000_000
 
 def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, Any]:
     return {"status": status, "close_reason": close_reason, "severity": severity}
+
+
+def _events_sensor(topic: str) -> str | None:
+    """The sensor id of an ``up/events`` topic, else None."""
+    try:
+        parsed = parse_topic(topic)
+    except TopicError:
+        return None
+    if parsed.direction == Direction.UP and parsed.kind == "events":
+        return parsed.sensor_id
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _EventWrite:
+    """One validated ``up/events`` batch, ready to commit (``CentralSync._prepare_events``)."""
+
+    sensor_id: str
+    after: CentralStream
+    rows: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    bad: list[int]
+    top_hlc: int
+    fresh: int
+    received: int
+    unknown: int
 
 
 class CommandRefused(OtwatchError):
@@ -192,6 +219,12 @@ class CentralSync:
                 out.extend(self._commands(sensor.id, stale))
         return out
 
+    def index_search(self, limit: int = search_backlog.INDEX_STEP, *, keep: int = 0) -> int:
+        """Move up to ``limit`` new or changed alerts into the search index, leaving ``keep``
+        (SQLite; see ``store.search_backlog``); returns how many."""
+        with self.store.session() as session:
+            return search_backlog.index_pending(session.connection(), limit, keep=keep)
+
     # -- inbound --------------------------------------------------------------------------
 
     def _drop(self, reason: str, detail: str, topic: str, sensor_id: str | None, now: int):
@@ -259,18 +292,38 @@ class CentralSync:
         return envelope, good, bad
 
     def _on_events(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
+        prepared = self._prepare_events(sensor_id, payload, now, topic, {})
+        if isinstance(prepared, list):
+            return prepared
+        return self._write_events([prepared], now)
+
+    def _prepare_events(
+        self,
+        sensor_id: str,
+        payload: bytes,
+        now: int,
+        topic: str,
+        pending: dict[str, CentralStream],
+    ) -> _EventWrite | list[Outgoing]:
+        """Validate one ``up/events`` message and work out its rows, without the database.
+
+        ``pending`` holds the stream states of batches prepared before this one in the same
+        group (not committed yet); this one's state is added to it. A message that cannot
+        be written returns what to send instead (a birth for a stale epoch; raises
+        ``ProtocolError`` when invalid)."""
         batch, events, bad = self._decode_events(payload)
         self._check_sensor(sensor_id, batch.sensor_id)
-        stream = self.streams.get(sensor_id, CentralStream())
+        stream = pending.get(sensor_id) or self.streams.get(sensor_id, CentralStream())
         if stream.epoch != batch.epoch:
             self._drop("stale_epoch", f"events of epoch {batch.epoch}", topic, sensor_id, now)
             return [self._birth(sensor_id, now)]
         fresh = [e for e in events if stream.is_new(e.seq)]
         rows, audit = [], []
         top_hlc = 0
+        unknown = 0
         for event in fresh:
             if event.kind not in EVENT_KINDS:
-                self.dropped["unknown_event_kind"] += 1
+                unknown += 1
                 continue
             if event.alert is not None:
                 snap = event.alert.__dict__  # validated, frozen: read its fields directly
@@ -291,23 +344,66 @@ class CentralSync:
                         "detail": detail,
                     }
                 )
-        seqs = [e.seq for e in fresh] + [s for s in bad if stream.is_new(s)]
-        advanced = stream.committed(seqs, now)
-        if fresh or bad:
+        bad = [s for s in bad if stream.is_new(s)]
+        advanced = stream.committed([e.seq for e in fresh] + bad, now)
+        pending[sensor_id] = advanced
+        return _EventWrite(
+            sensor_id, advanced, rows, audit, bad, top_hlc, len(fresh), len(events),
+            unknown,
+        )  # fmt: skip
+
+    def _write_events(self, writes: list[_EventWrite], now: int) -> list[Outgoing]:
+        """Commit prepared batches in one transaction, then acknowledge each sensor's new
+        high-water mark (never before the commit: the sensor deletes what is acked)."""
+        final = {write.sensor_id: write.after for write in writes}  # each sensor's last
+        if any(w.rows or w.audit or w.bad for w in writes):
             with self.store.session() as session:
-                alert_store.upsert_alerts(session, rows)
-                alert_store.add_audit(session, audit)
-                if advanced.hw != stream.hw:
-                    sensor_store.set_stream(session, sensor_id, advanced.epoch, advanced.hw, now)
-                if bad:
-                    sensor_store.add_dropped(session, sensor_id, len(bad), now)
+                alert_store.upsert_alerts(session, [r for w in writes for r in w.rows])
+                alert_store.add_audit(session, [a for w in writes for a in w.audit])
+                for sensor_id, after in final.items():
+                    if after.hw != self.streams.get(sensor_id, CentralStream()).hw:
+                        sensor_store.set_stream(session, sensor_id, after.epoch, after.hw, now)
+                    bad = sum(len(w.bad) for w in writes if w.sensor_id == sensor_id)
+                    if bad:
+                        sensor_store.add_dropped(session, sensor_id, bad, now)
+            top_hlc = max(w.top_hlc for w in writes)
             if top_hlc:
                 self.clock.observe(top_hlc)
-        self.streams[sensor_id] = advanced
-        self.dropped["invalid_event"] += len(bad)
-        self.stats["events"] += len(fresh)
-        self.stats["duplicates"] += len(events) - len(fresh)
-        return [self._ack(sensor_id, advanced)]
+        for write in writes:
+            self.dropped["invalid_event"] += len(write.bad)
+            self.dropped["unknown_event_kind"] += write.unknown
+            self.stats["events"] += write.fresh
+            self.stats["duplicates"] += write.received - write.fresh
+        self.streams.update(final)
+        return [self._ack(sensor_id, after) for sensor_id, after in final.items()]
+
+    def on_messages(self, messages: list[tuple[str, bytes]], now: int) -> list[Outgoing]:
+        """Handle messages received together, in order; runs of ``up/events`` messages are
+        committed in one transaction (group commit: one commit per run instead of one per
+        message is most of what a burst of events costs beyond the rows themselves)."""
+        out: list[Outgoing] = []
+        writes: list[_EventWrite] = []
+        pending: dict[str, CentralStream] = {}
+        for topic, payload in messages:
+            sensor_id = _events_sensor(topic)
+            if sensor_id is None:
+                if writes:
+                    out.extend(self._write_events(writes, now))
+                    writes, pending = [], {}
+                out.extend(self.on_message(topic, payload, now))
+                continue
+            try:
+                prepared = self._prepare_events(sensor_id, payload, now, topic, pending)
+            except ProtocolError as exc:
+                out.extend(self._drop(exc.reason, exc.detail, topic, sensor_id, now))
+                continue
+            if isinstance(prepared, list):
+                out.extend(prepared)
+            else:
+                writes.append(prepared)
+        if writes:
+            out.extend(self._write_events(writes, now))
+        return out
 
     def _on_birth(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
         birth = decode(SensorBirth, payload, MAX_BYTES["birth"])

@@ -128,6 +128,13 @@ class CentralNode(CentralSync):
             self._save_above(parsed.sensor_id, before)
         return out
 
+    def on_messages(self, messages: list[tuple[str, bytes]], now: int) -> list[Outgoing]:
+        if self.shared:  # each message under its sensor's lock, with the stream reloaded
+            return [
+                out for topic, payload in messages for out in self.on_message(topic, payload, now)
+            ]
+        return super().on_messages(messages, now)
+
     def on_connect(self, now: int) -> list[Outgoing]:
         if self.shared:
             self._refresh()

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from otwatch.central.ingest import CentralSync, IssueResult
+from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.daemon import Backoff, Worker, publish_all
 from otwatch.sync.protocol.outgoing import Outgoing
@@ -28,6 +29,13 @@ from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError
 __all__ = ["CentralService"]
 
 log = logging.getLogger(__name__)
+
+GROUP_MESSAGES = 32
+"""Inbound messages queued for the database thread, at most; also the most in one group."""
+GROUP_BYTES = 8 << 20
+"""A group stops growing at this many payload bytes (an event batch is ≤ 1 MiB)."""
+IDLE_S = 0.2
+"""No message for this long: ingest is idle, the search index catches up a step."""
 
 
 class CentralService:
@@ -131,24 +139,58 @@ class CentralService:
         if notifier is not None:
             notifier.ready(await self.status_line())
 
+        inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=GROUP_MESSAGES)
+
         async def receive() -> None:
-            replies: set[asyncio.Task[None]] = set()
             async for inbound in conn.messages():
-                out = await self.worker.run(
-                    self.engine.on_message, inbound.topic, inbound.payload, time.time_ns()
-                )
-                if out:  # acks go out while the next message is processed
-                    replies.add(spawn(publish_all(conn, out), name="central-reply"))
-                for task in [t for t in replies if t.done()]:
-                    replies.discard(task)
-                    task.result()
+                await inbox.put((inbound.topic, inbound.payload))
+
+        replies: set[asyncio.Task[None]] = set()
+
+        async def ingest() -> None:
+            backlog = True
+            getter: asyncio.Future[tuple[str, bytes]] | None = None
+            try:
+                while True:
+                    getter = getter or asyncio.ensure_future(inbox.get())
+                    await asyncio.wait([getter], timeout=IDLE_S if backlog else None)
+                    if not getter.done():  # idle: index a step of the alerts written meanwhile
+                        backlog = await self.worker.run(self.engine.index_search) > 0
+                        continue
+                    group, getter, backlog = [getter.result()], None, True
+                    await handle(group)
+            finally:
+                if getter is not None:
+                    getter.cancel()
+
+        async def handle(group: list[tuple[str, bytes]]) -> None:
+            size = len(group[0][1])
+            while not inbox.empty() and size < GROUP_BYTES:
+                group.append(inbox.get_nowait())
+                size += len(group[-1][1])
+            # Messages that arrived while the previous group was written go in one
+            # transaction (group commit); acks go out while the next group is written.
+            out = await self.worker.run(self.engine.on_messages, group, time.time_ns())
+            if out:
+                replies.add(spawn(publish_all(conn, out), name="central-reply"))
+            for task in [t for t in replies if t.done()]:
+                replies.discard(task)
+                task.result()
 
         async def timers() -> None:
             while True:
                 await asyncio.sleep(self.poll_interval_s)
                 await publish_all(conn, await self.worker.run(self.engine.poll, time.time_ns()))
+                # a step a second while ingest is busy and the backlog is large
+                await self.worker.run(
+                    lambda: self.engine.index_search(keep=search_backlog.MAX_BACKLOG)
+                )
 
-        tasks = [spawn(receive(), name="central-receive"), spawn(timers(), name="central-timers")]
+        tasks = [
+            spawn(receive(), name="central-receive"),
+            spawn(ingest(), name="central-ingest"),
+            spawn(timers(), name="central-timers"),
+        ]
         stopper = spawn(stop.wait(), name="central-stop")
         try:
             finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -119,8 +119,6 @@ def cli(
     ctx.call_on_close(state.close)
 
 
-
-
 def main() -> None:
     """Console entry point: usage errors as click shows them (exit 2), domain errors as one
     ``error: …`` line (exit 1)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from otwatch.gctune import tune_for_daemon
 from otwatch.sync.transport import BrokerConfig, SyncTransportError
 
 __all__ = ["broker_config", "broker_options", "run_until_signal"]
@@ -78,7 +79,9 @@ def broker_config(params: dict[str, Any]) -> BrokerConfig:
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-    """Run ``main(stop)`` until SIGTERM or SIGINT sets ``stop``."""
+    """Run ``main(stop)`` until SIGTERM or SIGINT sets ``stop`` (a daemon: the garbage
+    collector is set for long running first, ``otwatch.gctune``)."""
+    tune_for_daemon()
 
     async def runner() -> None:
         stop = asyncio.Event()

@@ -43,7 +43,7 @@ class Backoff:
     """Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**n))``."""
 
     base_s: float = 0.5
-    cap_s: float = 30.0
+    cap_s: float = 10.0
     attempt: int = 0
     rng: random.Random = random.Random()  # noqa: RUF009 - shared RNG is fine
 

@@ -18,8 +18,16 @@ from otwatch.simulate.plant import PlantProfile, write_plant_capture
 PROFILES = [
     PlantProfile(seed=1, hmis=1, plcs=2, learning_s=120, attack_s=0),
     PlantProfile(seed=2, hmis=3, plcs=4, functions=(3,), learning_s=120, attack_s=0),
-    PlantProfile(seed=3, hmis=2, plcs=1, functions=(1, 2, 4), write_every=10, learning_s=120,
-                 attack_s=0, poll_interval_s=0.2),
+    PlantProfile(
+        seed=3,
+        hmis=2,
+        plcs=1,
+        functions=(1, 2, 4),
+        write_every=10,
+        learning_s=120,
+        attack_s=0,
+        poll_interval_s=0.2,
+    ),
 ]
 
 
@@ -43,8 +51,16 @@ def test_generated_plant_normal_traffic_raises_nothing_after_learning(tmp_path, 
     assert alert_counts(store) == {}
     # and the same plant under attack is not silent: the check above can fail
     attacked = tmp_path / "attacked.pcap"
-    write_plant_capture(attacked, PlantProfile(seed=profile.seed + 200, hmis=profile.hmis,
-                                               plcs=profile.plcs, learning_s=10, attack_s=60))
+    write_plant_capture(
+        attacked,
+        PlantProfile(
+            seed=profile.seed + 200,
+            hmis=profile.hmis,
+            plcs=profile.plcs,
+            learning_s=10,
+            attack_s=60,
+        ),
+    )
     replay([attacked], store, learning_period_ns=0)
     assert "port_scan_detected" in alert_counts(store)
 

@@ -17,6 +17,7 @@ from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
+from otwatch.central.store import search_backlog
 from otwatch.central.store.models import Command
 from otwatch.sync.transport import BrokerConfig
 from tests.factories import T0, detection
@@ -92,6 +93,14 @@ def test_end_to_end_both_directions(world, mosquitto):  # noqa: F811
     agent.alerts(300)
     db_url, central, daemon = start(tmp_path, mosquitto, parts)
     wait_until(lambda: equal(agent, db_url), 30, "the first 300 alerts")
+
+    # Ingest went quiet: central fills the search index with what it wrote (search_backlog).
+    def indexed() -> tuple[int, int]:
+        with central.store.engine.connect() as conn:  # a fresh snapshot each time
+            docs = conn.exec_driver_sql("SELECT count(*) FROM alerts_search_docsize").scalar()
+            return search_backlog.pending_count(conn), docs
+
+    wait_until(lambda: indexed() == (0, 300), 10, "the search index caught up")
     # Sensor-side change and new detections on an existing alert.
     agent.manager.apply([5], Action.SET_STATUS, actor="ana", value="active")
     agent.manager.observe(detection(src="192.0.2.6", dst="198.51.100.1", ts_ns=T0 + 5))

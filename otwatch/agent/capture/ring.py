@@ -247,9 +247,7 @@ class RingWriter:
         if seg is not None:
             seg.p_bytes, seg.p_packets, seg.p_first, seg.p_last = size, count, first, last
 
-    def write_raw(
-        self, frames: list[Frame], raw: bytes, linktype: int, nanosecond: bool
-    ) -> None:
+    def write_raw(self, frames: list[Frame], raw: bytes, linktype: int, nanosecond: bool) -> None:
         """Append ``frames`` given also as ``raw``: their records exactly as a segment holds
         them (little-endian 16-byte headers in the segment's time unit, then the data), as
         ``CaptureFile.chunks`` reads them from a pcap file. The bytes are copied as they are;

@@ -24,6 +24,7 @@ __all__ = [
     "SensorState",
 ]
 
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}

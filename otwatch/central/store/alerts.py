@@ -46,11 +46,12 @@ _SNAPSHOT_KEYS = (
     "tactics", "learnable", "mutable", "message", "remediation", "fields", "status_hlc",
     "severity_hlc",
 )  # fmt: skip
+_snapshot_values = operator.itemgetter(*_SNAPSHOT_KEYS)
 
 
 def alert_row(sensor_id: str, snapshot: dict[str, Any], now: int) -> dict[str, Any]:
     """A central ``alerts`` row from a sensor's ``AlertSnapshot`` dict."""
-    row = {key: snapshot[key] for key in _SNAPSHOT_KEYS}
+    row = dict(zip(_SNAPSHOT_KEYS, _snapshot_values(snapshot), strict=True))
     row.update(
         sensor=sensor_id,
         alert_id=snapshot["id"],
@@ -200,7 +201,24 @@ def _upsert_sql(dialect: Dialect) -> _Upsert:
     end = _group_end(rest)
     group, tail = rest[:end], rest[end:]
     constants = {k: v for k, v in compiled.params.items() if k not in _COLUMNS}
-    return _Upsert(head, group, tail, constants, operator.itemgetter(*names))
+    return _Upsert(head, group, tail, constants, _row_params(names, constants))
+
+
+def _row_params(
+    names: tuple[str, ...], constants: dict[str, Any]
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function from a row dict to its parameters in placeholder order, JSON columns
+    encoded (the row is not changed)."""
+    getter = operator.itemgetter(*names)
+    json_at = [i for i, name in enumerate(names) if name in _JSON_COLUMNS]
+
+    def params(row: dict[str, Any]) -> tuple[Any, ...]:
+        values = list(getter({**row, **constants} if constants else row))
+        for i in json_at:
+            values[i] = _json(values[i])
+        return tuple(values)
+
+    return params
 
 
 def _json(value: Any) -> str:
@@ -214,17 +232,13 @@ def upsert_alerts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         key = (row["sensor"], row["alert_id"])
-        merged[key] = merge_alert(merged.get(key), row)
+        current = merged.get(key)
+        merged[key] = row if current is None else merge_alert(current, row)
     if not merged:
         return 0
     conn = session.connection()
     upsert = _upsert_sql(conn.dialect)
-    params: list[Any] = []
-    for row in merged.values():  # merge_alert's copies: ours to change
-        row.update(upsert.constants)
-        for name in _JSON_COLUMNS:
-            row[name] = _json(row[name])
-        params.append(upsert.params(row))
+    params = [upsert.params(row) for row in merged.values()]
     if conn.dialect.name == "sqlite":
         # Many rows per statement: SQLite's FTS5 search index flushes its pending terms at
         # every statement its trigger runs in, so one row per statement (``executemany``)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from otwatch.dbcommon import Migrations, set_sqlite_pragmas
+from otwatch.dbcommon import Migrations, set_sqlite_pragmas_durable
 from otwatch.errors import OtwatchError
 
 __all__ = ["CentralStore", "CentralStoreError", "migrate", "normalize_url", "open_central_store"]
@@ -48,7 +48,7 @@ def _engine(url: str) -> Engine:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url)
-            event.listen(engine, "connect", set_sqlite_pragmas)
+            event.listen(engine, "connect", set_sqlite_pragmas_durable)
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (ArgumentError, OSError) as exc:

@@ -22,7 +22,9 @@ Neither is an ORM table (``alert_counts`` is, ``AlertCount``; its triggers are n
 
 Migration ``0003`` runs ``install`` and ``rebuild`` from here, so the DDL in this module *is*
 revision 0003's: do not change what ``install`` creates. A change to the triggers or the
-search index is a new module (or new functions) and a new migration that replaces them.
+search index is a new module (or new functions) and a new migration that replaces them, as
+``search_backlog`` (revision 0004) did for SQLite's search triggers: the index is now filled
+behind ingest, and ``search_condition`` also matches the alerts still queued for it.
 """
 
 from __future__ import annotations
@@ -247,14 +249,19 @@ def search_condition(
         return literal_column(f"({PG_SEARCH_EXPR})").ilike(f"%{_like_escape(term)}%")
     if any(c in term for c in "%_\\"):
         return None  # the index takes LIKE without ESCAPE only: scan for these (rare) texts
+    from otwatch.central.store.search_backlog import pending_match
+
     matches = (
         select(literal_column("rowid"))
         .select_from(text(FTS_TABLE))
         .where(text("doc LIKE :pattern").bindparams(pattern=f"%{term}%"))
     )
+    # alerts not indexed yet are matched by scanning their text (``search_backlog``)
     if dense_limit is not None:
         found = list(session.scalars(matches.limit(dense_limit + 1)))
+        if len(found) <= dense_limit:
+            found += session.scalars(pending_match(term).limit(dense_limit + 1 - len(found)))
         if len(found) > dense_limit:
             return None
         return Alert.id.in_(found)  # already at hand: do not search twice
-    return Alert.id.in_(matches)
+    return Alert.id.in_(matches.union_all(pending_match(term)))

@@ -275,3 +275,88 @@ def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
         assert s.scalar(select(func.sum(AlertCount.n)).where(AlertCount.sensor == "s1")) == 1_006
         found = derived.search_condition(s, "alert 1099")
         assert list(s.scalars(select(Alert.alert_id).where(found))) == [1099]
+
+
+def _queued_batches(net, store, alerts: int) -> list:
+    """``alerts`` new alerts published by the sensor and not delivered yet (several
+    ``up/events`` messages of at most 1,000 events)."""
+    from tests.integration.sync_procs import bulk_alerts
+
+    bulk_alerts(store, 100, alerts, T0)
+    batches = []
+    for _ in range(10):
+        batches += [m for m in net.sensor.poll(net.now) if m.topic.endswith("/events")]
+        for m in batches[-2:]:
+            net.sensor.published(m, net.now)
+    assert len(batches) >= 3
+    return batches
+
+
+def test_a_group_of_batches_is_one_transaction_and_one_ack(net, store):
+    from sqlalchemy import event
+
+    batches = _queued_batches(net, store, 2_500)
+    commits = []
+    event.listen(net.central.store.engine, "commit", lambda conn: commits.append(1))
+    out = net.central.on_messages([(b.topic, b.payload) for b in batches], net.now)
+    assert len(commits) == 1
+    [ack] = out  # the last high-water mark says it all
+    assert json.loads(ack.payload)["hw"] == max(
+        e["seq"] for b in batches for e in json.loads(b.payload)["events"]
+    )
+    assert net.central.stats["events"] == 2_506 and net.central.stats["duplicates"] == 0
+    net._sensor_out(net.sensor.on_message(ack.topic, ack.payload, net.now))
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+
+
+def test_a_bad_message_in_a_group_is_dropped_alone_and_order_is_kept(net, store):
+    first, second, *_later = _queued_batches(net, store, 2_500)
+    status = up_topic("s1", "status")
+    bad_status = b'{"v": 1, "sensor_id": "s1", "state": "sleeping"}'
+    group = [
+        (first.topic, first.payload),
+        (first.topic, b"[1, 2"),  # malformed: dropped, counted
+        (up_topic("s2", "events"), second.payload),  # another sensor's id: dropped
+        (status, bad_status),  # not an event batch: handled in its place
+        (second.topic, second.payload),
+    ]
+    out = net.central.on_messages(group, net.now)
+    assert net.central.dropped["malformed"] == 1
+    assert net.central.dropped["wrong_sensor"] == 1
+    assert net.central.dropped["invalid"] == 1
+    hws = [json.loads(m.payload)["hw"] for m in out]
+    assert len(hws) == 2 and hws[0] < hws[1]  # the run before the status, then the one after
+    with net.central.store.session() as s:
+        assert s.get(Sensor, "s1").events_hw == hws[1]
+        assert s.get(Sensor, "s2").dropped == 1
+        assert s.scalar(select(func.count()).select_from(Alert).where(Alert.sensor == "s2")) == 0
+
+
+def test_a_failed_group_commit_acks_nothing_and_the_redelivery_lands_once(net, store, monkeypatch):
+    from otwatch.central.ingest import alert_store
+    from otwatch.central.store.db import CentralStoreError
+
+    batches = _queued_batches(net, store, 2_500)
+    group = [(b.topic, b.payload) for b in batches]
+    hw_before, events_before = net.central.streams["s1"].hw, net.central.stats["events"]
+    real = alert_store.upsert_alerts
+
+    def failing(session, rows):
+        real(session, rows)  # the rows are written, then the transaction fails
+        raise CentralStoreError("disk full")
+
+    monkeypatch.setattr(alert_store, "upsert_alerts", failing)
+    with pytest.raises(CentralStoreError):
+        net.central.on_messages(group, net.now)
+    assert net.central.streams["s1"].hw == hw_before  # nothing acknowledged, nothing kept
+    assert net.central.stats["events"] == events_before
+    assert len(central_alerts(net.central, "s1")) == 6  # rolled back
+    monkeypatch.setattr(alert_store, "upsert_alerts", real)
+    [ack] = net.central.on_messages(group, net.now)  # the sensor's re-send after its timeout
+    assert json.loads(ack.payload)["hw"] > hw_before
+    assert net.central.on_messages(group, net.now) == [ack]  # and once more: duplicates
+    net._sensor_out(net.sensor.on_message(ack.topic, ack.payload, net.now))
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    assert len(central_alerts(net.central, "s1")) == 2_506

@@ -78,7 +78,16 @@ ops = st.one_of(
     st.tuples(
         st.just("net"),
         st.sampled_from(
-            ["sensor_down", "sensor_up", "central_down", "central_up", "crash", "dup", "dup"]
+            [
+                "sensor_down",
+                "sensor_up",
+                "central_down",
+                "central_up",
+                "crash",
+                "dup",
+                "dup",
+                "group",
+            ]
         ),
     ),
     st.tuples(st.just("run"), st.integers(1, 30), st.sampled_from([0.01, 0.3, 1.5])),
@@ -133,6 +142,7 @@ def play(net: Net, agent: AlertManager, script) -> None:
                     "central_up": net.connect_central,
                     "crash": net.broker_crash,
                     "dup": net.duplicate_one,
+                    "group": net.deliver_group,
                 }[what]()
             case ("run", steps, seconds):
                 for _ in range(steps):
