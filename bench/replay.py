@@ -130,7 +130,9 @@ def replay(path: Path, extra: list[str], *, alerts: bool = False) -> Run:
     with tempfile.TemporaryDirectory(prefix="otwatch-bench-") as data_dir:
         base = [*otwatch, "--data-dir", data_dir]
         out, usage = run_child([*base, "agent", "replay", str(path), "--format", "json", *extra])
-        run = Run(json.loads(out), usage.ru_maxrss * 1024 / 1e6)
+        summary = json.loads(out)
+        peak = summary.get("peak_rss_bytes") or usage.ru_maxrss * 1024  # the agent's own
+        run = Run(summary, peak / 1e6)
         if alerts and run.summary["alerts_new"]:
             listed, _ = run_child([*base, "alerts", "list", "--format", "json"])
             run.alerts.update(alert["name"] for alert in json.loads(listed))

@@ -67,6 +67,10 @@ class ReplaySummary:
     evidence_files: int = 0
     evidence_s: float = 0.0
     """Part of ``seconds`` spent cutting evidence at the end (ring only)."""
+    peak_rss_bytes: int | None = None
+    """This process's peak resident memory (Linux ``VmHWM``; None elsewhere): what a sensor
+    needs for such a capture. Unlike ``getrusage`` it does not include what the parent had
+    resident when it started this process."""
 
     def as_dict(self) -> dict:
         return {
@@ -85,6 +89,7 @@ class ReplaySummary:
             "ring_packets": self.ring_packets,
             "evidence_files": self.evidence_files,
             "evidence_s": round(self.evidence_s, 3),
+            "peak_rss_bytes": self.peak_rss_bytes,
         }
 
 
@@ -171,7 +176,20 @@ def _run(
     summary.learning_remaining_s = pipeline.ctx.learning.remaining_ns / 1e9
     summary.seconds = time.perf_counter() - started
     summary.cpu_s = time.process_time() - cpu_started
+    summary.peak_rss_bytes = peak_rss_bytes()
     return summary
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process since it started (``VmHWM``), or None."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return None
 
 
 def _replay_file(

@@ -93,9 +93,12 @@ def run_scan(tmp_path, flows: int) -> None:
            str(capture), "--learning-period", "0s", "--format", "json"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    _pid, status, _usage = os.wait4(proc.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, err
-    summary, peak_mib = json.loads(out), usage.ru_maxrss / 1024
+    # the agent's own peak: rusage's maxrss would include what this (pytest) process had
+    # resident when it started the agent
+    summary = json.loads(out)
+    peak_mib = summary["peak_rss_bytes"] / 2**20
     store = open_store(data_dir)
     try:
         with store.session() as s:

@@ -12,6 +12,7 @@ from otwatch.agent.replay import replay
 from otwatch.agent.store.models import Alert, BaselineFact
 from otwatch.cli.main import cli
 from otwatch.timeutil import parse_duration_ns
+from tests.fuzz.frames import rss_mib
 
 
 def test_every_packet_of_the_corpus_is_counted(store, pcaps):
@@ -74,6 +75,8 @@ def test_cli_json_summary_keys(tmp_path, pcaps):
     summary = json.loads(result.output)
     assert {"packets", "bytes", "alerts_new", "alerts_updated", "seconds"} <= set(summary)
     assert summary["packets"] == 547
+    # this process's own peak (VmHWM): at least what it has resident now
+    assert summary["peak_rss_bytes"] >= rss_mib() * 2**20 * 0.9
     listed = CliRunner().invoke(
         cli, ["--data-dir", str(tmp_path), "alerts", "list", "--format", "json"]
     )
