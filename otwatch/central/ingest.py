@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,11 @@ from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.streams import CentralStream, RequestResync, StreamLimits
 from otwatch.sync.protocol.topics import Direction, TopicError, down_topic, parse_topic
 
-__all__ = ["CentralSync", "CommandRefused", "IssueResult"]
+__all__ = ["CentralSync", "CommandRefused", "DecodedEvents", "IssueResult", "decode_events"]
+
+Received = tuple[str, bytes] | tuple[str, bytes, "DecodedEvents | ProtocolError | None"]
+"""A message as ``CentralSync.on_messages`` takes it: topic, payload and, optionally, its
+``predecode`` result."""
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,48 @@ def _events_sensor(topic: str) -> str | None:
     if parsed.direction == Direction.UP and parsed.kind == "events":
         return parsed.sensor_id
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvents:
+    """An ``up/events`` message validated (``decode_events``), not yet applied."""
+
+    batch: Any
+    """``EventBatch``, or ``EventEnvelope`` when some events were invalid."""
+    events: list[Event]
+    bad: list[int]
+    """Sequence numbers of invalid events (committed as skipped)."""
+    unseqable: int = 0
+    """Invalid events without a possible sequence number (only counted)."""
+
+
+def decode_events(payload: bytes) -> DecodedEvents:
+    """Validate an event batch; an invalid event is dropped alone (``ProtocolError`` for a
+    message that is invalid as a whole)."""
+    try:
+        batch = decode(EventBatch, payload, MAX_BYTES["events"])
+        return DecodedEvents(batch, list(batch.events), [])
+    except ProtocolError as exc:
+        if exc.reason != "invalid":
+            raise
+    envelope = decode(EventEnvelope, payload, MAX_BYTES["events"])
+    good: list[Event] = []
+    bad: list[int] = []
+    unseqable = 0
+    for raw in envelope.events:
+        try:
+            good.append(Event.model_validate(raw))
+        except ValidationError as exc:
+            seq = raw.get("seq") if isinstance(raw, dict) else None
+            first = exc.errors(include_url=False)[0]
+            log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
+            # Its seq is committed (skipped) only if a sensor could have written it
+            # (``messages.Seq``): a gap below an impossible one would never close.
+            if type(seq) is int and 0 < seq < 1 << 63:
+                bad.append(seq)
+            else:
+                unseqable += 1
+    return DecodedEvents(envelope, good, bad, unseqable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,30 +313,17 @@ class CentralSync:
                 "wrong_sensor", f"payload sensor id {payload_id!r} != topic {topic_id!r}"
             )
 
-    def _decode_events(self, payload: bytes) -> tuple[Any, list[Event], list[int]]:
+    @staticmethod
+    def predecode(topic: str, payload: bytes) -> DecodedEvents | ProtocolError | None:
+        """Validate an ``up/events`` payload ahead of ``on_messages``, on any thread (no
+        state is read or changed): the service runs it on its own thread while the database
+        thread writes the previous group. None for other topics."""
+        if _events_sensor(topic) is None:
+            return None
         try:
-            batch = decode(EventBatch, payload, MAX_BYTES["events"])
-            return batch, list(batch.events), []
+            return decode_events(payload)
         except ProtocolError as exc:
-            if exc.reason != "invalid":
-                raise
-        envelope = decode(EventEnvelope, payload, MAX_BYTES["events"])
-        good: list[Event] = []
-        bad: list[int] = []
-        for raw in envelope.events:
-            try:
-                good.append(Event.model_validate(raw))
-            except ValidationError as exc:
-                seq = raw.get("seq") if isinstance(raw, dict) else None
-                first = exc.errors(include_url=False)[0]
-                log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
-                # Its seq is committed (skipped) only if a sensor could have written it
-                # (``messages.Seq``): a gap below an impossible one would never close.
-                if type(seq) is int and 0 < seq < 1 << 63:
-                    bad.append(seq)
-                else:
-                    self.dropped["invalid_event"] += 1
-        return envelope, good, bad
+            return exc
 
     def _on_events(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
         prepared = self._prepare_events(sensor_id, payload, now, topic, {})
@@ -304,6 +338,7 @@ class CentralSync:
         now: int,
         topic: str,
         pending: dict[str, CentralStream],
+        decoded: DecodedEvents | ProtocolError | None = None,
     ) -> _EventWrite | list[Outgoing]:
         """Validate one ``up/events`` message and work out its rows, without the database.
 
@@ -311,7 +346,12 @@ class CentralSync:
         group (not committed yet); this one's state is added to it. A message that cannot
         be written returns what to send instead (a birth for a stale epoch; raises
         ``ProtocolError`` when invalid)."""
-        batch, events, bad = self._decode_events(payload)
+        if decoded is None:
+            decoded = decode_events(payload)
+        elif isinstance(decoded, ProtocolError):
+            raise decoded
+        batch, events, bad = decoded.batch, decoded.events, decoded.bad
+        self.dropped["invalid_event"] += decoded.unseqable
         self._check_sensor(sensor_id, batch.sensor_id)
         stream = pending.get(sensor_id) or self.streams.get(sensor_id, CentralStream())
         if stream.epoch != batch.epoch:
@@ -377,14 +417,17 @@ class CentralSync:
         self.streams.update(final)
         return [self._ack(sensor_id, after) for sensor_id, after in final.items()]
 
-    def on_messages(self, messages: list[tuple[str, bytes]], now: int) -> list[Outgoing]:
+    def on_messages(self, messages: Sequence[Received], now: int) -> list[Outgoing]:
         """Handle messages received together, in order; runs of ``up/events`` messages are
         committed in one transaction (group commit: one commit per run instead of one per
-        message is most of what a burst of events costs beyond the rows themselves)."""
+        message is most of what a burst of events costs beyond the rows themselves).
+
+        Each message is ``(topic, payload)`` or ``(topic, payload, predecode(topic,
+        payload))``."""
         out: list[Outgoing] = []
         writes: list[_EventWrite] = []
         pending: dict[str, CentralStream] = {}
-        for topic, payload in messages:
+        for topic, payload, *ahead in messages:
             sensor_id = _events_sensor(topic)
             if sensor_id is None:
                 if writes:
@@ -393,7 +436,8 @@ class CentralSync:
                 out.extend(self.on_message(topic, payload, now))
                 continue
             try:
-                prepared = self._prepare_events(sensor_id, payload, now, topic, pending)
+                decoded = ahead[0] if ahead else None
+                prepared = self._prepare_events(sensor_id, payload, now, topic, pending, decoded)
             except ProtocolError as exc:
                 out.extend(self._drop(exc.reason, exc.detail, topic, sensor_id, now))
                 continue

@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select, text, update
 
-from otwatch.central.ingest import CentralSync
+from otwatch.central.ingest import CentralSync, Received
 from otwatch.central.maintenance import MaintenanceSettings, auto_close, delete_expired, unify
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.models import CentralState, Command, Sensor
@@ -128,11 +128,12 @@ class CentralNode(CentralSync):
             self._save_above(parsed.sensor_id, before)
         return out
 
-    def on_messages(self, messages: list[tuple[str, bytes]], now: int) -> list[Outgoing]:
+    def on_messages(self, messages: Sequence[Received], now: int) -> list[Outgoing]:
         if self.shared:  # each message under its sensor's lock, with the stream reloaded
-            return [
-                out for topic, payload in messages for out in self.on_message(topic, payload, now)
-            ]
+            out: list[Outgoing] = []
+            for topic, payload, *_ in messages:
+                out.extend(self.on_message(topic, payload, now))
+            return out
         return super().on_messages(messages, now)
 
     def on_connect(self, now: int) -> list[Outgoing]:

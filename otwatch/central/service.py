@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Any
 
-from otwatch.central.ingest import CentralSync, IssueResult
+from otwatch.central.ingest import CentralSync, IssueResult, Received
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.daemon import Backoff, Worker, publish_all
@@ -56,6 +56,9 @@ class CentralService:
         self.poll_interval_s = poll_interval_s
         self.backoff = backoff or Backoff()
         self.worker = Worker("otwatch-central-db")
+        self.decoder = Worker("otwatch-central-decode")
+        """Validates event batches ahead (``CentralSync.predecode``): pydantic runs here while
+        the database thread is inside SQLite, which lets go of the GIL."""
         self.connected = asyncio.Event()
         self._conn: Connection | None = None
         self.last_error: str | None = None
@@ -123,6 +126,7 @@ class CentralService:
             await asyncio.gather(beat, return_exceptions=True)
             notifier.close()
             self.worker.close()
+            self.decoder.close()
 
     async def _session(
         self, conn: Connection, stop: asyncio.Event, notifier: Notifier | None = None
@@ -139,17 +143,19 @@ class CentralService:
         if notifier is not None:
             notifier.ready(await self.status_line())
 
-        inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=GROUP_MESSAGES)
+        inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=GROUP_MESSAGES)
+        predecode = self.engine.predecode
 
         async def receive() -> None:
             async for inbound in conn.messages():
-                await inbox.put((inbound.topic, inbound.payload))
+                topic, payload = inbound.topic, inbound.payload
+                await inbox.put((topic, payload, await self.decoder.run(predecode, topic, payload)))
 
         replies: set[asyncio.Task[None]] = set()
 
         async def ingest() -> None:
             backlog = True
-            getter: asyncio.Future[tuple[str, bytes]] | None = None
+            getter: asyncio.Future[Received] | None = None
             try:
                 while True:
                     getter = getter or asyncio.ensure_future(inbox.get())
@@ -163,7 +169,7 @@ class CentralService:
                 if getter is not None:
                     getter.cancel()
 
-        async def handle(group: list[tuple[str, bytes]]) -> None:
+        async def handle(group: list[Received]) -> None:
             size = len(group[0][1])
             while not inbox.empty() and size < GROUP_BYTES:
                 group.append(inbox.get_nowait())

@@ -360,3 +360,24 @@ def test_a_failed_group_commit_acks_nothing_and_the_redelivery_lands_once(net, s
     net.settle()
     assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
     assert len(central_alerts(net.central, "s1")) == 2_506
+
+
+def test_batches_validated_ahead_land_as_the_others_do(net, store):
+    """The service validates event batches on another thread (``predecode``) and hands the
+    result in with the message: same outcome, bad messages still dropped in their place."""
+    from otwatch.sync.protocol.messages import ProtocolError
+
+    batches = _queued_batches(net, store, 2_500)
+    group = [(b.topic, b.payload, CentralSync.predecode(b.topic, b.payload)) for b in batches]
+    garbage = (batches[0].topic, b"[1, 2", CentralSync.predecode(batches[0].topic, b"[1, 2"))
+    assert isinstance(garbage[2], ProtocolError)
+    assert CentralSync.predecode(up_topic("s1", "status"), b"{}") is None  # events only
+    [ack] = net.central.on_messages([group[0], garbage, *group[1:]], net.now)
+    assert net.central.dropped["malformed"] == 1
+    assert json.loads(ack.payload)["hw"] == max(
+        e["seq"] for b in batches for e in json.loads(b.payload)["events"]
+    )
+    net._sensor_out(net.sensor.on_message(ack.topic, ack.payload, net.now))
+    net.settle()
+    assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
+    assert len(central_alerts(net.central, "s1")) == 2_506

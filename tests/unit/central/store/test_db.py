@@ -46,3 +46,45 @@ def test_unusable_database_is_one_clear_error(tmp_path):
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(CentralStoreError, match="cannot open central database"):
         open_central_store(str(bad))
+
+
+def test_central_sqlite_commits_durably_with_a_large_page_cache(tmp_path):
+    """Central acknowledges what it committed, and the sensor then deletes it: FULL, not
+    NORMAL (the sensor's store), and a page cache for a dozen alert indexes."""
+    from otwatch.agent.store.db import open_store
+    from otwatch.dbcommon import CENTRAL_CACHE_KIB
+
+    store = open_central_store(f"sqlite:///{tmp_path / 'central.db'}")
+    sensor = open_store(tmp_path / "sensor")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CENTRAL_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        with sensor.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        store.close()
+        sensor.close()
+
+
+def test_head_revision_read_from_the_files_equals_alembics():
+    from otwatch.agent.store.db import _MIGRATIONS as sensor_tree
+    from otwatch.central.store.db import _MIGRATIONS as central_tree
+
+    for tree in (sensor_tree, central_tree):
+        assert tree.head() == tree.alembic_head()
+
+
+def test_head_revision_leaves_branches_to_alembic(tmp_path, monkeypatch):
+    from otwatch.dbcommon import Migrations
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "a.py").write_text('revision: str = "a"\ndown_revision: str | None = None\n')
+    (versions / "b.py").write_text('revision: str = "b"\ndown_revision: str | None = "a"\n')
+    tree = Migrations(tmp_path)
+    assert tree.head() == "b"
+    (versions / "c.py").write_text("revision = 'c'\ndown_revision = 'a'\n")  # two heads
+    monkeypatch.setattr(Migrations, "alembic_head", lambda self: "alembic decides")
+    assert tree.head() == "alembic decides"
