@@ -1,6 +1,8 @@
 """Run central's MQTT side: connect, ingest sensor messages, send commands, reconnect.
 
-``CentralService`` pumps ``CentralSync`` (database work on one worker thread) and offers
+``CentralService`` pumps ``CentralSync`` (event batches validated on a decode thread as they
+arrive, then everything queued meanwhile handled as one group on the database thread, and
+the search index caught up when ingest is idle) and offers
 ``issue_command`` to in-process callers (the HTTP API): the command is stored pending and
 published at once when connected, otherwise on the next connect.
 

@@ -235,9 +235,9 @@ def upsert_alerts(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     upsert = _upsert_sql(conn.dialect)
     params = [upsert.params(row) for row in merged.values()]
     if conn.dialect.name == "sqlite":
-        # Many rows per statement: SQLite's FTS5 search index flushes its pending terms at
-        # every statement its trigger runs in, so one row per statement (``executemany``)
-        # costs about three times the index work (``otwatch.central.store.derived``).
+        # Many rows per statement: one parse and one trigger program run per few hundred
+        # rows. (Before revision 0004 the FTS5 search trigger ran here too and flushed at
+        # every statement; it is filled in bulk now, ``store.search_backlog``.)
         for i in range(0, len(params), _ROWS_PER_STATEMENT):
             chunk = params[i : i + _ROWS_PER_STATEMENT]
             flat = tuple(itertools.chain.from_iterable(chunk))

@@ -1,9 +1,10 @@
 """SQLite's search index filled behind ingest, in bulk, with search exact all the time.
 
 Revision 0003 kept the FTS5 trigram index (``otwatch.central.store.derived``) by row
-triggers inside every ingest transaction. That was about half of what a new alert cost
-central (``bench/sync.py``): FTS5 flushes its pending terms at the end of every statement,
-and an ingest statement holds a few hundred rows. Revision 0004 replaces those triggers:
+triggers inside every ingest transaction. That was about half of central's SQLite time per
+new alert (profiled in process, ``docs/sync.md``): FTS5 flushes its pending terms at the
+end of every statement, and an ingest statement holds a few hundred rows. Revision 0004
+replaces those triggers:
 
 - inserting an alert, or changing one of its search columns, puts its id in
   ``alerts_search_pending`` (a rowid table: a few microseconds);
