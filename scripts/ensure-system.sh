@@ -8,7 +8,7 @@ need_pkgs=()
 for tool in tcpdump:tcpdump tcpreplay:tcpreplay tshark:tshark capinfos:wireshark-common \
             mosquitto:mosquitto ip:iproute2 psql:postgresql-client \
             systemd-analyze:systemd openssl:openssl chromium:chromium \
-            rsyslogd:rsyslog syslog-ng:syslog-ng-core dpkg-deb:dpkg; do
+            rsyslogd:rsyslog dpkg-deb:dpkg; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
 if ((${#need_pkgs[@]})); then
