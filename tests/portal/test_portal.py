@@ -132,16 +132,16 @@ def test_csrf_refuses_a_forged_post(admin, plant):
     )
     assert answer == [403, {"detail": "CSRF token missing or wrong"}]
     # a plain HTML form posted with the session cookie (what a forged page would send)
-    page.evaluate(
-        """(id) => {
+    with page.expect_navigation():
+        page.evaluate(
+            """(id) => {
             const f = document.createElement("form");
             f.method = "post"; f.action = "/api/v1/alerts/status";
             const i = document.createElement("input"); i.name = "ids"; i.value = id; f.append(i);
             document.body.append(f); f.submit();
         }""",
-        target,
-    )
-    page.wait_for_load_state()
+            target,
+        )
     assert "CSRF token missing or wrong" in page.content()
     assert plant.sensor_alert(target)["status"] == "new"
     assert plant.api(f"/alerts/{target}")["status"] == "new"
@@ -155,7 +155,7 @@ def test_reader_sees_no_change_controls_and_the_server_refuses(reader, plant):
     assert page.locator("#grid input[type=checkbox]").count() == 0
     assert page.locator("#selection-bar").count() == 0
     assert page.locator("#pane select, #pane-status-apply").count() == 0
-    assert page.inner_text(".topbar .role") == "reader"
+    assert page.text_content(".topbar .role") == "reader"
     reader.shot("reader-alerts")
 
     page.goto(f"/alerts/{scan}")
@@ -201,6 +201,11 @@ def test_default_columns_and_total(admin, plant):
     assert row_ids(page) == [r["id"] for r in plant.api("/alerts?limit=50")["alerts"]]
     first = page.locator("#grid tr.row").first
     assert first.locator("td[data-column=severity] .sev").count() == 1
+    admin.shot("alerts-all")
+    scan = plant.plant_alert("port_scan_detected")["id"]
+    open_alerts(page, f"?sensor={SENSOR}&sel={scan}")
+    page.wait_for_selector("#pane h2")
+    admin.shot("alerts-page", docs=True)
 
 
 def test_edit_columns_is_remembered_for_the_user(admin, session_for):
@@ -210,10 +215,11 @@ def test_edit_columns_is_remembered_for_the_user(admin, session_for):
         page.click("#edit-columns")
         page.uncheck('#column-list li[data-column="tactics"] input')
         page.check('#column-list li[data-column="protocol"] input')
-        for _ in range(8):  # protocol comes after the 8 defaults: move it to the top
-            page.click(
-                '#column-list li[data-column="protocol"] button[aria-label^="Move Protocol up"]'
-            )
+        up = page.locator(
+            '#column-list li[data-column="protocol"] button[aria-label="Move Protocol up"]'
+        )
+        while up.is_enabled():  # to the top
+            up.click()
         admin.shot("edit-columns")
         page.click("#columns-save")
         loaded(page)
@@ -452,7 +458,7 @@ def test_details_pane_and_full_details(admin, plant):
     for tactic in scan["tactics"]:
         assert tactic in pane
     assert page.input_value("#pane-status") == scan["status"]
-    admin.shot("alerts-page", docs=True)
+    admin.shot("alerts-pane-search")
 
     page.click("#view-full")
     page.wait_for_url(f"**/alerts/{scan['id']}")
@@ -656,7 +662,10 @@ def test_sensors_page(admin, plant):
     assert rows["s-bulk"][1] == "offline"
     assert rows[SENSOR][3] == "plant-a" and rows[SENSOR][4] == "cell-1"
     assert "events" in rows[SENSOR][6]
-    assert re.match(r"\d+%", rows[SENSOR][7])
+    health = next(x for x in plant.api("/sensors") if x["sensor"] == SENSOR)["health"]
+    ring = health.get("ring_usage")
+    assert rows[SENSOR][7] == ("—" if ring is None else f"{round(ring * 100)}%")
+    assert rows[SENSOR][6] == f"{health['outbox_depth']} events"
     assert "sensors: 1 online" in page.inner_text("#sensor-summary")
     admin.shot("sensors")
     page.click(f'#sensors tr[data-sensor="{SENSOR}"] a')

@@ -369,8 +369,13 @@ function toggleSelected(id, on) {
 }
 
 function selectAll(event) {
-  for (const id of pageIds()) toggleSelected(id, event.target.checked);
-  for (const box of document.querySelectorAll("#grid td.check input")) box.checked = event.target.checked;
+  const on = event.target.checked;
+  for (const id of pageIds()) {
+    if (on) selected.add(id);
+    else selected.delete(id);
+  }
+  for (const box of document.querySelectorAll("#grid td.check input")) box.checked = on;
+  updateSelectionBar();
 }
 
 function updateSelectionBar() {
