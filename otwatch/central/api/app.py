@@ -28,6 +28,8 @@ from otwatch.agent.catalog import Engine, Severity
 from otwatch.alertdata import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller, require_admin, require_reader
+from otwatch.central.api.portal import install_portal
+from otwatch.central.api.sessions import PortalState
 from otwatch.central.ingest import CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
@@ -167,6 +169,7 @@ def create_app(
     pcaps: PcapStore | None = None,
     *,
     progress: Callable[[str], tuple[int, int | None] | None] | None = None,
+    portal: PortalState | None = None,
 ) -> FastAPI:
     """The API over ``store``; ``commander`` queues commands (``CentralService`` or
     ``LocalCommander``); ``progress(request_id)`` reports PCAP chunks received/total."""
@@ -179,7 +182,11 @@ def create_app(
             "(otwatch central token create). Central alert ids are "
             "'<sensor alert id>-<sensor id>'."
         ),
+        docs_url=None,  # see api.portal: /docs needs a CDN; /openapi.json needs a reader
+        redoc_url=None,
+        openapi_url=None,
     )
+    install_portal(app, portal)
     app.state.store = store
     app.state.commander = commander
     app.state.pcaps = pcaps
@@ -197,7 +204,8 @@ def create_app(
 
     @app.get(f"{API}/whoami", tags=["auth"])
     def whoami(caller: Reader) -> dict[str, str]:
-        return {"name": caller.name, "role": caller.role.value}
+        out = {"name": caller.name, "role": caller.role.value, "kind": caller.kind}
+        return out | ({"csrf_token": caller.csrf_token} if caller.csrf_token else {})
 
     @app.get(f"{API}/sensors", tags=["sensors"])
     def sensors(_caller: Reader) -> list[dict[str, Any]]:
