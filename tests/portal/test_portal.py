@@ -116,6 +116,41 @@ def test_sign_in_wrong_password_and_sign_out(session_for, plant):
     assert urlparse(page.url).path == "/login"
 
 
+def test_session_expiry_sends_the_page_back_to_sign_in(session_for, plant):
+    """The session's idle limit passes (set in central's table, as the clock would): the next
+    API call is 401 and the page goes to sign-in, coming back to where it was."""
+    from sqlalchemy import update
+
+    from otwatch.central.store.db import open_central_store
+    from otwatch.central.store.models_portal import PortalSession
+    from otwatch.central.store.portal_sessions import digest
+
+    s = session_for(None)
+    name, password = USERS["reader"]
+    assert s.context.request.post("/auth/login", data={"username": name, "password": password}).ok
+    page = s.page
+    open_alerts(page, "?severity=low")
+    [cookie] = [c for c in s.context.cookies() if c["name"] == "otwatch_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    store = open_central_store(plant.db_url)
+    try:
+        with store.session() as db:
+            changed = db.execute(
+                update(PortalSession)
+                .where(PortalSession.id_sha256 == digest(cookie["value"]))
+                .values(idle_expires_ns=time.time_ns() - 1)
+            ).rowcount
+        assert changed == 1
+    finally:
+        store.close()
+    page.click("#refresh")
+    page.wait_for_url("**/login?next=*")
+    assert url_params(page)["next"] == ["/alerts?severity=low"]
+    assert s.context.request.get("/api/v1/whoami").status == 401
+    sign_in(page, name, password)
+    page.wait_for_url("**/alerts?severity=low")
+
+
 def test_csrf_refuses_a_forged_post(admin, plant):
     page = admin.page
     open_alerts(page)
@@ -480,7 +515,8 @@ def test_details_pane_and_full_details(admin, plant):
     entities = page.inner_text("#panel-entities")
     assert "192.0.2.66" in entities and "192.0.2.20" in entities
     page.click("#tab-activity")
-    assert page.locator("#panel-activity table tbody tr").count() >= 1
+    assert page.locator("#panel-activity table tbody tr").count() == len(details["audit"])
+    assert page.locator("#panel-activity h2", has_text="History").count() == 1
     page.click("#back")
     page.wait_for_url("**/alerts?search=192.0.2.66*")
 

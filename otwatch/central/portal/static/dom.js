@@ -1,5 +1,5 @@
 // Building DOM nodes. Text is always set with textContent (alert text is attacker-controlled);
-// there is no innerHTML anywhere in the portal.
+// nothing in the portal parses data as HTML.
 
 /** h("td", {class: "x", onclick: fn}, "text", node, ...) */
 export function h(tag, attrs = {}, ...children) {
