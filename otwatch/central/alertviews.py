@@ -30,6 +30,7 @@ from otwatch.alertdata import (
     group_counts,
     sorted_query,
 )
+from otwatch.central import alertextras
 from otwatch.central.store import derived
 from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_LIMIT",
     "alert_details",
     "central_id",
+    "count_alerts",
     "export_rows",
     "find_alert",
     "group_alerts",
@@ -62,6 +64,7 @@ _COUNT_FILTERS = {
 }
 _NOT_COUNTED = (
     "protocols", "types", "source", "destination", "search", "since_ns", "until_ns",
+    "learnable",
 )  # fmt: skip
 _CENTRAL_ID = re.compile(r"^(\d{1,18})-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 _EXPORT_PAGE = 5000
@@ -222,6 +225,13 @@ def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str,
     return sorted(rows, key=lambda vc: (-vc[1], vc[0]))
 
 
+def count_alerts(session: Session, flt: AlertFilter) -> int:
+    """How many alerts the filter selects, exactly: the sum of its counts per status, so it
+    comes from ``alert_counts`` when only counted columns are filtered (a few thousand rows
+    whatever the number of alerts), else from one scan of the filter's index."""
+    return sum(count for _status, count in group_alerts(session, flt, "status"))
+
+
 def _pcap_cached(session: Session) -> set[tuple[str, int]]:
     rows = session.execute(
         select(PcapRequest.sensor, PcapRequest.alert_id).where(PcapRequest.state == "done")
@@ -290,12 +300,17 @@ def _audit(session: Session, alerts: Iterable[Alert]) -> list[dict[str, Any]]:
 
 
 def alert_details(session: Session, alert: Alert) -> dict[str, Any]:
-    """The sensor's ``alerts show`` JSON plus the sensors that saw the alert."""
+    """The sensor's ``alerts show`` JSON plus the sensors that saw the alert and what the
+    portal shows (``alertextras``): comments, tactics with ids, entities, learn refusal."""
     members = members_of(session, alert)
     [data] = _to_dicts(session, [alert])
     data["parameters"] = dict(alert.fields)
     data["remediation"] = list(alert.remediation)
     data["audit"] = _audit(session, members)
+    data["comments"] = alertextras.comments(session, members)
+    data["tactics"] = alertextras.tactics(alert.tactics)
+    data["entities"] = alertextras.entities(session, alert)
+    data["learn_refusal"] = alertextras.learn_refusal(alert)
     online = dict(
         session.execute(
             select(Sensor.id, Sensor.online).where(Sensor.id.in_({m.sensor for m in members}))

@@ -23,10 +23,7 @@ from sqlalchemy import update
 
 from otwatch.agent.alerts.lifecycle import (
     Action,
-    AlertState,
-    CloseReason,
     Origin,
-    Status,
     TransitionRefused,
     plan,
 )
@@ -68,8 +65,12 @@ log = logging.getLogger(__name__)
 
 _ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
 _TRIAGE = {"status": Action.SET_STATUS, "severity": Action.SET_SEVERITY, "learn": Action.LEARN}
-_SENSOR_ONLY = {"unlearn", "mute", "unmute", "comment"}
+_SENSOR_ONLY = {"unlearn", "mute", "unmute"}
+MAX_COMMENT = 2000
+"""Characters of a comment from central (the protocol allows 4096)."""
 _RESEND_AFTER_NS = 60 * 1_000_000_000
+_BATCH_BYTES = MAX_BYTES["commands"] - 256
+"""Room for the batch envelope."""
 
 
 def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, Any]:
@@ -195,17 +196,25 @@ class CentralSync:
 
     @staticmethod
     def _commands(sensor_id: str, commands: list[Command]) -> list[Outgoing]:
-        out = []
-        for i in range(0, len(commands), MAX_COMMANDS):
-            body = {
-                "v": VERSION,
-                "sensor_id": sensor_id,
-                "commands": [
-                    command_store.command_message(c) for c in commands[i : i + MAX_COMMANDS]
-                ],
-            }
-            out.append(Outgoing(down_topic(sensor_id, "commands"), encode_raw(body)))
-        return out
+        """Batches of at most ``MAX_COMMANDS`` commands and ``MAX_BYTES["commands"]`` bytes
+        (comments carry up to a few KiB of text each)."""
+        batches: list[list[dict[str, Any]]] = []
+        size = 0
+        for command in commands:
+            message = command_store.command_message(command)
+            cost = len(encode_raw(message)) + 1
+            if not batches or len(batches[-1]) == MAX_COMMANDS or size + cost > _BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(message)
+            size += cost
+        return [
+            Outgoing(
+                down_topic(sensor_id, "commands"),
+                encode_raw({"v": VERSION, "sensor_id": sensor_id, "commands": batch}),
+            )
+            for batch in batches
+        ]
 
     def _pending(self, sensor_id: str) -> list[Outgoing]:
         with self.store.session() as session:
@@ -584,6 +593,7 @@ class CentralSync:
         request_id: str | None = None,
         chunks: list[int] | None = None,
         from_seq: int | None = None,
+        text: str | None = None,
         precheck: bool = True,
         now: int | None = None,
     ) -> IssueResult:
@@ -604,13 +614,18 @@ class CentralSync:
             before: dict[str, Any] | None = None
             if precheck and kind in _SENSOR_ONLY:
                 raise CommandRefused(f"{kind} is only possible on the sensor (spec: sensor only)")
-            if kind in _TRIAGE or kind in _SENSOR_ONLY:
+            if kind == "comment":
+                text = (text or "").strip()
+                if not text or len(text) > MAX_COMMENT:
+                    raise CommandRefused(f"a comment needs 1 to {MAX_COMMENT} characters of text")
+                params["text"] = text
+            if kind in _TRIAGE or kind in _SENSOR_ONLY or kind == "comment":
                 if alert_id is None:
                     raise CommandRefused(f"{kind} needs an alert id")
                 alert = alert_store.get_alert(session, sensor_id, alert_id)
                 if alert is None:
                     raise CommandRefused(f"alert {alert_id} of sensor {sensor_id} is unknown")
-                if precheck:
+                if precheck and kind in _TRIAGE:
                     change = self._plan(alert, kind, value)
                     if change is None:
                         return IssueResult("unchanged", f"alert {alert_id} is already so")
@@ -683,15 +698,7 @@ class CentralSync:
 
     @staticmethod
     def _plan(alert: Any, kind: str, value: str | None) -> Any:
-        state = AlertState(
-            id=alert.alert_id,
-            type_id=alert.type_id,
-            status=Status(alert.status),
-            close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
-            severity=alert.severity,
-            learnable=alert.learnable,
-            mutable=alert.mutable,
-        )
+        state = alert_store.lifecycle_state(alert)
         try:
             return plan(state, _TRIAGE[kind], Origin.CENTRAL, value)
         except (TransitionRefused, ValueError) as exc:

@@ -59,7 +59,8 @@ class Action(StrEnum):
     COMMENT = "comment"
 
 
-SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE, Action.COMMENT})
+SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE})
+"""Comments are allowed from central too (the portal's comments, a step beyond the spec)."""
 
 
 class RuleChange(StrEnum):
@@ -190,8 +191,8 @@ def plan(
 ) -> Change | None:
     """Decide what ``action`` does to ``alert``; ``value`` is the new status or severity.
 
-    Unlearn, mute, unmute and comments are sensor-only (spec section 2): from central they
-    are refused with that reason.
+    Unlearn, mute and unmute are sensor-only (spec section 2): from central they are refused
+    with that reason. Comments come from either side.
     """
     if origin == Origin.CENTRAL and action in SENSOR_ONLY:
         raise TransitionRefused(

@@ -1,11 +1,13 @@
-"""The central HTTP API (FastAPI; OpenAPI at ``/openapi.json``, docs at ``/docs``).
+"""The central HTTP API (FastAPI; OpenAPI at ``/openapi.json`` for readers).
 
 Everything is JSON under ``/api/v1`` except the CSV export and PCAP downloads. Alert lists
 take the portal's filters as query parameters (repeat a parameter or comma-separate values);
 bulk changes return one result per id, like ``otwatch alerts`` on the sensor. Changes are
 applied to central's copy at once and become commands to the sensor that owns the alert
-(through ``CentralSync.issue_command``), audited with the token's name. Unlearn, mute, unmute
-and comments are sensor-only (spec section 2): the API answers 409 with that reason.
+(through ``CentralSync.issue_command``), audited with the caller's name (``token:NAME`` or
+``user:NAME``). Comments are recorded centrally and sent to the sensor like other triage (a
+step beyond the spec). Unlearn, mute and unmute are sensor-only (spec section 2): the API
+answers 409 with that reason.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller, require_admin, require_reader
 from otwatch.central.api.portal import install_portal
 from otwatch.central.api.sessions import PortalState
-from otwatch.central.ingest import CommandRefused, IssueResult
+from otwatch.central.ingest import MAX_COMMENT, CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
 from otwatch.central.store.models import Command, Sensor
@@ -42,7 +44,7 @@ __all__ = ["Commander", "LocalCommander", "create_app"]
 
 API = "/api/v1"
 STATUSES = ("new", "active", "closed")
-SENSOR_ONLY = ("unlearn", "mute", "unmute", "comment")
+SENSOR_ONLY = ("unlearn", "mute", "unmute")
 _PENDING_REUSE_NS = 3600 * 1_000_000_000
 _STALLED_NS = 10 * 60 * 1_000_000_000
 MAX_IDS = 1000
@@ -81,6 +83,10 @@ class StatusBody(IdsBody):
 
 class SeverityBody(IdsBody):
     severity: Literal["low", "medium", "high"]
+
+
+class CommentBody(IdsBody):
+    text: str = Field(min_length=1, max_length=MAX_COMMENT)
 
 
 class ActionResult(BaseModel):
@@ -138,6 +144,7 @@ def alert_filter(
         str | None, Query(description="Last detection at or after (ISO 8601 or 24h)")
     ] = None,
     until: Annotated[str | None, Query(description="First detection at or before")] = None,
+    learnable: Annotated[bool | None, Query(description="Learnable types only (or not)")] = None,
 ) -> AlertFilter:
     return AlertFilter(
         statuses=_values(status_, STATUSES, "status"),
@@ -154,6 +161,7 @@ def alert_filter(
         search=search or None,
         since_ns=_time(since),
         until_ns=_time(until),
+        learnable=learnable,
     )
 
 
@@ -233,11 +241,14 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> dict[str, Any]:
-        """Filtered alerts, newest last detection first; page with limit/offset."""
+        """Filtered alerts, newest last detection first; page with limit/offset. ``total``
+        counts every alert the filters select (exact)."""
         with session() as s:
             rows = views.list_alerts(s, flt, sort=sort, limit=limit, offset=offset)
+            total = views.count_alerts(s, flt)
         return {
             "alerts": rows,
+            "total": total,
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if len(rows) == limit else None,
@@ -298,10 +309,12 @@ def create_app(
 
     # -- triage -------------------------------------------------------------------------
 
-    async def _act(ids: list[str], kind: str, value: str | None, caller: Caller):
+    async def _act(
+        ids: list[str], kind: str, value: str | None, caller: Caller, **extra: Any
+    ) -> ActionResults:
         results = []
         for text in dict.fromkeys(ids):
-            results.append(await _act_one(text, kind, value, caller))
+            results.append(await _act_one(text, kind, value, caller, extra))
         return ActionResults(results=results)
 
     def _targets(text: str) -> list[tuple[str, int]] | None:
@@ -311,7 +324,9 @@ def create_app(
                 return None
             return [(m.sensor, m.alert_id) for m in views.members_of(s, alert)]
 
-    async def _act_one(text: str, kind: str, value: str | None, caller: Caller) -> ActionResult:
+    async def _act_one(
+        text: str, kind: str, value: str | None, caller: Caller, extra: dict[str, Any]
+    ) -> ActionResult:
         try:
             targets = await run_in_threadpool(_targets, text)
         except QueryError as exc:
@@ -325,7 +340,7 @@ def create_app(
         for sensor, alert_id in targets:
             try:
                 result = await commander.issue_command(
-                    sensor, kind, actor=caller.actor, alert_id=alert_id, value=value
+                    sensor, kind, actor=caller.actor, alert_id=alert_id, value=value, **extra
                 )
             except CommandRefused as exc:
                 refused.append(str(exc))
@@ -364,6 +379,12 @@ def create_app(
         """Learn alerts (learnable types only): close them and allow their traffic."""
         return await _act(body.ids, "learn", None, caller)
 
+    @app.post(f"{API}/alerts/comment", tags=["triage"], response_model=ActionResults)
+    async def comment(body: CommentBody, caller: Admin):
+        """Comment on alerts: recorded centrally (``comments`` of the alert's details) and
+        sent to the sensor, whose audit trail shows it from ``central:<actor>``."""
+        return await _act(body.ids, "comment", None, caller, text=body.text)
+
     @app.post(
         f"{API}/alerts/{{action}}",
         tags=["triage"],
@@ -371,11 +392,11 @@ def create_app(
         responses={409: {"description": "Sensor-only action"}},
     )
     def sensor_only(
-        action: Literal["unlearn", "mute", "unmute", "comment"],
+        action: Literal["unlearn", "mute", "unmute"],
         _caller: Reader,
         _body: Annotated[Any, Body()] = None,
     ) -> JSONResponse:
-        """Unlearn, mute, unmute and comments exist on the sensor only (spec section 2)."""
+        """Unlearn, mute and unmute exist on the sensor only (spec section 2)."""
         return JSONResponse(
             {
                 "detail": f"{action} is only possible on the sensor (spec: sensor only); "
@@ -422,6 +443,7 @@ def create_app(
             "alert_id": row.alert_id,
             "state": state,
             "message": message,
+            "reason": row.reason,
             "sensor_online": online,
             "requested_by": row.requested_by,
             "requested": format_iso(row.requested_ns),
@@ -431,6 +453,7 @@ def create_app(
             "sha256": row.sha256,
             "chunks_received": got[0] if got else None,
             "chunks_total": got[1] if got else None,
+            "bytes": row.size if state == "done" else None,
             "download": f"{API}/pcap/{row.request_id}/file" if state == "done" else None,
         }
 

@@ -5,18 +5,22 @@
   so a copy of the database does not sign anyone in; the CSRF token is kept as is (it is
   checked against a header, never used alone).
 - ``portal_prefs``: small JSON values per user and key (the grid's columns, ...).
+
+Plus indexes on ``alerts`` for sorting the Alerts grid by the columns that had none
+(``SORT_INDEXES``; bench/portal.py). In SQLite every index ends with the row id, which is
+the sort's tie-breaker; PostgreSQL adds the id with an incremental sort of the first rows.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from otwatch.central.store.models import Base, PrimaryKey
+from otwatch.central.store.models import Alert, Base, PrimaryKey
 
-__all__ = ["PortalSession", "PortalUser", "UserPref"]
+__all__ = ["SORT_INDEXES", "PortalSession", "PortalUser", "UserPref"]
 
 
 class PortalUser(Base):
@@ -57,3 +61,14 @@ class UserPref(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+SORT_INDEXES = {
+    "ix_alerts_name": ("name",),
+    "ix_alerts_zone": ("zone",),
+    "ix_alerts_category": ("category",),
+    "ix_alerts_protocol": ("protocol",),
+    "ix_alerts_last_activity_ns": ("last_activity_ns",),
+}
+for _name, _columns in SORT_INDEXES.items():
+    Index(_name, *(Alert.__table__.c[c] for c in _columns))

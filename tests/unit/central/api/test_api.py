@@ -218,7 +218,7 @@ def test_learn_only_learnable_and_sensor_only_actions_refused(world):
     ).json()["results"]
     assert [r["outcome"] for r in results] == ["applied", "refused"]
     assert "not learnable" in results[1]["message"]
-    for action in ("unlearn", "mute", "unmute", "comment"):
+    for action in ("unlearn", "mute", "unmute"):
         response = client.post(f"{API}/alerts/{action}", json={"ids": ["1-s1"]}, headers=admin)
         assert response.status_code == 409
         assert "only possible on the sensor" in response.json()["detail"]

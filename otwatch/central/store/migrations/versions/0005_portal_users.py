@@ -1,4 +1,4 @@
-"""Portal users, their sessions and preferences
+"""Portal users, their sessions and preferences; indexes to sort the Alerts grid
 
 Revision ID: 0005
 Revises: 0004
@@ -16,6 +16,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+SORT_INDEXES = {
+    "ix_alerts_name": ["name"],
+    "ix_alerts_zone": ["zone"],
+    "ix_alerts_category": ["category"],
+    "ix_alerts_protocol": ["protocol"],
+    "ix_alerts_last_activity_ns": ["last_activity_ns"],
+}
 
 
 def upgrade() -> None:
@@ -65,9 +72,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_portal_prefs")),
     )
+    for name, columns in SORT_INDEXES.items():
+        op.create_index(name, "alerts", columns, unique=False)
 
 
 def downgrade() -> None:
+    for name in SORT_INDEXES:
+        op.drop_index(name, table_name="alerts")
     op.drop_table("portal_prefs")
     op.drop_index(op.f("ix_portal_sessions_user_id"), table_name="portal_sessions")
     op.drop_table("portal_sessions")
