@@ -11,8 +11,11 @@ user add``. Everything listens on 127.0.0.1; every process is stopped by PID at 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,11 @@ from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert as SensorAlert
 from otwatch.central.store.db import open_central_store
 from otwatch.demo.parts import wait_until
-from otwatch.simulate.plant import PlantProfile, write_plant_capture
-from tests.centralapi import add_alerts, add_sensor, snapshot
+from tests.centralapi import add_alerts, add_sensor, snapshot, token
 from tests.integration.central_procs import CentralProcess, otwatch
 from tests.integration.mqtt_broker import MosquittoBroker
 from tests.integration.sync_procs import SensorDaemon
+from tests.portalauth import user
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -62,7 +65,6 @@ class Central(CentralProcess):
 
     def start(self, timeout: float = 30) -> Central:
         import os
-        import subprocess
 
         self._fh = self.log.open("a")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -138,64 +140,75 @@ class Plant:
             part.stop()
 
 
-def _make_user(db_url: str, root: Path, role: str) -> None:
-    name, password = USERS[role]
-    secret = root / f"{name}.password"
-    secret.write_text(password + "\n")
-    result = otwatch("central", "user", "add", name, "--role", role, "--password-file",
-                     str(secret), "--db", db_url)  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
-
-
-def _synthetic_alerts(db_url: str) -> None:
+def _central_database(db_url: str) -> str:
+    """Central's database (migrated), its portal users, the synthetic alerts, and an API
+    token for the tests' own API calls. Users are added with the store's own function (the
+    CLI's ``central user add`` has its tests; ``otwatch demo`` uses it)."""
     store = open_central_store(db_url)
     try:
-        for sensor, site, zone in (("s-bulk", "plant-b", "hall-2"), ("s-xss", "lab", "z-9")):
-            add_sensor(store, sensor, online=False, site=site, zone=zone)
-        rows = []
-        for i in range(1, BULK + 1):
-            ago = 2 * 86400 + i * 60 if i <= 40 else 20 * 86400 + i * 60
-            rows.append(snapshot(i, severity=("low", "medium", "high")[i % 3],
-                                 first_detection_ns=_ns(ago), last_detection_ns=_ns(ago),
-                                 last_activity_ns=_ns(ago), site="plant-b", zone="hall-2",
-                                 message=f"bulk alert {i} from the offline sensor"))  # fmt: skip
-        add_alerts(store, "s-bulk", rows)
-        when = _ns(3600 * 5)
-        xss = snapshot(1, site="lab", zone="z-9", first_detection_ns=when,
-                       last_detection_ns=when, last_activity_ns=when, **XSS)  # fmt: skip
-        add_alerts(store, "s-xss", [xss])
+        for role, (name, password) in USERS.items():
+            user(store, name, role, password)
+        _synthetic_alerts(store)
+        return token(store, "tests", "admin")
     finally:
         store.close()
 
 
+def _replayed_sensor(root: Path) -> Path:
+    """The sensor's store after the agent replayed the simulated plant (with its PCAP ring)."""
+    capture = root / "plant.pcap"
+    # its own process: the simulator is pure Python and would share this one's GIL
+    write = (
+        "import sys; from pathlib import Path; from otwatch.simulate.plant import "
+        "PlantProfile, write_plant_capture as w; w(Path(sys.argv[1]), PlantProfile(learning_s=60))"
+    )
+    subprocess.run([sys.executable, "-c", write, str(capture)], check=True, timeout=120)
+    sensor_dir = root / "sensor" / "data"
+    result = otwatch("--log-level", "warning", "--data-dir", str(sensor_dir), "agent",
+                     "replay", str(capture), "--ring", "--learning-period", "1m",
+                     "--sensor-id", SENSOR, "--site", "plant-a", "--zone", "cell-1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return sensor_dir
+
+
+def _synthetic_alerts(store) -> None:
+    """Alerts of two offline sensors straight into central: 60 for paging and time ranges,
+    one carrying XSS and CSV-injection payloads."""
+    for sensor, site, zone in (("s-bulk", "plant-b", "hall-2"), ("s-xss", "lab", "z-9")):
+        add_sensor(store, sensor, online=False, site=site, zone=zone)
+    rows = []
+    for i in range(1, BULK + 1):
+        ago = 2 * 86400 + i * 60 if i <= 40 else 20 * 86400 + i * 60
+        rows.append(snapshot(i, severity=("low", "medium", "high")[i % 3],
+                             first_detection_ns=_ns(ago), last_detection_ns=_ns(ago),
+                             last_activity_ns=_ns(ago), site="plant-b", zone="hall-2",
+                             message=f"bulk alert {i} from the offline sensor"))  # fmt: skip
+    add_alerts(store, "s-bulk", rows)
+    when = _ns(3600 * 5)
+    xss = snapshot(1, site="lab", zone="z-9", first_detection_ns=when,
+                   last_detection_ns=when, last_activity_ns=when, **XSS)  # fmt: skip
+    add_alerts(store, "s-xss", [xss])
+
+
 def start_plant(root: Path, screens: Path) -> Plant:
+    """Everything up, the slow parts side by side: the plant's capture and replay in a thread
+    while the broker, central's database, its users and central itself start."""
     broker = MosquittoBroker(root / "broker")
     broker.start()
     started: list[Any] = [broker]
     try:
-        capture = root / "plant.pcap"
-        write_plant_capture(capture, PlantProfile())
-        sensor_dir = root / "sensor" / "data"
-        result = otwatch("--log-level", "warning", "--data-dir", str(sensor_dir), "agent",
-                         "replay", str(capture), "--ring", "--learning-period", "5m",
-                         "--sensor-id", SENSOR, "--site", "plant-a",
-                         "--zone", "cell-1")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        db_url = f"sqlite:///{root / 'central' / 'central.db'}"
-        (root / "central").mkdir(parents=True)
-        made = otwatch("central", "token", "create", "--name", "tests", "--role", "admin",
-                       "--db", db_url)  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        for role in USERS:
-            _make_user(db_url, root, role)
-        central = Central(root / "central", db_url, broker.url)
-        central.start()
-        started.append(central)
+        with ThreadPoolExecutor(1) as pool:
+            sensor_future = pool.submit(_replayed_sensor, root)
+            db_url = f"sqlite:///{root / 'central' / 'central.db'}"
+            (root / "central").mkdir(parents=True)
+            api_token = _central_database(db_url)
+            central = Central(root / "central", db_url, broker.url)
+            central.start()
+            started.append(central)
+            sensor_dir = sensor_future.result()
         sync = SensorDaemon(sensor_dir, broker.url, "--status-interval", "1").start()
         started.append(sync)
-        plant = Plant(root, broker, central, sync, sensor_dir, made.stdout.strip(), screens,
-                      started)  # fmt: skip
-        _synthetic_alerts(db_url)
+        plant = Plant(root, broker, central, sync, sensor_dir, api_token, screens, started)
 
         def all_there() -> bool:
             assert sync.alive(), sync.log_text()

@@ -151,6 +151,15 @@ function entityPanel(d) {
   return h("div", { class: "entities" }, side("Source device", "source"), side("Destination device", "destination"));
 }
 
+/** "status: new → active; reason: …" from an audit event's detail (clock stamps left out). */
+function auditDetail(detail) {
+  if (!detail || typeof detail !== "object") return detail;
+  return Object.entries(detail)
+    .filter(([key, value]) => key !== "hlc" && value !== null && value !== undefined)
+    .map(([key, value]) => `${key.replaceAll("_", " ")}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join("; ");
+}
+
 function activityPanel(d) {
   const comments = d.comments || [];
   const form = admin
@@ -181,7 +190,7 @@ function activityPanel(d) {
       : h("p", { class: "hint", id: "comments" }, "No comments yet."),
     form,
     h("h2", {}, "History"),
-    table(["Time", "Who", "Where", "What", "Detail"], d.audit || [], (a) => [time(a.time), a.actor, a.origin, a.action, a.detail]),
+    table(["Time", "Who", "Where", "What", "Detail"], d.audit || [], (a) => [time(a.time), a.actor, a.origin, a.action, auditDetail(a.detail)]),
   ];
 }
 

@@ -547,7 +547,6 @@ function renderColumnList() {
           " ",
           COLUMNS[item.id].label,
         ),
-        h("span", { class: "spacer" }),
         h("button", { type: "button", "aria-label": `Move ${COLUMNS[item.id].label} up`, disabled: i === 0, onclick: () => move(i, -1) }, "↑"),
         h("button", { type: "button", "aria-label": `Move ${COLUMNS[item.id].label} down`, disabled: i === draft.length - 1, onclick: () => move(i, 1) }, "↓"),
       ),
@@ -596,9 +595,13 @@ async function loadColumns() {
   }
 }
 
+let filterLoad = 0;
 async function loadFilterValues() {
   const kind = $("#filter-kind").value;
   const list = $("#filter-values");
+  if (list.dataset.kind === kind) return; // a repeated change event: the values are there
+  list.dataset.kind = kind;
+  const load = ++filterLoad;
   const current = new Set(state.filters[kind]);
   const item = (value, shown, n) =>
     h(
@@ -619,7 +622,7 @@ async function loadFilterValues() {
   const filter = { ...apiFilter(), [kind]: [] };
   try {
     const data = await api("/alerts/groups" + query({ ...filter, by: kind }));
-    if ($("#filter-kind").value !== kind) return;
+    if (load !== filterLoad) return;
     const values = data.groups || [];
     const seen = new Set(values.map((g) => String(g.value)));
     fill(
@@ -630,6 +633,7 @@ async function loadFilterValues() {
       typed,
     );
   } catch (err) {
+    if (load !== filterLoad) return;
     fill(list, h("li", { class: "error" }, `Could not list the values: ${err.message}`), typed);
   }
 }
@@ -748,6 +752,7 @@ function wire() {
   $("#columns-save").addEventListener("click", saveColumns);
   $("#columns-reset").addEventListener("click", () => openColumns(DEFAULT_COLUMNS));
   $("#add-filter").addEventListener("click", () => {
+    delete $("#filter-values").dataset.kind;
     $("#filter-dialog").showModal();
     loadFilterValues();
   });
