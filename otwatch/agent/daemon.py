@@ -34,13 +34,13 @@ from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.ring import repair_ring, ring_budget
 from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
 from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.state import put_state
 from otwatch.agent.worker import MAX_BACKLOG, WorkerSpec, worker_main
+from otwatch.alerts.catalog import load_catalog
 from otwatch.sdnotify import Notifier, watchdog_interval_s
 
 __all__ = ["Collector", "DaemonOptions", "run_daemon"]

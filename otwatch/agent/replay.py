@@ -18,12 +18,12 @@ from otwatch.agent.capture.config import EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
 from otwatch.agent.capture.ring import RingWriter, repair_ring
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.base import Engine
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.db import Store
+from otwatch.alerts.catalog import load_catalog
 
 __all__ = ["DetectionOptions", "ReplaySummary", "replay"]
 

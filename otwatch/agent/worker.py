@@ -31,13 +31,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from otwatch.agent.capture.config import CaptureConfig, RingConfig
 from otwatch.agent.capture.ring import RingWriter
 from otwatch.agent.capture.source import CaptureSource, open_source
-from otwatch.agent.catalog import Catalog, load_catalog
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.models import BaselineFact
+from otwatch.alerts.catalog import Catalog, load_catalog
 from otwatch.errors import OtwatchError
 
 __all__ = ["CaptureLoop", "ForwardingManager", "WorkerSpec", "worker_main"]

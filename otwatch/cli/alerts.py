@@ -14,12 +14,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from otwatch.agent.alerts.lifecycle import Action, Origin, Status
 from otwatch.agent.alerts.manager import ActionResult, AlertManager
-from otwatch.agent.catalog import Engine, Severity, load_catalog
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.models import Alert, AuditEvent
-from otwatch.alertdata import (
+from otwatch.alerts.catalog import Engine, Severity, load_catalog
+from otwatch.alerts.lifecycle import Action, Origin, Status
+from otwatch.alerts.views import (
     GROUP_BY,
     SORT_KEYS,
     AlertFilter,

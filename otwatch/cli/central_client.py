@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from otwatch.alertdata import AlertFilter
+from otwatch.alerts.views import AlertFilter
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import format_iso
 

@@ -7,8 +7,8 @@ import click
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.retention import DAY_NS, run_retention
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import resolve_identity
+from otwatch.alerts.catalog import load_catalog
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json
 

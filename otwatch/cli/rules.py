@@ -16,12 +16,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otwatch.agent.catalog import Engine, load_catalog
 from otwatch.agent.rules.custom import RuleError, validate_rule
 from otwatch.agent.store.models import AuditEvent, ExclusionRule
 from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.rules import custom_rule_dict
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.catalog import Engine, load_catalog
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
 from otwatch.errors import OtwatchError

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from otwatch.agent.alerts.lifecycle import Action, Origin
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_sync import AppliedCommand
+from otwatch.alerts.lifecycle import Action, Origin
 from otwatch.sync import outbox
 from otwatch.sync.pcap import NoPcap, PcapProvider
 from otwatch.sync.protocol.messages import Command

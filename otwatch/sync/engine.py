@@ -20,10 +20,10 @@ from typing import Any
 from otwatch import __version__
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.status import pcap_status
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state, put_state
+from otwatch.alerts.catalog import load_catalog
 from otwatch.sync import outbox
 from otwatch.sync.commands import CommandHandler, Handled, PcapSend, Resync
 from otwatch.sync.pcap import PcapProvider, PcapSender, PcapStream

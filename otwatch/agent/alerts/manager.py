@@ -30,7 +30,20 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.agent.alerts.exclusions import ExclusionMatcher, ExclusionSpec
-from otwatch.agent.alerts.lifecycle import (
+from otwatch.agent.alerts.ratelimit import (
+    DEFAULT_RATE_LIMIT,
+    MAX_SOURCES,
+    Folded,
+    RateLimit,
+    RateLimiter,
+    aggregate_key,
+)
+from otwatch.agent.engines.detection import Detection
+from otwatch.agent.store.db import Store
+from otwatch.agent.store.models import Alert, AlertRule, AuditEvent, ExclusionRule, OutboxEvent
+from otwatch.agent.store.state import ALERTS_VERSION, bump_version, get_state, put_state
+from otwatch.alerts.catalog import Catalog
+from otwatch.alerts.lifecycle import (
     OPEN_STATUSES,
     Action,
     AlertState,
@@ -43,19 +56,6 @@ from otwatch.agent.alerts.lifecycle import (
     TransitionRefused,
     plan,
 )
-from otwatch.agent.alerts.ratelimit import (
-    DEFAULT_RATE_LIMIT,
-    MAX_SOURCES,
-    Folded,
-    RateLimit,
-    RateLimiter,
-    aggregate_key,
-)
-from otwatch.agent.catalog import Catalog
-from otwatch.agent.engines.detection import Detection
-from otwatch.agent.store.db import Store
-from otwatch.agent.store.models import Alert, AlertRule, AuditEvent, ExclusionRule, OutboxEvent
-from otwatch.agent.store.state import ALERTS_VERSION, bump_version, get_state, put_state
 from otwatch.hlc import HybridClock
 
 __all__ = ["ActionResult", "AlertManager", "FlushResult", "ManagerStats"]

@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, select
 
-from otwatch.agent.alerts.lifecycle import Action, Origin
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.ring import resolve_path
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.lifecycle import Action, Origin
 
 __all__ = ["ACTOR", "DAY_NS", "RetentionResult", "run_retention"]
 

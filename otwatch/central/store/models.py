@@ -2,7 +2,7 @@
 
 Works on SQLite and PostgreSQL. Alerts are keyed by ``(sensor, alert_id)``: the sensor's own
 alert id is unique only per sensor (the spec's CM UUID is ``<sensor alert id>-<system id>``).
-The alert columns keep the sensor store's names so ``otwatch.alertdata`` serves both. Times
+The alert columns keep the sensor store's names so ``otwatch.alerts.views`` serves both. Times
 are integers in nanoseconds since the epoch (UTC). Tables the HTTP API and PCAP storage add
 later go in their own ``models_<topic>.py`` subclassing ``Base``, imported by ``schema.py``.
 """

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from otwatch.agent.capture.config import RingConfig
 from otwatch.agent.capture.ring import RingWriter, iter_segment
 from otwatch.agent.capture.source import CaptureSource, SourceStats
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.models_pcap import PcapSegment
 from otwatch.agent.worker import CaptureLoop, ForwardingManager
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection, eth, ether_frames
 
 

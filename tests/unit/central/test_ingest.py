@@ -9,10 +9,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.ingest import CentralSync, CommandRefused
 from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
 from otwatch.sync.engine import SensorSync

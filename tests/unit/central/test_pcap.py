@@ -8,8 +8,8 @@ import json
 import pytest
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
+from otwatch.alerts.catalog import load_catalog
 from otwatch.central.ingest import CentralSync
 from otwatch.central.pcap import PcapAssembler, PcapDone, PcapError
 from otwatch.sync.engine import SensorSync

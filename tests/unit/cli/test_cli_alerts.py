@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
-from otwatch.alertdata import ALERT_KEYS, CSV_COLUMNS
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.views import ALERT_KEYS, CSV_COLUMNS
 from otwatch.cli.main import cli
 from otwatch.timeutil import format_iso
 from tests.factories import T0, detection

@@ -9,11 +9,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.messages import MAX_BYTES, decode_pcap_chunk
 from otwatch.sync.protocol.topics import down_topic, up_topic

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import decode
 from otwatch.agent.engines.bacnet import BacnetEngine
@@ -28,6 +27,7 @@ from otwatch.agent.engines.ot_support import (
 )
 from otwatch.agent.engines.profinet import ProfinetEngine
 from otwatch.agent.engines.s7 import S7Engine
+from otwatch.alerts.catalog import load_catalog
 from tests.otframes import CLIENT, SERVER, EngineRun, to_client, to_server, udp
 
 MIN = 60 * 10**9

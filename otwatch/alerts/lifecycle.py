@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from otwatch.agent.catalog import Severity
+from otwatch.alerts.catalog import Severity
 from otwatch.errors import OtwatchError
 
 __all__ = [
+    "SENSOR_ONLY",
     "Action",
     "AlertState",
     "Change",
@@ -60,6 +61,9 @@ class Action(StrEnum):
 
 
 SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE, Action.COMMENT})
+"""Actions only an operator on the sensor may take (spec section 2); central refuses them.
+``Action`` is a ``StrEnum``, so ``"mute" in SENSOR_ONLY`` holds for the plain strings of
+commands and URLs too."""
 
 
 class RuleChange(StrEnum):
