@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from otwatch.agent.alerts import build
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
@@ -40,7 +41,6 @@ from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
 from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.state import put_state
 from otwatch.agent.worker import MAX_BACKLOG, WorkerSpec, worker_main
-from otwatch.alerts.catalog import load_catalog
 from otwatch.sdnotify import Notifier, watchdog_interval_s
 
 __all__ = ["Collector", "DaemonOptions", "run_daemon"]
@@ -331,14 +331,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         # of them may both try to insert it.
         learning = options.learning_period_ns
         save_learning_ns(session, load_learning_ns(session) if learning is None else learning)
-    manager = AlertManager(
-        store,
-        load_catalog(),
-        sensor_id=identity.sensor_id,
-        site=identity.site,
-        zone=identity.zone,
-        rate_limit=options.alert_rate,
-    )
+    manager = build.alert_manager(store, identity, rate_limit=options.alert_rate)
     evidence = (
         Evidence(store, options.evidence)
         if options.evidence is not None and options.ring is not None

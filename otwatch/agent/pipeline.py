@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
@@ -33,9 +32,11 @@ from otwatch.agent.store.baseline import (
     save_baseline,
     save_learning_ns,
 )
+from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.rules import load_custom_rules, save_rule_events
 from otwatch.agent.store.state import ALERTS_VERSION, get_state
+from otwatch.alerts.catalog import Catalog
 
 __all__ = ["PacketPath", "Pipeline", "PipelineStats"]
 
@@ -226,12 +227,27 @@ class PacketPath:
                 self._emit(detections)
 
 
+class DetectionSink(Protocol):
+    """Where the pipeline sends detections: the ``AlertManager``, or a worker's
+    ``ForwardingManager`` that batches them to the collector process."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def observe(self, det: Detection, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class Pipeline(PacketPath):
     """The packet path with the sensor store: baseline, learning clock, custom rules, alerts."""
 
     def __init__(
         self,
-        manager: AlertManager,
+        manager: DetectionSink,
         *,
         learning_period_ns: int | None = None,
         ot_subnets: tuple[str, ...] = (),

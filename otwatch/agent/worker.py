@@ -331,7 +331,7 @@ def worker_main(spec: WorkerSpec, queue: Any, stop_event: Any) -> None:
         if spec.engines is not None:
             engines = tuple(engine for engine in ENGINES if engine.name in spec.engines)
         pipeline = Pipeline(
-            manager,  # type: ignore[arg-type]
+            manager,
             learning_period_ns=spec.learning_period_ns,
             ot_subnets=spec.ot_subnets,
             settings=spec.settings,

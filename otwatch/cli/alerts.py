@@ -14,10 +14,10 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from otwatch.agent.alerts.manager import ActionResult, AlertManager
-from otwatch.agent.sensor import resolve_identity
+from otwatch.agent.alerts import build
+from otwatch.agent.alerts.triage import ActionResult
 from otwatch.agent.store.models import Alert, AuditEvent
-from otwatch.alerts.catalog import Engine, Severity, load_catalog
+from otwatch.alerts.catalog import Engine, Severity
 from otwatch.alerts.lifecycle import Action, Origin, Status
 from otwatch.alerts.views import (
     GROUP_BY,
@@ -310,12 +310,7 @@ def _act(
         return
     ids = [_sensor_id(i) for i in ids]
     store = cli.store(purpose="change alerts")
-    with store.session() as session:
-        identity = resolve_identity(session)
-    manager = AlertManager(
-        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
-    )
-    results = manager.apply(
+    results = build.triage(store).apply(
         list(dict.fromkeys(ids)), action, actor=cli.actor, origin=Origin.SENSOR, value=value
     )
     _report(results, fmt)

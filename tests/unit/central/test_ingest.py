@@ -37,7 +37,7 @@ def manager(store) -> AlertManager:
 
 @pytest.fixture
 def net(store, manager, central_store) -> Net:  # noqa: F811
-    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), manager_factory=lambda: manager)
+    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), triage_factory=lambda: manager)
     central = CentralSync(central_store, limits=StreamLimits(gap_timeout_ns=2 * NS))
     n = Net(sensor, central)
     n.connect_central()
