@@ -33,6 +33,7 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check otwatch tests bench
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/python bench/replay.py
