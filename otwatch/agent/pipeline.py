@@ -92,16 +92,17 @@ class PacketPath:
         self._tick_floor_ns = 0
         self._interface: str | None = ctx.interface
         self._next_refresh_ns = 0
-        self._subscribe()
+        self._reset_routes()
         self.flows = FlowTable(max_flows)
         ctx.flows = self.flows
         self._interface_last = ctx.interface_last_ns
         self.stats = PipelineStats()
         self._error_logged: set[str] = set()
 
-    def _subscribe(self) -> None:
-        """(Re)build who is called for what from each engine's ``apps`` (an engine may change
-        its own, e.g. the custom-rule engine with no rules subscribes to nothing)."""
+    def _reset_routes(self) -> None:
+        """Forget who is called for what: routes are rebuilt from each engine's ``apps`` as
+        packets need them (an engine may change its own, e.g. the custom-rule engine with no
+        rules subscribes to nothing)."""
         self._routes: dict[str | None, list[tuple[Observe, ...] | None]] = {}
         """app -> route per event bit set, filled as packets need them."""
 
@@ -311,7 +312,7 @@ class Pipeline(PacketPath):
                 self.ctx.settings[CustomRuleEngine.name] = {"rules": rules}
                 for engine in self._custom:
                     engine.load(rules)
-                self._subscribe()
+                self._reset_routes()
         version = int(get_state(session, BASELINE_VERSION, 0))
         if version != self._baseline_version:
             self._baseline_version = version

@@ -47,13 +47,15 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 """Flush detections, ring buffers and counters at least this often (wall time)."""
 POLL_MS = 100
+"""How long an idle loop (nothing read, no backlog) waits for the sources to be readable."""
 ANALYSIS_SLICE = 2048
 """Frames analysed between two looks at the kernel ring (about 30 ms of engine work)."""
 MAX_BACKLOG = 500_000
+"""Frames captured but not yet analysed, at most (about 250 bytes of memory each)."""
 FINAL_ANALYSIS_S = 40.0
 """At a stop, analyse the backlog for at most this long (the collector waits 60 s)."""
-"""Frames captured but not yet analysed, at most (about 250 bytes of memory each)."""
 DRAIN_TIMEOUT_S = 5.0
+"""At a stop, how long each source may take to hand over what the kernel still holds."""
 
 Send = Callable[[tuple], None]
 Merged = list  # [detection, count, first_ns, last_ns]

@@ -41,12 +41,12 @@ def test_policy_learns_while_learning_and_reports_afterwards() -> None:
     ctx = context(MIN)
     policy = Policy(ctx, "dnp3_fc")
     assert not policy.violates("a>b:13", 1)
-    assert ctx.baseline.knows("dnp3_fc", "a>b:13")
+    assert "a>b:13" in ctx.baseline.kind("dnp3_fc")
     assert ("dnp3_fc", "a>b:13") in ctx.baseline.take_dirty()
     ctx.learning.remaining_ns = 0
     assert not policy.violates("a>b:13", 2)
     assert policy.violates("a>b:14", 3)
-    assert not ctx.baseline.knows("dnp3_fc", "a>b:14")
+    assert "a>b:14" not in ctx.baseline.kind("dnp3_fc")
 
 
 def test_emitted_types_follow_the_catalog_defaults() -> None:
