@@ -189,6 +189,12 @@ def _set_severity(alert: AlertState, severity: str) -> Change | None:
     return Change(alert.status, alert.close_reason, severity)
 
 
+def _required(action: Action, value: str | None) -> str:
+    if value is None:
+        raise ValueError(f"{action.value} needs a value")
+    return value
+
+
 def plan(
     alert: AlertState, action: Action, origin: Origin, value: str | None = None
 ) -> Change | None:
@@ -203,9 +209,9 @@ def plan(
         )
     match action:
         case Action.SET_STATUS:
-            return _set_status(alert, Status(value))
+            return _set_status(alert, Status(_required(action, value)))
         case Action.SET_SEVERITY:
-            return _set_severity(alert, str(value))
+            return _set_severity(alert, _required(action, value))
         case Action.LEARN:
             return _learn(alert)
         case Action.UNLEARN:

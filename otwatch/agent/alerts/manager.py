@@ -270,7 +270,9 @@ class AlertManager:
                 aggregates: dict[int, Folded] = {}
                 for key, fold in folded.items():
                     alert_id = created.get(key, self._open.get(key))
-                    if key in items and (key in created or alert_id in still_open):
+                    if alert_id is None or key not in items:
+                        continue
+                    if key in created or alert_id in still_open:
                         aggregates[alert_id] = fold
                 self._describe_aggregates(session, aggregates, now)
             alert_store.queue_snapshots(session, touched, now)

@@ -161,9 +161,16 @@ class Triage:
         detail: dict[str, Any] = {"before": before, "after": _field_state(alert), "hlc": stamp}
         if action == Action.COMMENT:
             detail = {"text": request.value or "", "hlc": stamp}
-        written = {"now": now, "actor": request.actor, "origin": request.origin}
-        alert_store.audit(session, alert.id, action=action.value, detail=detail, **written)
-        alert_store.queue_change(session, alert.id, action=action.value, detail=detail, **written)
+        for write in (alert_store.audit, alert_store.queue_change):
+            write(
+                session,
+                alert.id,
+                now=now,
+                actor=request.actor,
+                origin=request.origin,
+                action=action.value,
+                detail=detail,
+            )
         return ActionResult(alert_id, "applied", _applied_text(alert, action))
 
     def _write_change(
