@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from otwatch.alerts.catalog import Severity
 from otwatch.errors import OtwatchError
@@ -98,6 +99,20 @@ class AlertState:
     severity: str
     learnable: bool
     mutable: bool
+
+    @classmethod
+    def of(cls, alert: Any, alert_id: int) -> AlertState:
+        """The state of a stored alert (either store's ``Alert``: the ``AlertColumns``);
+        ``alert_id`` is the id the operator knows it by."""
+        return cls(
+            id=alert_id,
+            type_id=alert.type_id,
+            status=Status(alert.status),
+            close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
+            severity=alert.severity,
+            learnable=alert.learnable,
+            mutable=alert.mutable,
+        )
 
 
 @dataclass(frozen=True, slots=True)

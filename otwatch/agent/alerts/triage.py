@@ -24,7 +24,6 @@ from otwatch.alerts.lifecycle import (
     Action,
     AlertState,
     Change,
-    CloseReason,
     Origin,
     RuleChange,
     Status,
@@ -135,7 +134,7 @@ class Triage:
         if alert is None:
             return ActionResult(alert_id, "not_found", f"alert {alert_id} does not exist")
         try:
-            change = plan(_state(alert), action, request.origin, request.value)
+            change = plan(AlertState.of(alert, alert.id), action, request.origin, request.value)
         except (TransitionRefused, ValueError) as exc:
             return ActionResult(alert_id, "refused", str(exc))
         if change is None:
@@ -161,16 +160,15 @@ class Triage:
         detail: dict[str, Any] = {"before": before, "after": _field_state(alert), "hlc": stamp}
         if action == Action.COMMENT:
             detail = {"text": request.value or "", "hlc": stamp}
-        for write in (alert_store.audit, alert_store.queue_change):
-            write(
-                session,
-                alert.id,
-                now=now,
-                actor=request.actor,
-                origin=request.origin,
-                action=action.value,
-                detail=detail,
-            )
+        alert_store.record_change(
+            session,
+            alert.id,
+            now=now,
+            actor=request.actor,
+            origin=request.origin,
+            action=action.value,
+            detail=detail,
+        )
         return ActionResult(alert_id, "applied", _applied_text(alert, action))
 
     def _write_change(
@@ -209,18 +207,6 @@ class Triage:
                 actor=request.actor,
                 origin=request.origin,
             )
-
-
-def _state(alert: Alert) -> AlertState:
-    return AlertState(
-        id=alert.id,
-        type_id=alert.type_id,
-        status=Status(alert.status),
-        close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
-        severity=alert.severity,
-        learnable=alert.learnable,
-        mutable=alert.mutable,
-    )
 
 
 def _field_state(alert: Alert) -> dict[str, Any]:

@@ -21,15 +21,14 @@ __all__ = [
     "OPEN",
     "add_rule",
     "aggregate_state",
-    "audit",
     "bump_alerts",
     "delete_rule",
     "enabled_exclusions",
     "insert_alerts",
     "open_alerts",
     "open_duplicate",
-    "queue_change",
     "queue_snapshots",
+    "record_change",
     "rule_exists",
     "rule_keys",
     "set_aggregate",
@@ -215,7 +214,7 @@ def queue_snapshots(session: Session, alert_ids: Sequence[int], now: int) -> Non
         session.execute(insert(OutboxEvent), rows)
 
 
-def audit(
+def record_change(
     session: Session,
     alert_id: int,
     *,
@@ -225,6 +224,8 @@ def audit(
     action: str,
     detail: dict[str, Any],
 ) -> None:
+    """The audit row of a change made on the sensor, and its outbox event for central (the
+    payload is a ``ChangeDetail``)."""
     session.add(
         AuditEvent(
             alert_id=alert_id,
@@ -235,19 +236,6 @@ def audit(
             detail=detail,
         )
     )
-
-
-def queue_change(
-    session: Session,
-    alert_id: int,
-    *,
-    now: int,
-    actor: str,
-    origin: Origin,
-    action: str,
-    detail: dict[str, Any],
-) -> None:
-    """Queue a change made on the sensor for central (its payload is a ``ChangeDetail``)."""
     session.add(
         OutboxEvent(
             event_id=str(uuid.uuid4()),
