@@ -19,7 +19,8 @@ import logging
 import time
 from typing import Any
 
-from otwatch.central.ingest import CentralSync, IssueResult, Received
+from otwatch.central.commands import CommandSpec, IssueResult
+from otwatch.central.ingest import CentralSync, Received
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.daemon import Backoff, Worker, publish_all
@@ -68,6 +69,12 @@ class CentralService:
     async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
         """Queue a command (see ``CentralSync.issue_command``) and publish it if connected."""
         result = await self.worker.run(lambda: self.engine.issue_command(sensor_id, kind, **kwargs))
+        await self._send(result.outgoing)
+        return result
+
+    async def issue(self, sensor_id: str, spec: CommandSpec, *, actor: str) -> IssueResult:
+        """Queue a command spec (``otwatch.central.commands``) and publish it if connected."""
+        result = await self.worker.run(lambda: self.engine.issue(sensor_id, spec, actor=actor))
         await self._send(result.outgoing)
         return result
 

@@ -106,10 +106,13 @@ class CentralThread:
     def wait_connected(self, timeout: float = 10) -> None:
         wait_until(lambda: self.service.connected.is_set(), timeout, "central to connect")
 
-    def issue(self, sensor_id: str, kind: str, **kwargs: Any):
-        future = asyncio.run_coroutine_threadsafe(
-            self.service.issue_command(sensor_id, kind, **kwargs), self.loop
-        )
+    def issue(self, sensor_id: str, command: Any, **kwargs: Any):
+        """Issue a command by kind string or as a spec (``otwatch.central.commands``)."""
+        if isinstance(command, str):
+            coro = self.service.issue_command(sensor_id, command, **kwargs)
+        else:
+            coro = self.service.issue(sensor_id, command, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(10)
 
     def stop(self) -> None:

@@ -28,7 +28,7 @@ from otwatch.agent.catalog import Engine, Severity
 from otwatch.alertdata import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller, require_admin, require_reader
-from otwatch.central.ingest import CommandRefused, IssueResult
+from otwatch.central.commands import CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
 from otwatch.central.store.models import Command, Sensor

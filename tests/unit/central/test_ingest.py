@@ -13,7 +13,8 @@ from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
-from otwatch.central.ingest import CentralSync, CommandRefused
+from otwatch.central.commands import CommandRefused, Unchecked
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
 from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.streams import NS, StreamLimits
@@ -180,7 +181,7 @@ def test_refused_command_is_reverted_centrally(net, manager):
 def test_sensor_only_command_sent_anyway_is_refused_and_the_refusal_reaches_central(net, kind):
     with pytest.raises(CommandRefused, match="only possible on the sensor"):
         net.issue("s1", kind, alert_id=6, actor="admin")
-    result = net.issue("s1", kind, alert_id=6, actor="admin", precheck=False)
+    result = net.issue("s1", Unchecked(kind, alert_id=6), actor="admin")
     net.settle()
     with net.central.store.session() as s:
         cmd = s.get(Command, result.command_id)

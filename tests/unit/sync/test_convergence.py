@@ -24,7 +24,8 @@ from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import AuditEvent as SensorAudit
-from otwatch.central.ingest import CentralSync, CommandRefused
+from otwatch.central.commands import CommandRefused
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import AuditEvent as CentralAudit
 from otwatch.central.store.models import Command
