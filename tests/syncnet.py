@@ -17,8 +17,8 @@ from sqlalchemy import select
 from otwatch.agent.store.models import Alert as SensorAlert
 from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert as CentralAlert
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.outgoing import Outgoing
+from otwatch.sync.sensor_sync import SensorSync
 
 NS = 1_000_000_000
 COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")

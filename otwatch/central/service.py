@@ -44,7 +44,7 @@ IDLE_S = 0.2
 class CentralService:
     def __init__(
         self,
-        engine: CentralSync,
+        sync: CentralSync,
         broker: BrokerConfig,
         *,
         client_id: str = "otwatch-central",
@@ -52,7 +52,7 @@ class CentralService:
         poll_interval_s: float = 1.0,
         backoff: Backoff | None = None,
     ) -> None:
-        self.engine = engine
+        self.sync = sync
         self.broker = broker
         self.client_id = client_id
         self.share_group = share_group
@@ -68,13 +68,13 @@ class CentralService:
 
     async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
         """Queue a command (see ``CentralSync.issue_command``) and publish it if connected."""
-        result = await self.worker.run(lambda: self.engine.issue_command(sensor_id, kind, **kwargs))
+        result = await self.worker.run(lambda: self.sync.issue_command(sensor_id, kind, **kwargs))
         await self._send(result.outgoing)
         return result
 
     async def issue(self, sensor_id: str, spec: CommandSpec, *, actor: str) -> IssueResult:
         """Queue a command spec (``otwatch.central.commands``) and publish it if connected."""
-        result = await self.worker.run(lambda: self.engine.issue(sensor_id, spec, actor=actor))
+        result = await self.worker.run(lambda: self.sync.issue(sensor_id, spec, actor=actor))
         await self._send(result.outgoing)
         return result
 
@@ -92,7 +92,7 @@ class CentralService:
         from otwatch.health import central_health, central_sensor_rows
 
         def figures() -> dict[str, Any]:
-            with self.engine.store.session() as session:
+            with self.sync.store.session() as session:
                 return central_health(central_sensor_rows(session))
 
         health = await self.worker.run(figures)
@@ -146,14 +146,14 @@ class CentralService:
             # instance also takes them all directly (see otwatch.central.node).
             await conn.subscribe(f"{PREFIX}/+/up/pcap/#")
         self._conn = conn
-        await publish_all(conn, await self.worker.run(self.engine.on_connect, time.time_ns()))
+        await publish_all(conn, await self.worker.run(self.sync.on_connect, time.time_ns()))
         self.backoff.reset()
         self.connected.set()
         if notifier is not None:
             notifier.ready(await self.status_line())
 
         inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=GROUP_MESSAGES)
-        predecode = self.engine.predecode
+        predecode = self.sync.predecode
 
         async def receive() -> None:
             async for inbound in conn.messages():
@@ -170,7 +170,7 @@ class CentralService:
                     getter = getter or asyncio.ensure_future(inbox.get())
                     await asyncio.wait([getter], timeout=IDLE_S if backlog else None)
                     if not getter.done():  # idle: index a step of the alerts written meanwhile
-                        backlog = await self.worker.run(self.engine.index_search) > 0
+                        backlog = await self.worker.run(self.sync.index_search) > 0
                         continue
                     group, getter, backlog = [getter.result()], None, True
                     await handle(group)
@@ -185,7 +185,7 @@ class CentralService:
                 size += len(group[-1][1])
             # Messages that arrived while the previous group was written go in one
             # transaction (group commit); acks go out while the next group is written.
-            out = await self.worker.run(self.engine.on_messages, group, time.time_ns())
+            out = await self.worker.run(self.sync.on_messages, group, time.time_ns())
             if out:
                 replies.add(spawn(publish_all(conn, out), name="central-reply"))
             for task in [t for t in replies if t.done()]:
@@ -195,10 +195,10 @@ class CentralService:
         async def timers() -> None:
             while True:
                 await asyncio.sleep(self.poll_interval_s)
-                await publish_all(conn, await self.worker.run(self.engine.poll, time.time_ns()))
+                await publish_all(conn, await self.worker.run(self.sync.poll, time.time_ns()))
                 # a step a second while ingest is busy and the backlog is large
                 await self.worker.run(
-                    lambda: self.engine.index_search(keep=search_backlog.MAX_BACKLOG)
+                    lambda: self.sync.index_search(keep=search_backlog.MAX_BACKLOG)
                 )
 
         tasks = [

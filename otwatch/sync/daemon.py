@@ -27,8 +27,8 @@ from typing import TypeVar
 
 from otwatch.health import SyncTracker
 from otwatch.sdnotify import Notifier, heartbeat
-from otwatch.sync.engine import Outgoing, SensorSync
 from otwatch.sync.protocol.topics import sensor_subscription
+from otwatch.sync.sensor_sync import Outgoing, SensorSync
 from otwatch.sync.tasks import spawn
 from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError, Will
 

@@ -42,13 +42,13 @@ class LocalCommander:
     """Issues commands on a ``CentralSync`` without MQTT (tests; an API-only process): they
     stay pending in the database and are sent by whichever instance is connected."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, sync: Any) -> None:
+        self.sync = sync
         self._lock = threading.Lock()
 
     def _issue(self, sensor_id: str, kind: str, kwargs: dict[str, Any]) -> IssueResult:
         with self._lock:
-            return self.engine.issue_command(sensor_id, kind, **kwargs)
+            return self.sync.issue_command(sensor_id, kind, **kwargs)
 
     async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
         return await run_in_threadpool(self._issue, sensor_id, kind, kwargs)

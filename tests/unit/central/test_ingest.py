@@ -16,9 +16,9 @@ from otwatch.agent.sensor import SensorIdentity
 from otwatch.central.commands import CommandRefused, Unchecked
 from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.streams import NS, StreamLimits
 from otwatch.sync.protocol.topics import down_topic, up_topic
+from otwatch.sync.sensor_sync import SensorSync
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 from tests.factories import T0, detection
 from tests.syncnet import Net, central_alerts, sensor_alerts
