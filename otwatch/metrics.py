@@ -218,8 +218,8 @@ class CentralCollector:
     def collect(self) -> Iterator[Any]:
         from sqlalchemy import func, select
 
+        from otwatch.central.health import central_health, central_sensor_rows
         from otwatch.central.store.models import Alert
-        from otwatch.health import central_health, central_sensor_rows
 
         gauge, _counter = _families()
         try:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
@@ -56,6 +56,15 @@ STALL_S = 30.0
 """A worker that has sent nothing for this long is considered hung (no watchdog ping)."""
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+ServeMetrics = Callable[[Store], Stoppable | None]
+"""Starts the metrics endpoint over the daemon's store; the CLI passes one built from
+``otwatch.metrics`` (the agent does not import the layers above it)."""
+
+
 @dataclass(frozen=True)
 class DaemonOptions:
     capture: CaptureConfig
@@ -75,8 +84,6 @@ class DaemonOptions:
     """Per-engine threshold overrides (the configuration's ``[engines.<name>]`` tables)."""
     alert_rate: RateLimit = DEFAULT_RATE_LIMIT
     """Per-type limit on new alerts (the configuration's ``detection.alert_rate_*``)."""
-    metrics: tuple[str, int] | None = None
-    """Serve Prometheus metrics on this (loopback) address; None: off."""
 
 
 @dataclass
@@ -294,13 +301,13 @@ class _Extractor:
             self.proc.join(5)
 
 
-def run_daemon(data_dir: Path, options: DaemonOptions) -> int:
+def run_daemon(
+    data_dir: Path, options: DaemonOptions, serve_metrics: ServeMetrics | None = None
+) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    from otwatch.metrics import SensorCollector, start_metrics
-
     store = open_store(data_dir)
     notifier = Notifier()
-    metrics = start_metrics(options.metrics, SensorCollector(store, "agent"))
+    metrics = serve_metrics(store) if serve_metrics is not None else None
     try:
         return _run(store, Path(data_dir), options, notifier)
     finally:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from otwatch.central.commands import CommandSpec, IssueResult
+from otwatch.central.health import central_health, central_sensor_rows
 from otwatch.central.ingest import CentralSync, Received
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
@@ -89,7 +90,6 @@ class CentralService:
 
     async def status_line(self) -> str:
         """One line for systemd's STATUS: broker link and sensors online."""
-        from otwatch.health import central_health, central_sensor_rows
 
         def figures() -> dict[str, Any]:
             with self.sync.store.session() as session:

@@ -366,6 +366,7 @@ def run(
     from otwatch.agent.capture.source import interface_linktype
     from otwatch.agent.daemon import DaemonOptions, run_daemon
     from otwatch.cli.config import require_config
+    from otwatch.metrics import SensorCollector, start_metrics
 
     cfg = require_config()
     metrics = metrics_address(cfg, "agent", ring_params)
@@ -416,9 +417,10 @@ def run(
         engines=tuple(engine.name for engine in detection.engines),
         settings=detection.settings,
         alert_rate=detection.alert_rate,
-        metrics=metrics,
     )
     cli.close()  # the daemon opens its own store connections
-    code = run_daemon(cli.data_dir, options)
+    code = run_daemon(
+        cli.data_dir, options, lambda store: start_metrics(metrics, SensorCollector(store, "agent"))
+    )
     if code:
         sys.exit(code)

@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from otwatch.health import SyncTracker
 from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.protocol.topics import sensor_subscription
 from otwatch.sync.sensor_sync import Outgoing, SensorSync
 from otwatch.sync.tasks import spawn
+from otwatch.sync.tracker import SyncTracker
 from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError, Will
 
 __all__ = ["Backoff", "DaemonOptions", "Worker", "publish_all", "run_sensor_daemon"]

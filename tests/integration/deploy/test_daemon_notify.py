@@ -16,7 +16,7 @@ import pytest
 
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.state import get_state
-from otwatch.health import SYNC_STATE
+from otwatch.sync.tracker import SYNC_STATE
 from tests.integration.mqtt_broker import free_port, make_broker, mosquitto  # noqa: F401
 from tests.integration.sync_procs import OTWATCH
 
