@@ -39,6 +39,7 @@ def mac_text(mac: bytes | None) -> str | None:
 
 class NewAssetEngine(Engine):
     name = "assets"
+    settings_class = Config
     type_ids = frozenset({NEW_ASSET})
     apps = frozenset({EVENT_FLOW, EVENT_ARP, EVENT_ICMP, EVENT_IP})  # senders, not packets
 
