@@ -24,9 +24,9 @@ from otwatch.central.health import central_health, central_sensor_rows
 from otwatch.central.ingest import CentralSync, Received
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
-from otwatch.sync.daemon import Backoff, Worker, publish_all
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.topics import PREFIX, central_subscription
+from otwatch.sync.supervision import Backoff, Worker, publish_all, supervise
 from otwatch.sync.tasks import spawn
 from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError
 
@@ -206,17 +206,4 @@ class CentralService:
             spawn(ingest(), name="central-ingest"),
             spawn(timers(), name="central-timers"),
         ]
-        stopper = spawn(stop.wait(), name="central-stop")
-        try:
-            finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in [*tasks, stopper]:
-                task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        for task in finished:
-            if task is not stopper and task.exception() is not None:
-                exc = task.exception()
-                if isinstance(exc, SyncTransportError):
-                    raise exc
-                log.error("central session failed", exc_info=exc)
-                raise SyncTransportError(f"central session failed: {exc!r}") from exc
+        await supervise(tasks, stop, "central session")

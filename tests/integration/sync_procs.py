@@ -21,7 +21,7 @@ from otwatch.central.service import CentralService
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.demo.parts import wait_until
-from otwatch.sync.daemon import Backoff
+from otwatch.sync.supervision import Backoff
 from otwatch.sync.transport import BrokerConfig
 
 OTWATCH = Path(sys.executable).with_name("otwatch")

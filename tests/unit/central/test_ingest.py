@@ -265,8 +265,8 @@ def test_a_detection_after_a_rewind_is_not_lost_to_the_older_copy(net, manager):
 def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
     """One message of 1,000 new alerts: upserted many rows per statement, the derived search
     index and group counts (kept by triggers) follow every row."""
-    from otwatch.central.store import derived
     from otwatch.central.store.models_api import AlertCount
+    from otwatch.central.store.search import search_condition
     from tests.integration.sync_procs import bulk_alerts
 
     bulk_alerts(store, 100, 1_000, T0)
@@ -274,7 +274,7 @@ def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
     assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
     with net.central.store.session() as s:
         assert s.scalar(select(func.sum(AlertCount.n)).where(AlertCount.sensor == "s1")) == 1_006
-        found = derived.search_condition(s, "alert 1099")
+        found = search_condition(s, "alert 1099")
         assert list(s.scalars(select(Alert.alert_id).where(found))) == [1099]
 
 
