@@ -14,7 +14,6 @@ their ring segments and send their last detections; the collector writes them, t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -36,6 +35,7 @@ from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
 from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
+from otwatch.agent.evidence_process import EvidenceProcess
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
 from otwatch.agent.store.db import Store, StoreError, open_store
@@ -253,54 +253,6 @@ def status_line(status: dict[str, Any]) -> str:
     return text
 
 
-def _extractor_main(data_dir: str, config: EvidenceConfig, stop_event: Any) -> None:
-    """Evidence process: cut due windows from the ring about once a second, at low priority,
-    so that neither the workers nor the collector's flushes wait for it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    store = open_store(data_dir, migrate_schema=False)
-    evidence = Evidence(store, config)
-    try:
-        while not stop_event.wait(FLUSH_S):
-            try:
-                evidence.extract_due(deadline=time.monotonic() + 5.0, stopping=stop_event.is_set)
-            except (OSError, StoreError) as exc:  # disk full: the next pass tries again
-                log.error("evidence extraction failed, retrying: %s", exc)
-    finally:
-        store.close()
-
-
-class _Extractor:
-    """The evidence process, as the collector sees it."""
-
-    def __init__(self, ctx: Any, data_dir: Path, config: EvidenceConfig) -> None:
-        self.stop_event = ctx.Event()
-        self.proc = ctx.Process(
-            target=_extractor_main,
-            args=(str(data_dir), config, self.stop_event),
-            name="otwatch-evidence",
-        )
-
-    def start(self) -> None:
-        self.proc.start()
-
-    @property
-    def failed(self) -> str | None:
-        code = self.proc.exitcode
-        if code is None or self.stop_event.is_set():
-            return None
-        return f"evidence extraction stopped (exit code {code}); capture goes on"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.stop_event.set()
-        self.proc.join(timeout)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-
-
 def run_daemon(
     data_dir: Path, options: DaemonOptions, serve_metrics: ServeMetrics | None = None
 ) -> int:
@@ -388,7 +340,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         stop_event.set()
 
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    extractor: _Extractor | None = None
+    extractor: EvidenceProcess | None = None
     try:
         for proc in procs:
             proc.start()
@@ -408,7 +360,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         log.info("%s", status_line(status))
         notifier.ready(status_line(status))
         if evidence is not None:
-            extractor = _Extractor(ctx, data_dir, evidence.config)
+            extractor = EvidenceProcess(ctx, data_dir, evidence.config)
             extractor.start()
         code = _main_loop(collector, messages, procs, stopping, notifier, extractor)
         stop_event.set()
@@ -468,7 +420,7 @@ def _main_loop(
     procs: list,
     stopping: threading.Event,
     notifier: Notifier,
-    extractor: _Extractor | None,
+    extractor: EvidenceProcess | None,
 ) -> int:
     next_flush = next_status = time.monotonic()
     watchdog = watchdog_interval_s()

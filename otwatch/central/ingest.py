@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import update
 
 from otwatch.agent.alerts.lifecycle import Origin
 from otwatch.central.commands import (
     TRIAGE,
     CommandIssuer,
-    CommandRefused,
     CommandSpec,
     IssueResult,
     PullPcap,
@@ -32,6 +30,7 @@ from otwatch.central.commands import (
     command_for,
     command_messages,
 )
+from otwatch.central.inbound import DecodedEvents, Received, decode_events, events_sensor
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
@@ -46,9 +45,6 @@ from otwatch.sync.protocol.messages import (
     MAX_BYTES,
     VERSION,
     CommandAcks,
-    Event,
-    EventBatch,
-    EventEnvelope,
     ProtocolError,
     SensorBirth,
     SensorStatus,
@@ -59,69 +55,12 @@ from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.streams import CentralStream, RequestResync, StreamLimits
 from otwatch.sync.protocol.topics import Direction, TopicError, down_topic, parse_topic
 
-__all__ = ["CentralSync", "CommandRefused", "DecodedEvents", "IssueResult", "decode_events"]
-
-Received = tuple[str, bytes] | tuple[str, bytes, "DecodedEvents | ProtocolError | None"]
-"""A message as ``CentralSync.on_messages`` takes it: topic, payload and, optionally, its
-``predecode`` result."""
+__all__ = ["CentralSync"]
 
 log = logging.getLogger(__name__)
 
 _ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
 _RESEND_AFTER_NS = 60 * 1_000_000_000
-
-
-def _events_sensor(topic: str) -> str | None:
-    """The sensor id of an ``up/events`` topic, else None."""
-    try:
-        parsed = parse_topic(topic)
-    except TopicError:
-        return None
-    if parsed.direction == Direction.UP and parsed.kind == "events":
-        return parsed.sensor_id
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedEvents:
-    """An ``up/events`` message validated (``decode_events``), not yet applied."""
-
-    batch: Any
-    """``EventBatch``, or ``EventEnvelope`` when some events were invalid."""
-    events: list[Event]
-    bad: list[int]
-    """Sequence numbers of invalid events (committed as skipped)."""
-    unseqable: int = 0
-    """Invalid events without a possible sequence number (only counted)."""
-
-
-def decode_events(payload: bytes) -> DecodedEvents:
-    """Validate an event batch; an invalid event is dropped alone (``ProtocolError`` for a
-    message that is invalid as a whole)."""
-    try:
-        batch = decode(EventBatch, payload, MAX_BYTES["events"])
-        return DecodedEvents(batch, list(batch.events), [])
-    except ProtocolError as exc:
-        if exc.reason != "invalid":
-            raise
-    envelope = decode(EventEnvelope, payload, MAX_BYTES["events"])
-    good: list[Event] = []
-    bad: list[int] = []
-    unseqable = 0
-    for raw in envelope.events:
-        try:
-            good.append(Event.model_validate(raw))
-        except ValidationError as exc:
-            seq = raw.get("seq") if isinstance(raw, dict) else None
-            first = exc.errors(include_url=False)[0]
-            log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
-            # Its seq is committed (skipped) only if a sensor could have written it
-            # (``messages.Seq``): a gap below an impossible one would never close.
-            if type(seq) is int and 0 < seq < 1 << 63:
-                bad.append(seq)
-            else:
-                unseqable += 1
-    return DecodedEvents(envelope, good, bad, unseqable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +219,7 @@ class CentralSync:
         """Validate an ``up/events`` payload ahead of ``on_messages``, on any thread (no
         state is read or changed): the service runs it on its own thread while the database
         thread writes the previous group. None for other topics."""
-        if _events_sensor(topic) is None:
+        if events_sensor(topic) is None:
             return None
         try:
             return decode_events(payload)
@@ -390,7 +329,7 @@ class CentralSync:
         writes: list[_EventWrite] = []
         pending: dict[str, CentralStream] = {}
         for topic, payload, *ahead in messages:
-            sensor_id = _events_sensor(topic)
+            sensor_id = events_sensor(topic)
             if sensor_id is None:
                 if writes:
                     out.extend(self._write_events(writes, now))

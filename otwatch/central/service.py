@@ -21,7 +21,8 @@ from typing import Any
 
 from otwatch.central.commands import CommandSpec, IssueResult
 from otwatch.central.health import central_health, central_sensor_rows
-from otwatch.central.ingest import CentralSync, Received
+from otwatch.central.inbound import Received
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
 from otwatch.sync.protocol.outgoing import Outgoing
