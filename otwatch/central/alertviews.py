@@ -241,9 +241,23 @@ def count_alerts(session: Session, flt: AlertFilter) -> int | None:
     counted with the list's own plan up to ``TOTAL_CAP``: cheap, exact below the cap."""
     if not any(getattr(flt, name) for name in _NOT_COUNTED):
         return sum(count for _status, count in group_alerts(session, flt, "status"))
+    if _search_over_cap(session, flt):
+        return None
     ids = _selection(session, flt, Alert.id).limit(TOTAL_CAP + 1).subquery()
     found = int(session.scalar(select(func.count()).select_from(ids)) or 0)
     return found if found <= TOTAL_CAP else None
+
+
+def _search_over_cap(session: Session, flt: AlertFilter) -> bool:
+    """SQLite, a search and nothing else: its index says at once whether more than
+    ``TOTAL_CAP`` alerts match (instead of scanning until that many are found)."""
+    if not flt.search or replace(flt, search=None) != AlertFilter():
+        return False
+    if session.get_bind().dialect.name != "sqlite" or _has_members(session):
+        return False
+    if search_condition(session, flt.search) is None:  # not indexed (no query is run)
+        return False
+    return search_condition(session, flt.search, dense_limit=TOTAL_CAP) is None
 
 
 def _pcap_cached(session: Session) -> set[tuple[str, int]]:
