@@ -37,8 +37,7 @@ def list_alerts(
     how many alerts the filters select, exact; null when a search, time range, protocol,
     type, learnable or address filter selects more than ``total_at_least`` - 1."""
     with store.session() as s:
-        rows = views.list_alerts(s, flt, sort=sort, limit=limit, offset=offset)
-        total = views.count_alerts(s, flt)
+        rows, total = views.list_page(s, flt, sort=sort, limit=limit, offset=offset)
     return {
         "alerts": rows,
         "total": total,
