@@ -50,6 +50,7 @@ from otwatch.config_values import (
     subnet,
 )
 from otwatch.errors import OtwatchError
+from otwatch.metrics_address import MetricsError, parse_metrics_address
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -271,8 +272,6 @@ class CentralSection(BrokerSection):
 
 
 def _metrics_address(value: str) -> str:
-    from otwatch.metrics import MetricsError, parse_metrics_address
-
     if value.strip():
         try:
             parse_metrics_address(value, allow_remote=True)  # loopback: checked below
@@ -296,8 +295,6 @@ class MetricsSection(_Section):
     @field_validator("allow_remote")
     @classmethod
     def _loopback_unless_allowed(cls, value: bool, info: ValidationInfo) -> bool:
-        from otwatch.metrics import MetricsError, parse_metrics_address
-
         for key in ("agent_listen", "sync_listen", "central_listen"):
             address = info.data.get(key)
             if address and not value:
@@ -308,8 +305,6 @@ class MetricsSection(_Section):
         return value
 
     def address(self, daemon: str) -> tuple[str, int] | None:
-        from otwatch.metrics import parse_metrics_address
-
         text = getattr(self, f"{daemon}_listen")
         return parse_metrics_address(text, allow_remote=self.allow_remote) if text else None
 

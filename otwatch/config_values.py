@@ -12,6 +12,8 @@ from pydantic import AfterValidator, BeforeValidator
 
 from otwatch.config_problems import FIX
 from otwatch.errors import OtwatchError
+from otwatch.sync.protocol.topics import SENSOR_ID
+from otwatch.units import parse_size
 
 __all__ = [
     "Duration",
@@ -43,8 +45,6 @@ def _duration(value: str) -> str:
 
 
 def _size(value: str) -> str:
-    from otwatch.agent.capture.config import parse_size
-
     try:
         parse_size(value)
     except OtwatchError:
@@ -57,16 +57,11 @@ Size = Annotated[str, BeforeValidator(number_text), AfterValidator(_size)]
 
 
 def sensor_id(value: str) -> str:
-    from otwatch.agent.sensor import validate_sensor_id
-
-    if value:
-        try:
-            validate_sensor_id(value)
-        except OtwatchError:
-            raise ValueError(
-                f"{value!r} is not a valid sensor id{FIX}use 1-64 letters, digits, '_', '.' "
-                "or '-', starting with a letter or digit (it appears in MQTT topics)"
-            ) from None
+    if value and not SENSOR_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid sensor id{FIX}use 1-64 letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit (it appears in MQTT topics)"
+        )
     return value
 
 

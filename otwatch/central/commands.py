@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from otwatch.agent.alerts.lifecycle import (
+from otwatch.alerts.lifecycle import (
     SENSOR_ONLY,
     Action,
     AlertState,

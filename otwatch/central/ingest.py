@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from otwatch.agent.alerts.lifecycle import Origin
+from otwatch.alerts.lifecycle import Origin
 from otwatch.central.commands import (
     TRIAGE,
     CommandIssuer,

@@ -6,14 +6,13 @@ evidence code reads them. Sizes given as text (``64MiB``, ``2G``) go through :fu
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otwatch.errors import OtwatchError
 from otwatch.timeutil import NS_PER_S, parse_duration_ns
+from otwatch.units import SizeError, parse_size
 
 if TYPE_CHECKING:
     from otwatch.config import CaptureSection, PcapSection
@@ -41,21 +40,6 @@ ones (frames the sensor host sends itself are skipped)."""
 
 MiB = 1 << 20
 GiB = 1 << 30
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-
-
-class SizeError(OtwatchError):
-    """A size given on the command line or in config could not be read."""
-
-
-def parse_size(text: str) -> int:
-    """Parse ``4096``, ``64k``, ``64KiB``, ``1.5G``, ``2GB`` into bytes (powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise SizeError(f"invalid size {text!r}; use a number and an optional unit K, M, G, T")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    return int(number * (1024 ** _POWERS[unit]))
 
 
 def default_method() -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from otwatch.alertdata import GROUP_BY, alerts_to_csv
+from otwatch.alerts.views import GROUP_BY, alerts_to_csv
 from otwatch.central import alertviews as views
 from otwatch.central.api.deps import Reader, Store
 from otwatch.central.api.filters import Filter

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from otwatch.agent.catalog import Engine, Severity
-from otwatch.alertdata import AlertFilter, QueryError
+from otwatch.alerts.catalog import Engine, Severity
+from otwatch.alerts.views import AlertFilter, QueryError
 from otwatch.timeutil import parse_time_ns
 
 __all__ = ["STATUSES", "Filter", "alert_filter"]

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from otwatch.alertdata import QueryError
+from otwatch.alerts.views import QueryError
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller
 from otwatch.central.api.deps import Admin, Commander, CommanderDep, Reader, Store
