@@ -650,6 +650,19 @@ def test_download_pcap_is_the_sensors_file(admin, plant, tmp_path):
     assert len(local.read_bytes()) > 100
 
 
+def test_download_pcap_from_an_offline_sensor_says_so(admin, plant):
+    page = admin.page
+    page.goto("/alerts/1-s-bulk")
+    page.wait_for_selector("#learn")
+    page.click("#pcap")
+    page.wait_for_selector("#pcap-status:has-text('is offline')")
+    assert "s-bulk" in page.inner_text("#pcap-status")
+    assert page.is_visible("#pcap-retry")
+    admin.shot("pcap-offline")
+    page.click("#pcap-retry")
+    page.wait_for_selector("#pcap-status:has-text('is offline')")
+
+
 # -- export, XSS, sensors ---------------------------------------------------------------------
 
 
