@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy import Select, Text, cast, func, or_, select
 
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import format_iso
@@ -172,7 +172,7 @@ def sorted_query(model: Any, stmt: Select, sort: str = "-last_detection") -> Sel
 
         column = case(_SEVERITY_RANK, value=model.severity, else_=-1)
     elif key == "tactics":
-        column = cast(column, String)  # a JSON list: ordered by its text
+        column = cast(column, Text)  # a JSON list: ordered by its text (indexed on central)
     order = column.desc() if descending else column.asc()
     return stmt.order_by(order, model.id.desc() if descending else model.id.asc())
 

@@ -39,6 +39,7 @@ from otwatch.timeutil import format_iso
 
 __all__ = [
     "MAX_LIMIT",
+    "TOTAL_CAP",
     "alert_details",
     "central_id",
     "count_alerts",
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 MAX_LIMIT = 1000
+TOTAL_CAP = 10_000
+"""Matches counted exactly for a filter ``alert_counts`` cannot answer (``count_alerts``)."""
 _DENSE_SEARCH = 5000
 """A search matching more alerts than this lists fastest by scanning newest first."""
 _COUNT_FILTERS = {
@@ -131,10 +134,14 @@ def _searched(
     return replace(flt, search=None), [*where, condition]
 
 
-def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
+def _selection(session: Session, flt: AlertFilter, columns: Any = Alert) -> Any:
     flt, where = _visible(session, flt)
     flt, where = _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
-    stmt = filtered(Alert, flt, select(Alert).where(*where))
+    return filtered(Alert, flt, select(columns).where(*where))
+
+
+def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
+    stmt = _selection(session, flt)
     if sort.lstrip("-+") != "severity":
         return sorted_query(Alert, stmt, sort)
     # the generated rank column has an index (alertdata's CASE expression has none)
@@ -225,11 +232,18 @@ def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str,
     return sorted(rows, key=lambda vc: (-vc[1], vc[0]))
 
 
-def count_alerts(session: Session, flt: AlertFilter) -> int:
-    """How many alerts the filter selects, exactly: the sum of its counts per status, so it
-    comes from ``alert_counts`` when only counted columns are filtered (a few thousand rows
-    whatever the number of alerts), else from one scan of the filter's index."""
-    return sum(count for _status, count in group_alerts(session, flt, "status"))
+def count_alerts(session: Session, flt: AlertFilter) -> int | None:
+    """How many alerts the filter selects, or None when that is more than ``TOTAL_CAP``.
+
+    With only the columns of ``alert_counts`` filtered (status, severity, engine, category,
+    sensor, site, zone) the count is exact whatever its size: a sum over a few thousand
+    rows. Otherwise (search, time range, protocol, type, learnable, addresses) the matches are
+    counted with the list's own plan up to ``TOTAL_CAP``: cheap, exact below the cap."""
+    if not any(getattr(flt, name) for name in _NOT_COUNTED):
+        return sum(count for _status, count in group_alerts(session, flt, "status"))
+    ids = _selection(session, flt, Alert.id).limit(TOTAL_CAP + 1).subquery()
+    found = int(session.scalar(select(func.count()).select_from(ids)) or 0)
+    return found if found <= TOTAL_CAP else None
 
 
 def _pcap_cached(session: Session) -> set[tuple[str, int]]:

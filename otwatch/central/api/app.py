@@ -241,14 +241,16 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> dict[str, Any]:
-        """Filtered alerts, newest last detection first; page with limit/offset. ``total``
-        counts every alert the filters select (exact)."""
+        """Filtered alerts, newest last detection first; page with limit/offset. ``total``:
+        how many alerts the filters select, exact; null when a search, time range, protocol,
+        type, learnable or address filter selects more than ``total_at_least`` - 1."""
         with session() as s:
             rows = views.list_alerts(s, flt, sort=sort, limit=limit, offset=offset)
             total = views.count_alerts(s, flt)
         return {
             "alerts": rows,
             "total": total,
+            "total_at_least": views.TOTAL_CAP + 1 if total is None else total,
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if len(rows) == limit else None,

@@ -6,16 +6,17 @@
   checked against a header, never used alone).
 - ``portal_prefs``: small JSON values per user and key (the grid's columns, ...).
 
-Plus indexes on ``alerts`` for sorting the Alerts grid by the columns that had none
-(``SORT_INDEXES``; bench/portal.py). In SQLite every index ends with the row id, which is
-the sort's tie-breaker; PostgreSQL adds the id with an incremental sort of the first rows.
+Plus indexes on ``alerts`` for sorting the Alerts grid by any column (``SORT_INDEXES``):
+a page sorted by ``(column, id)`` is then read from the index in order, without sorting the
+tens of thousands of alerts that share a site or a status (bench/portal.py). Tactics, a JSON
+list, are sorted by their text through an expression index.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text, cast
 from sqlalchemy.orm import Mapped, mapped_column
 
 from otwatch.central.store.models import Alert, Base, PrimaryKey
@@ -64,11 +65,12 @@ class UserPref(Base):
 
 
 SORT_INDEXES = {
-    "ix_alerts_name": ("name",),
-    "ix_alerts_zone": ("zone",),
-    "ix_alerts_category": ("category",),
-    "ix_alerts_protocol": ("protocol",),
-    "ix_alerts_last_activity_ns": ("last_activity_ns",),
-}
+    f"ix_alerts_sort_{column}": (column, "id")
+    for column in (
+        "name", "site", "engine", "status", "sensor", "zone", "category", "protocol", "type_id",
+        "last_activity_ns",
+    )
+}  # fmt: skip
 for _name, _columns in SORT_INDEXES.items():
     Index(_name, *(Alert.__table__.c[c] for c in _columns))
+Index("ix_alerts_sort_tactics", cast(Alert.__table__.c.tactics, Text), Alert.__table__.c.id)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from otwatch.agent.catalog import TACTICS
 from otwatch.alertdata import GROUP_BY, SORT_KEYS
+from otwatch.central import alertviews as views
 from otwatch.central.alertextras import ATTACK_ICS_TACTICS
 from otwatch.central.api import LocalCommander, create_app
 from otwatch.central.node import CentralNode
@@ -65,6 +66,15 @@ def test_total_counts_every_match_not_only_the_page(world):
     assert listing(client, protocol="dnp3")["total"] == 2  # scanned
     assert listing(client, search="Exception", limit=1)["total"] == 1
     assert listing(client, severity="low")["total"] == 0
+
+
+def test_total_beyond_the_cap_of_a_scanned_filter_is_a_lower_bound(world, monkeypatch):
+    client = world[0]
+    monkeypatch.setattr(views, "TOTAL_CAP", 1)
+    scanned = listing(client, protocol="dnp3")
+    assert (scanned["total"], scanned["total_at_least"]) == (None, 2)
+    counted = listing(client, severity="medium")  # from alert_counts: exact whatever its size
+    assert (counted["total"], counted["total_at_least"]) == (3, 3)
 
 
 def test_every_grid_column_sorts_both_ways(world):

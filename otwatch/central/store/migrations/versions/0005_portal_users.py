@@ -16,13 +16,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-SORT_INDEXES = {
-    "ix_alerts_name": ["name"],
-    "ix_alerts_zone": ["zone"],
-    "ix_alerts_category": ["category"],
-    "ix_alerts_protocol": ["protocol"],
-    "ix_alerts_last_activity_ns": ["last_activity_ns"],
-}
+SORT_COLUMNS = (
+    "name", "site", "engine", "status", "sensor", "zone", "category", "protocol", "type_id",
+    "last_activity_ns",
+)  # fmt: skip
 
 
 def upgrade() -> None:
@@ -72,13 +69,17 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_portal_prefs")),
     )
-    for name, columns in SORT_INDEXES.items():
-        op.create_index(name, "alerts", columns, unique=False)
+    for column in SORT_COLUMNS:
+        op.create_index(f"ix_alerts_sort_{column}", "alerts", [column, "id"], unique=False)
+    op.create_index(
+        "ix_alerts_sort_tactics", "alerts", [sa.text("CAST(tactics AS TEXT)"), "id"], unique=False
+    )
 
 
 def downgrade() -> None:
-    for name in SORT_INDEXES:
-        op.drop_index(name, table_name="alerts")
+    op.drop_index("ix_alerts_sort_tactics", table_name="alerts")
+    for column in SORT_COLUMNS:
+        op.drop_index(f"ix_alerts_sort_{column}", table_name="alerts")
     op.drop_table("portal_prefs")
     op.drop_index(op.f("ix_portal_sessions_user_id"), table_name="portal_sessions")
     op.drop_table("portal_sessions")
