@@ -267,17 +267,19 @@ async function loadRows(gen) {
   const data = await api("/alerts" + query(params));
   if (gen !== generation) return;
   const rows = data.alerts || [];
-  if (!rows.length && state.page > 1 && (data.total ?? 0) > 0) {
+  if (!rows.length && state.page > 1 && (data.total ?? 0) > 0) { // past the end: go to the last page
     navigate({ page: Math.max(1, Math.ceil(data.total / state.size)) }, { replace: true });
     return;
   }
   setBodies([h("tbody", {}, rows.map(rowElement))]);
   setEmpty(rows.length === 0);
-  const total = data.total;
-  $("#total").textContent = total === undefined || total === null ? `${count(offset + rows.length)}+ alerts` : `${count(total)} alert${total === 1 ? "" : "s"}`;
-  $("#page-info").textContent = rows.length ? `${count(offset + 1)}–${count(offset + rows.length)} of ${total === undefined || total === null ? "?" : count(total)}` : "";
+  const total = data.total ?? null; // null: more than the server counts exactly
+  const atLeast = Math.max((data.total_at_least ?? 1) - 1, offset + rows.length);
+  const totalText = total === null ? `more than ${count(atLeast)}` : count(total);
+  $("#total").textContent = total === null ? `More than ${count(atLeast)} alerts` : `${totalText} alert${total === 1 ? "" : "s"}`;
+  $("#page-info").textContent = rows.length ? `${count(offset + 1)}–${count(offset + rows.length)} of ${totalText}` : "";
   $("#prev").disabled = state.page <= 1;
-  $("#next").disabled = data.next_offset === null || data.next_offset === undefined || (total !== undefined && total !== null && offset + rows.length >= total);
+  $("#next").disabled = data.next_offset === null || data.next_offset === undefined || (total !== null && offset + rows.length >= total);
   show($(".pager"));
   markSelected();
 }
