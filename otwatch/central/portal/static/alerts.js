@@ -212,7 +212,10 @@ function rowElement(row) {
     );
   }
   for (const column of columns) {
-    cells.push(h("td", { dataset: { column } }, cellContent(column, row)));
+    const content = cellContent(column, row);
+    // the whole value on hover: long cells are cut with an ellipsis
+    const title = content instanceof Node ? content.textContent : content;
+    cells.push(h("td", { dataset: { column }, title }, content));
   }
   const tr = h(
     "tr",
