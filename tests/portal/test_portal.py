@@ -583,6 +583,7 @@ def test_bulk_learn_reports_each_alert(admin, plant):
     for alert_id in (good, bad):
         page.check(f'#grid tr.row[data-id="{alert_id}"] td.check input')
     assert page.inner_text("#selected-count") == "2 selected"
+    assert page.inner_text("#bulk-learn") == "Learn (1 of 2 learnable)"
     admin.shot("bulk-selection")
     page.click("#bulk-learn")
     page.wait_for_selector("#results-dialog[open]")

@@ -30,6 +30,7 @@ const admin = isAdmin();
 let state = readState();
 let columns = [...DEFAULT_COLUMNS];
 let selected = new Set();
+const learnable = new Map(); // alert id → learnable, for the rows shown
 let generation = 0;
 
 // -- state <-> URL ---------------------------------------------------------------------------
@@ -196,6 +197,7 @@ function renderHead() {
 }
 
 function rowElement(row) {
+  learnable.set(row.id, Boolean(row.learnable));
   const cells = [];
   if (admin) {
     cells.push(
@@ -388,6 +390,8 @@ function updateSelectionBar() {
   if (!bar) return;
   show(bar, selected.size > 0);
   $("#selected-count").textContent = `${selected.size} selected`;
+  const canLearn = [...selected].filter((id) => learnable.get(id)).length;
+  $("#bulk-learn").textContent = `Learn (${canLearn} of ${selected.size} learnable)`;
   const all = $("#select-all");
   if (all) {
     const ids = pageIds();
