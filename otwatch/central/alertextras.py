@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from otwatch.agent.alerts.lifecycle import Action, Origin, TransitionRefused, plan
-from otwatch.central.store.alerts import lifecycle_state
+from otwatch.alerts.lifecycle import Action, AlertState, Origin, TransitionRefused, plan
 from otwatch.central.store.models import Alert, AuditEvent
 from otwatch.timeutil import format_iso
 
@@ -104,7 +103,7 @@ def entities(session: Session, alert: Alert) -> dict[str, Any]:
 def learn_refusal(alert: Alert) -> str | None:
     """Why Learn would be refused for this alert (the lifecycle's words), or None."""
     try:
-        plan(lifecycle_state(alert), Action.LEARN, Origin.CENTRAL)
+        plan(AlertState.of(alert, alert.alert_id), Action.LEARN, Origin.CENTRAL)
     except (TransitionRefused, ValueError) as exc:
         return str(exc)
     return None

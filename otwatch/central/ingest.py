@@ -21,8 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import update
 
-from otwatch.agent.alerts.lifecycle import (
+from otwatch.alerts.lifecycle import SENSOR_ONLY as _SENSOR_ONLY
+from otwatch.alerts.lifecycle import (
     Action,
+    AlertState,
     Origin,
     TransitionRefused,
     plan,
@@ -65,7 +67,6 @@ log = logging.getLogger(__name__)
 
 _ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
 _TRIAGE = {"status": Action.SET_STATUS, "severity": Action.SET_SEVERITY, "learn": Action.LEARN}
-_SENSOR_ONLY = {"unlearn", "mute", "unmute"}
 MAX_COMMENT = 2000
 """Characters of a comment from central (the protocol allows 4096)."""
 _RESEND_AFTER_NS = 60 * 1_000_000_000
@@ -698,7 +699,7 @@ class CentralSync:
 
     @staticmethod
     def _plan(alert: Any, kind: str, value: str | None) -> Any:
-        state = alert_store.lifecycle_state(alert)
+        state = AlertState.of(alert, alert.alert_id)
         try:
             return plan(state, _TRIAGE[kind], Origin.CENTRAL, value)
         except (TransitionRefused, ValueError) as exc:

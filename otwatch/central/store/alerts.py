@@ -21,7 +21,6 @@ from sqlalchemy import Dialect, and_, bindparam, case, literal_column, or_, sele
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from otwatch.agent.alerts.lifecycle import AlertState, CloseReason, Status
 from otwatch.central.store.models import Alert, AuditEvent
 from otwatch.sync.protocol.merge import (
     REASON_RANK,
@@ -35,7 +34,6 @@ __all__ = [
     "alert_row",
     "apply_central_change",
     "get_alert",
-    "lifecycle_state",
     "revert_field",
     "upsert_alerts",
 ]
@@ -259,19 +257,6 @@ def add_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     stmt = module.insert(AuditEvent).on_conflict_do_nothing(index_elements=["event_id"])
     for i in range(0, len(rows), _CHUNK):
         session.execute(stmt, rows[i : i + _CHUNK])
-
-
-def lifecycle_state(alert: Alert) -> AlertState:
-    """What the sensor's lifecycle rules need to judge a change to central's copy."""
-    return AlertState(
-        id=alert.alert_id,
-        type_id=alert.type_id,
-        status=Status(alert.status),
-        close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
-        severity=alert.severity,
-        learnable=alert.learnable,
-        mutable=alert.mutable,
-    )
 
 
 def get_alert(session: Session, sensor_id: str, alert_id: int) -> Alert | None:

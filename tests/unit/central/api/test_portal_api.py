@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from otwatch.agent.catalog import TACTICS
-from otwatch.alertdata import GROUP_BY, SORT_KEYS
+from otwatch.alerts.catalog import TACTICS
+from otwatch.alerts.views import GROUP_BY, SORT_KEYS
 from otwatch.central import alertviews as views
 from otwatch.central.alertextras import ATTACK_ICS_TACTICS
 from otwatch.central.api import LocalCommander, create_app

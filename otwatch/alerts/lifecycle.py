@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from otwatch.agent.catalog import Severity
+from otwatch.alerts.catalog import Severity
 from otwatch.errors import OtwatchError
 
 __all__ = [
+    "SENSOR_ONLY",
     "Action",
     "AlertState",
     "Change",
@@ -60,7 +62,10 @@ class Action(StrEnum):
 
 
 SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE})
-"""Comments are allowed from central too (the portal's comments, a step beyond the spec)."""
+"""Actions only an operator on the sensor may take (spec section 2); central refuses them.
+Comments come from either side (the portal's comments, a step beyond the spec). ``Action``
+is a ``StrEnum``, so ``"mute" in SENSOR_ONLY`` holds for the plain strings of commands and
+URLs too."""
 
 
 class RuleChange(StrEnum):
@@ -95,6 +100,20 @@ class AlertState:
     severity: str
     learnable: bool
     mutable: bool
+
+    @classmethod
+    def of(cls, alert: Any, alert_id: int) -> AlertState:
+        """The state of a stored alert (either store's ``Alert``: the ``AlertColumns``);
+        ``alert_id`` is the id the operator knows it by."""
+        return cls(
+            id=alert_id,
+            type_id=alert.type_id,
+            status=Status(alert.status),
+            close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
+            severity=alert.severity,
+            learnable=alert.learnable,
+            mutable=alert.mutable,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +205,12 @@ def _set_severity(alert: AlertState, severity: str) -> Change | None:
     return Change(alert.status, alert.close_reason, severity)
 
 
+def _required(action: Action, value: str | None) -> str:
+    if value is None:
+        raise ValueError(f"{action.value} needs a value")
+    return value
+
+
 def plan(
     alert: AlertState, action: Action, origin: Origin, value: str | None = None
 ) -> Change | None:
@@ -200,9 +225,9 @@ def plan(
         )
     match action:
         case Action.SET_STATUS:
-            return _set_status(alert, Status(value))
+            return _set_status(alert, Status(_required(action, value)))
         case Action.SET_SEVERITY:
-            return _set_severity(alert, str(value))
+            return _set_severity(alert, _required(action, value))
         case Action.LEARN:
             return _learn(alert)
         case Action.UNLEARN:
