@@ -583,6 +583,7 @@ def test_bulk_learn_reports_each_alert(admin, plant):
     for alert_id in (good, bad):
         page.check(f'#grid tr.row[data-id="{alert_id}"] td.check input')
     assert page.inner_text("#selected-count") == "2 selected"
+    assert page.inner_text("#bulk-learn") == "Learn (1 of 2 learnable)"
     admin.shot("bulk-selection")
     page.click("#bulk-learn")
     page.wait_for_selector("#results-dialog[open]")
@@ -648,6 +649,19 @@ def test_download_pcap_is_the_sensors_file(admin, plant, tmp_path):
     plant.sensor_cli("pcap", "get", scan.split("-")[0], "-o", str(local))
     assert Path(path).read_bytes() == local.read_bytes()
     assert len(local.read_bytes()) > 100
+
+
+def test_download_pcap_from_an_offline_sensor_says_so(admin, plant):
+    page = admin.page
+    page.goto("/alerts/1-s-bulk")
+    page.wait_for_selector("#learn")
+    page.click("#pcap")
+    page.wait_for_selector("#pcap-status:has-text('is offline')")
+    assert "s-bulk" in page.inner_text("#pcap-status")
+    assert page.is_visible("#pcap-retry")
+    admin.shot("pcap-offline")
+    page.click("#pcap-retry")
+    page.wait_for_selector("#pcap-status:has-text('is offline')")
 
 
 # -- export, XSS, sensors ---------------------------------------------------------------------

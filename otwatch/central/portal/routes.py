@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from otwatch import __version__
+from otwatch.central.api.sessions import session_user
 
 __all__ = ["router", "safe_next"]
 
@@ -56,13 +57,6 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def _session_user(request: Request) -> Any:
-    # imported here: the sessions module belongs to the API package, which includes us
-    from otwatch.central.api.sessions import session_user
-
-    return session_user(request)
-
-
 def _here(request: Request) -> str:
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
@@ -74,7 +68,7 @@ def _render(name: str, **context: Any) -> HTMLResponse:
 
 
 def _page(request: Request, template: str, title: str, **context: Any) -> Response:
-    user = _session_user(request)
+    user = session_user(request)
     if user is None:
         return RedirectResponse(f"/login?next={quote(_here(request), safe='')}", status_code=303)
     role = str(getattr(user.role, "value", user.role))
@@ -89,7 +83,7 @@ def home() -> RedirectResponse:
 @router.get("/login")
 def login(request: Request, next: str | None = None) -> Response:
     target = safe_next(next)
-    if _session_user(request) is not None:
+    if session_user(request) is not None:
         return RedirectResponse(target, status_code=303)
     return _render("login.html", title="Sign in", next=target)
 

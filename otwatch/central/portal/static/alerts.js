@@ -1,76 +1,26 @@
 // The Alerts page: grid, search, time range, filters, group by, paging, sorting, details pane,
 // selection and bulk actions. All view state lives in the URL (Back/Forward and copied links
 // give the same view); the chosen columns are a per-user preference on the server.
-import { ApiError, api, query } from "./api.js";
-import { COLUMNS, DEFAULT_COLUMNS, cellContent, cleanColumns, severityBadge, statusBadge } from "./columns.js";
+import { api, query } from "./api.js";
+import { COLUMNS, DEFAULT_COLUMNS, cellContent } from "./columns.js";
+import { loadColumns, openColumns, saveColumns } from "./columnsdialog.js";
 import { initPage, isAdmin } from "./common.js";
-import { $, fill, h, show, text, toast, typing } from "./dom.js";
-import { count, label, time } from "./format.js";
+import { $, fill, h, show, toast, typing } from "./dom.js";
+import { count, label } from "./format.js";
+import { showPane } from "./pane.js";
 import { actAndReport } from "./triage.js";
+import { FILTERS, FILTER_LABELS, apiFilter, filtering, readState, urlParams } from "./viewstate.js";
 
-const FILTERS = ["severity", "status", "engine", "category", "sensor", "site", "zone", "protocol", "type", "learnable"];
-const FILTER_LABELS = {
-  severity: "Severity",
-  status: "Status",
-  engine: "Engine",
-  category: "Category",
-  sensor: "Sensor",
-  site: "Site",
-  zone: "Zone",
-  protocol: "Protocol",
-  type: "Type",
-  learnable: "Learnable",
-  name: "Name",
-};
-const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
-const SIZES = [25, 50, 100];
 const GROUP_ROWS = 100;
 
 const admin = isAdmin();
 let state = readState();
 let columns = [...DEFAULT_COLUMNS];
 let selected = new Set();
+const learnable = new Map(); // alert id → learnable, for the rows shown
 let generation = 0;
 
 // -- state <-> URL ---------------------------------------------------------------------------
-
-function readState() {
-  const p = new URLSearchParams(location.search);
-  const filters = {};
-  for (const kind of FILTERS) {
-    filters[kind] = [...new Set(p.getAll(kind).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean))];
-  }
-  const size = Number(p.get("size"));
-  return {
-    search: p.get("search") || "",
-    range: p.get("range") in RANGES || p.get("range") === "custom" ? p.get("range") : "any",
-    since: p.get("since") || "",
-    until: p.get("until") || "",
-    filters,
-    sort: p.get("sort") || "-last_detection",
-    page: Math.max(1, Number.parseInt(p.get("page") || "1", 10) || 1),
-    size: SIZES.includes(size) ? size : 50,
-    group: p.get("group") || "",
-    open: p.getAll("open"),
-    sel: p.get("sel") || "",
-  };
-}
-
-function urlParams(s) {
-  return {
-    search: s.search,
-    range: s.range === "any" ? "" : s.range,
-    since: s.range === "custom" ? s.since : "",
-    until: s.range === "custom" ? s.until : "",
-    ...s.filters,
-    sort: s.sort === "-last_detection" ? "" : s.sort,
-    page: s.page > 1 ? s.page : "",
-    size: s.size === 50 ? "" : s.size,
-    group: s.group,
-    open: s.group ? s.open : [],
-    sel: s.sel,
-  };
-}
 
 function navigate(changes, { replace = false } = {}) {
   state = { ...state, ...changes };
@@ -78,21 +28,6 @@ function navigate(changes, { replace = false } = {}) {
   if (replace) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
   render();
-}
-
-/** What the API needs to select the alerts of the current view. */
-function apiFilter(s = state) {
-  const out = { search: s.search, ...s.filters };
-  if (s.range in RANGES) out.since = new Date(Date.now() - RANGES[s.range]).toISOString();
-  if (s.range === "custom") {
-    out.since = s.since;
-    out.until = s.until;
-  }
-  return out;
-}
-
-function filtering(s = state) {
-  return Boolean(s.search || s.range !== "any" || FILTERS.some((k) => s.filters[k].length));
 }
 
 // -- rendering -------------------------------------------------------------------------------
@@ -121,7 +56,7 @@ function syncControls() {
   $("#until").value = state.until ? state.until.replace(/Z$/, "").slice(0, 19) : "";
   $("#group-by").value = state.group;
   $("#page-size").value = String(state.size);
-  $("#export").href = "/api/v1/alerts/export.csv" + query({ ...apiFilter(), sort: state.sort });
+  $("#export").href = "/api/v1/alerts/export.csv" + query({ ...apiFilter(state), sort: state.sort });
   renderChips();
 }
 
@@ -196,6 +131,7 @@ function renderHead() {
 }
 
 function rowElement(row) {
+  learnable.set(row.id, Boolean(row.learnable));
   const cells = [];
   if (admin) {
     cells.push(
@@ -212,7 +148,10 @@ function rowElement(row) {
     );
   }
   for (const column of columns) {
-    cells.push(h("td", { dataset: { column } }, cellContent(column, row)));
+    const content = cellContent(column, row);
+    // the whole value on hover: long cells are cut with an ellipsis
+    const title = content instanceof Node ? content.textContent : content;
+    cells.push(h("td", { dataset: { column }, title }, content));
   }
   const tr = h(
     "tr",
@@ -253,7 +192,7 @@ function setBodies(bodies) {
 function setEmpty(nothing) {
   const box = $("#empty");
   if (!nothing) return show(box, false);
-  if (filtering()) {
+  if (filtering(state)) {
     fill(box, "No alerts match this search, filters and time range. ", h("button", { type: "button", onclick: clearFilters }, "Clear filters"));
   } else {
     fill(box, "No alerts yet. Alerts appear here as soon as a sensor's sync daemon sends them to central.");
@@ -263,21 +202,23 @@ function setEmpty(nothing) {
 
 async function loadRows(gen) {
   const offset = (state.page - 1) * state.size;
-  const params = { ...apiFilter(), sort: state.sort, limit: state.size, offset };
+  const params = { ...apiFilter(state), sort: state.sort, limit: state.size, offset };
   const data = await api("/alerts" + query(params));
   if (gen !== generation) return;
   const rows = data.alerts || [];
-  if (!rows.length && state.page > 1 && (data.total ?? 0) > 0) {
+  if (!rows.length && state.page > 1 && (data.total ?? 0) > 0) { // past the end: go to the last page
     navigate({ page: Math.max(1, Math.ceil(data.total / state.size)) }, { replace: true });
     return;
   }
   setBodies([h("tbody", {}, rows.map(rowElement))]);
   setEmpty(rows.length === 0);
-  const total = data.total;
-  $("#total").textContent = total === undefined || total === null ? `${count(offset + rows.length)}+ alerts` : `${count(total)} alert${total === 1 ? "" : "s"}`;
-  $("#page-info").textContent = rows.length ? `${count(offset + 1)}–${count(offset + rows.length)} of ${total === undefined || total === null ? "?" : count(total)}` : "";
+  const total = data.total ?? null; // null: more than the server counts exactly
+  const atLeast = Math.max((data.total_at_least ?? 1) - 1, offset + rows.length);
+  const totalText = total === null ? `more than ${count(atLeast)}` : count(total);
+  $("#total").textContent = total === null ? `More than ${count(atLeast)} alerts` : `${totalText} alert${total === 1 ? "" : "s"}`;
+  $("#page-info").textContent = rows.length ? `${count(offset + 1)}–${count(offset + rows.length)} of ${totalText}` : "";
   $("#prev").disabled = state.page <= 1;
-  $("#next").disabled = data.next_offset === null || data.next_offset === undefined || (total !== undefined && total !== null && offset + rows.length >= total);
+  $("#next").disabled = data.next_offset === null || data.next_offset === undefined || (total !== null && offset + rows.length >= total);
   show($(".pager"));
   markSelected();
 }
@@ -288,7 +229,7 @@ function groupFilter(value) {
 }
 
 async function loadGroups(gen) {
-  const data = await api("/alerts/groups" + query({ ...apiFilter(), by: state.group }));
+  const data = await api("/alerts/groups" + query({ ...apiFilter(state), by: state.group }));
   if (gen !== generation) return;
   const groups = data.groups || [];
   const total = groups.reduce((n, g) => n + g.count, 0);
@@ -330,7 +271,7 @@ async function loadGroups(gen) {
 }
 
 async function fillGroup(body, value, total, gen) {
-  const params = { ...apiFilter(), ...groupFilter(value), sort: state.sort, limit: GROUP_ROWS };
+  const params = { ...apiFilter(state), ...groupFilter(value), sort: state.sort, limit: GROUP_ROWS };
   const data = await api("/alerts" + query(params));
   if (gen !== generation) return;
   let rows = data.alerts || [];
@@ -383,6 +324,8 @@ function updateSelectionBar() {
   if (!bar) return;
   show(bar, selected.size > 0);
   $("#selected-count").textContent = `${selected.size} selected`;
+  const canLearn = [...selected].filter((id) => learnable.get(id)).length;
+  $("#bulk-learn").textContent = `Learn (${canLearn} of ${selected.size} learnable)`;
   const all = $("#select-all");
   if (all) {
     const ids = pageIds();
@@ -419,104 +362,8 @@ function openFull(id) {
   location.assign(`/alerts/${encodeURIComponent(id)}`);
 }
 
-function entity(details, side) {
-  const known = (details.entities && details.entities[side]) || {};
-  return {
-    address: known.address ?? details[`${side}_address`],
-    mac: known.mac ?? details[`${side}_mac`],
-    name: known.name,
-  };
-}
-
-function entityText(e) {
-  const parts = [e.name, e.address, e.mac].filter(Boolean);
-  return parts.length ? parts.join(" · ") : "—";
-}
-
-function tacticNames(details) {
-  return (details.tactics || []).map((t) => (typeof t === "string" ? t : t.id ? `${t.name} (${t.id})` : t.name));
-}
-
-function field(name, value) {
-  return [h("dt", {}, name), h("dd", {}, value instanceof Node ? value : text(value))];
-}
-
-function changeControl(kind, current, options) {
-  const select = h(
-    "select",
-    { id: `pane-${kind}`, "aria-label": kind === "status" ? "Status" : "Severity" },
-    options.map((o) => h("option", { value: o, selected: o === current }, label(kind, o))),
-  );
-  return h(
-    "div",
-    { class: "pane-control" },
-    h("label", { for: `pane-${kind}` }, kind === "status" ? "Status" : "Severity"),
-    select,
-    h(
-      "button",
-      {
-        type: "button",
-        id: `pane-${kind}-apply`,
-        onclick: async () => {
-          await actAndReport(kind, [state.sel], select.value);
-          render();
-        },
-      },
-      "Apply",
-    ),
-  );
-}
-
-let paneGeneration = 0;
-async function renderPane() {
-  const pane = $("#pane");
-  if (!state.sel) {
-    show(pane, false);
-    document.body.classList.remove("with-pane");
-    return;
-  }
-  const gen = ++paneGeneration;
-  show(pane);
-  document.body.classList.add("with-pane");
-  fill(pane, h("p", { class: "hint" }, "Loading…"));
-  let d;
-  try {
-    d = await api(`/alerts/${encodeURIComponent(state.sel)}`);
-  } catch (err) {
-    if (gen !== paneGeneration) return;
-    fill(pane, closeButton(), h("p", { class: "error" }, err instanceof ApiError && err.status === 404 ? `Alert ${state.sel} does not exist (any more).` : `Could not load alert ${state.sel}: ${err.message}`));
-    return;
-  }
-  if (gen !== paneGeneration) return;
-  fill(
-    pane,
-    closeButton(),
-    h("h2", { id: "pane-title" }, d.name),
-    h("p", { class: "badges" }, severityBadge(d.severity), " ", statusBadge(d.status), d.close_reason ? ` (${d.close_reason})` : ""),
-    h("p", { class: "message" }, d.message || ""),
-    h(
-      "dl",
-      { class: "fields" },
-      field("Source", entityText(entity(d, "source"))),
-      field("Destination", entityText(entity(d, "destination"))),
-      field("Protocol", d.protocol),
-      field("Sensor", (d.sensors || [d.sensor]).join(", ")),
-      field("Site", d.site),
-      field("Zone", d.zone),
-      field("First detection", time(d.first_detection)),
-      field("Last detection", time(d.last_detection)),
-      field("Detections", d.detections),
-      field("Tactics", tacticNames(d)),
-      field("ID", d.id),
-    ),
-    admin ? changeControl("status", d.status, ["new", "active", "closed"]) : null,
-    admin ? changeControl("severity", d.severity, ["high", "medium", "low"]) : null,
-    h("p", {}, h("a", { class: "button primary", id: "view-full", href: `/alerts/${encodeURIComponent(d.id)}` }, "View full details")),
-  );
-}
-
-function closeButton() {
-  return h("button", { type: "button", class: "pane-close", "aria-label": "Close details", onclick: closePane }, "×");
+function renderPane() {
+  showPane($("#pane"), state.sel, { admin, onClose: closePane, onChanged: render });
 }
 
 function closePane() {
@@ -530,70 +377,6 @@ function closePane() {
 }
 
 // -- dialogs: Edit columns, Add filter -------------------------------------------------------
-
-let draft = [];
-function renderColumnList() {
-  const list = $("#column-list");
-  fill(
-    list,
-    draft.map((item, i) =>
-      h(
-        "li",
-        { dataset: { column: item.id } },
-        h(
-          "label",
-          {},
-          h("input", { type: "checkbox", checked: item.on, onchange: (e) => (item.on = e.target.checked) }),
-          " ",
-          COLUMNS[item.id].label,
-        ),
-        h("button", { type: "button", "aria-label": `Move ${COLUMNS[item.id].label} up`, disabled: i === 0, onclick: () => move(i, -1) }, "↑"),
-        h("button", { type: "button", "aria-label": `Move ${COLUMNS[item.id].label} down`, disabled: i === draft.length - 1, onclick: () => move(i, 1) }, "↓"),
-      ),
-    ),
-  );
-}
-
-function move(i, step) {
-  const j = i + step;
-  [draft[i], draft[j]] = [draft[j], draft[i]];
-  renderColumnList();
-  const buttons = $("#column-list").children[j].querySelectorAll("button");
-  (step < 0 ? buttons[0] : buttons[1]).focus();
-}
-
-function openColumns(chosen = columns) {
-  draft = [
-    ...chosen.map((id) => ({ id, on: true })),
-    ...Object.keys(COLUMNS)
-      .filter((id) => !chosen.includes(id))
-      .map((id) => ({ id, on: false })),
-  ];
-  renderColumnList();
-  const dialog = $("#columns-dialog");
-  if (!dialog.open) dialog.showModal();
-}
-
-async function saveColumns() {
-  const chosen = cleanColumns(draft.filter((d) => d.on).map((d) => d.id));
-  columns = chosen;
-  $("#columns-dialog").close();
-  render();
-  try {
-    await api("/prefs/alert_columns", { method: "PUT", body: { value: chosen } });
-  } catch (err) {
-    toast(`The columns apply now but could not be saved for next time: ${err.message}`);
-  }
-}
-
-async function loadColumns() {
-  try {
-    const answer = await api("/prefs/alert_columns");
-    columns = cleanColumns(answer && answer.value);
-  } catch {
-    columns = [...DEFAULT_COLUMNS];
-  }
-}
 
 let filterLoad = 0;
 async function loadFilterValues() {
@@ -619,7 +402,7 @@ async function loadFilterValues() {
     return;
   }
   fill(list, h("li", { class: "hint" }, "Loading values…"));
-  const filter = { ...apiFilter(), [kind]: [] };
+  const filter = { ...apiFilter(state), [kind]: [] };
   try {
     const data = await api("/alerts/groups" + query({ ...filter, by: kind }));
     if (load !== filterLoad) return;
@@ -748,9 +531,13 @@ function wire() {
   $("#prev").addEventListener("click", () => navigate({ page: Math.max(1, state.page - 1) }));
   $("#next").addEventListener("click", () => navigate({ page: state.page + 1 }));
   $("#refresh").addEventListener("click", () => render());
-  $("#edit-columns").addEventListener("click", () => openColumns());
+  const useColumns = (chosen) => {
+    columns = chosen;
+    render();
+  };
+  $("#edit-columns").addEventListener("click", () => openColumns(columns, useColumns));
   $("#columns-save").addEventListener("click", saveColumns);
-  $("#columns-reset").addEventListener("click", () => openColumns(DEFAULT_COLUMNS));
+  $("#columns-reset").addEventListener("click", () => openColumns(DEFAULT_COLUMNS, useColumns));
   $("#add-filter").addEventListener("click", () => {
     delete $("#filter-values").dataset.kind;
     $("#filter-dialog").showModal();
@@ -777,5 +564,5 @@ function wire() {
 
 initPage();
 wire();
-await loadColumns();
+columns = await loadColumns();
 render();

@@ -1,7 +1,7 @@
 // The Alerts grid's columns: the spec's defaults, the ones Edit columns can add, how each cell
 // reads, and the API sort key of each (the backend sorts on every column).
 import { h, text } from "./dom.js";
-import { label, time } from "./format.js";
+import { label, shortTime as time } from "./format.js";
 
 function device(row, side) {
   return row[`${side}_name`] || row[`${side}_address`] || row[`${side}_mac`] || "";

@@ -26,6 +26,11 @@ export function time(iso) {
   return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace("Z", " UTC");
 }
 
+/** "2027-01-01 00:05:12": for grid cells, where the zone is said once (all times UTC). */
+export function shortTime(iso) {
+  return time(iso).replace(/ UTC$/, "");
+}
+
 export function bytes(n) {
   if (n === undefined || n === null) return "—";
   const units = ["B", "KiB", "MiB", "GiB"];

@@ -6,6 +6,7 @@ import { $, show } from "./dom.js";
 import { bytes } from "./format.js";
 
 const POLL_MS = 400;
+const OFFLINE_POLL_MS = 3000;
 
 export function initPcap(alertId) {
   const button = $("#pcap");
@@ -13,7 +14,7 @@ export function initPcap(alertId) {
   const status = $("#pcap-status");
   const bar = $("#pcap-progress");
   const retry = $("#pcap-retry");
-  let running = false;
+  let run = 0; // each start (or Retry) supersedes the request followed before
 
   function say(message, { progress = null, failed = false } = {}) {
     status.textContent = message;
@@ -35,8 +36,9 @@ export function initPcap(alertId) {
     link.remove();
   }
 
-  async function follow(view) {
+  async function follow(view, mine) {
     for (;;) {
+      if (mine !== run) return;
       const state = view.state;
       if (state === "done") {
         say(`Verified: ${bytes(view.size)}, SHA-256 ${view.sha256}. Downloading…`, { progress: 100 });
@@ -50,34 +52,35 @@ export function initPcap(alertId) {
       if (state === "failed" || state === "expired") {
         return say(`The PCAP request ${state}: ${view.message || view.reason || "no reason given"}.`, { failed: true });
       }
+      let wait = POLL_MS;
       if (view.sensor_online === false) {
         say(`Sensor ${view.sensor} is offline: the request is queued and completes when it returns.`, { progress: -1 });
         show(retry, true);
+        wait = OFFLINE_POLL_MS;
       } else if (view.chunks_total) {
         const pct = Math.floor((100 * (view.chunks_received || 0)) / view.chunks_total);
         say(`Transferring from sensor ${view.sensor}: ${pct}%`, { progress: pct });
       } else {
         say(`Waiting for sensor ${view.sensor}…`, { progress: -1 });
       }
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (mine !== run) return;
       view = await api(`/pcap/${encodeURIComponent(view.request_id)}`);
     }
   }
 
   async function start(fresh) {
-    if (running) return;
-    running = true;
+    const mine = ++run;
     button.disabled = true;
     show(retry, false);
     say("Asking central for the PCAP…", { progress: -1 });
     try {
       const view = await api(`/alerts/${encodeURIComponent(alertId)}/pcap${fresh ? "?fresh=true" : ""}`, { method: "POST" });
-      await follow(view);
+      await follow(view, mine);
     } catch (err) {
-      say(`Download PCAP failed: ${err.message}`, { failed: true });
+      if (mine === run) say(`Download PCAP failed: ${err.message}`, { failed: true });
     } finally {
-      running = false;
-      button.disabled = false;
+      if (mine === run) button.disabled = false;
     }
   }
 
