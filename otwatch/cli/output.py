@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-__all__ = ["emit_records", "format_option", "print_json", "render_table"]
+__all__ = ["emit_records", "force_option", "format_option", "print_json", "render_table"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -24,6 +24,13 @@ def format_option(default: str = "table", choices: Sequence[str] = FORMATS) -> C
         show_default=True,
         help="Output format.",
     )
+
+
+def force_option(f: Callable) -> Callable:
+    """``--force``: let ``-o PATH`` replace an existing regular file (see otwatch.fileout)."""
+    return click.option(
+        "--force", is_flag=True, help="Overwrite the output file if it exists (regular files only)."
+    )(f)
 
 
 def print_json(value: Any) -> None:
