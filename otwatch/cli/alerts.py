@@ -30,6 +30,7 @@ from otwatch.alertdata import (
     sorted_query,
 )
 from otwatch.cli.central_client import (
+    ALERT_ID_MAX,
     AlertId,
     central_id,
     central_options,
@@ -178,7 +179,9 @@ def alerts() -> None:
     show_default=True,
     help=f"Sort key ({', '.join(SORT_KEYS)}); prefix '-' for descending.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N alerts.")
+@click.option(
+    "--limit", type=click.IntRange(1, ALERT_ID_MAX), default=None, help="Show at most N alerts."
+)
 @format_option()
 @pass_cli
 def list_alerts(

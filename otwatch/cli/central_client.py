@@ -46,16 +46,20 @@ class CentralApiError(OtwatchError):
     """Central refused the request or cannot be reached (the message says which)."""
 
 
+ALERT_ID_MAX = (1 << 63) - 1
+"""The largest id an alert table holds (SQLite/PostgreSQL signed 64-bit integer)."""
+
+
 class AlertId(click.ParamType):
     """A sensor alert id (integer) or a central id ``<sensor alert id>-<sensor id>``."""
 
     name = "ID"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int):
-            return value
         text = str(value).strip()
-        if text.isdigit():
+        if isinstance(value, int) or text.isdigit():
+            if not 1 <= int(text) <= ALERT_ID_MAX:
+                self.fail(f"alert id {text[:30]} is out of range (1 to {ALERT_ID_MAX})", param, ctx)
             return int(text)
         if _CENTRAL_ID.match(text):
             return text

@@ -8,6 +8,7 @@ import click
 
 from otwatch.agent.capture.evidence import export_alert_pcap
 from otwatch.agent.capture.status import format_bytes, pcap_status
+from otwatch.cli.central_client import ALERT_ID_MAX
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import force_option, format_option, print_json
 from otwatch.fileout import check_output, is_stdout
@@ -22,7 +23,7 @@ def pcap() -> None:
 
 
 @pcap.command()
-@click.argument("alert_id", type=click.IntRange(min=1))
+@click.argument("alert_id", type=click.IntRange(1, ALERT_ID_MAX))
 @click.option(
     "-o",
     "--output",
