@@ -28,6 +28,7 @@ from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, force_option, format_option, print_json
 from otwatch.errors import OtwatchError
 from otwatch.fileout import check_output, is_stdout, open_output
+from otwatch.nesting import load_json
 from otwatch.timeutil import format_iso, now_ns
 
 __all__ = ["EXPORT_FORMAT", "baseline"]
@@ -225,7 +226,7 @@ def _read_export(path: str) -> dict[str, Any]:
     if len(raw) > _MAX_IMPORT_BYTES:
         raise BaselineFileError(f"{path}: larger than {_MAX_IMPORT_BYTES // 2**20} MiB")
     try:
-        document = json.loads(raw)
+        document = load_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise BaselineFileError(f"{path}: not a baseline export: invalid JSON{where}") from None
