@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from otwatch.csvsafe import csv_cell
+
 __all__ = ["emit_records", "force_option", "format_option", "print_json", "render_table"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -51,6 +53,10 @@ def _cell(value: Any, width: int | None) -> str:
     return text
 
 
+def _csv_text(value: Any) -> str:
+    return _cell(value, None)
+
+
 def render_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str],
@@ -86,6 +92,6 @@ def emit_records(
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({c: _cell(row.get(c), None) for c in columns})
+            writer.writerow({c: csv_cell(row.get(c), _csv_text) for c in columns})
     else:
         click.echo(render_table(rows, columns, widths=widths) if rows else "(none)")
