@@ -75,7 +75,15 @@ def _check_target(target: Path, force: bool) -> None:
 
 
 def _final_mode() -> int:
-    """0666 less the process umask: the mode ``open()`` would have given a new file."""
+    """0666 less the process umask: the mode ``open()`` would have given a new file. Read
+    from /proc (Linux ≥ 4.7) so that threads of a daemon never see the umask flipped."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask

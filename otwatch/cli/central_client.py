@@ -57,7 +57,7 @@ class AlertId(click.ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
         text = str(value).strip()
-        if isinstance(value, int) or text.isdigit():
+        if isinstance(value, int) or (text.isascii() and text.isdigit()):
             if not 1 <= int(text) <= ALERT_ID_MAX:
                 self.fail(f"alert id {text[:30]} is out of range (1 to {ALERT_ID_MAX})", param, ctx)
             return int(text)
