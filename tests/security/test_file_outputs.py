@@ -207,3 +207,18 @@ def test_written_file_has_the_umask_mode(sensor_dir, tmp_path):
         os.umask(old)
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def test_demo_deletes_only_a_directory_it_made(tmp_path):
+    """``otwatch demo --workdir DIR`` recreates DIR: it must not delete someone's directory."""
+    precious = tmp_path / "etc"
+    precious.mkdir()
+    (precious / "passwd").write_text("root:x:0:0\n")
+    result = run(["demo", "--no-install", "--workdir", str(precious)])
+    assert result.exit_code == 1 and "is not a directory the demo made" in result.output
+    assert (precious / "passwd").read_text() == "root:x:0:0\n"
+    link = tmp_path / "link"
+    link.symlink_to(precious)
+    result = run(["demo", "--no-install", "--workdir", str(link)])
+    assert result.exit_code == 1 and "is not a directory" in result.output
+    assert (precious / "passwd").exists()
