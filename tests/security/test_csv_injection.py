@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
 from otwatch.central.api import LocalCommander, create_app
 from otwatch.central.node import CentralNode
 from otwatch.central.store.db import open_central_store
