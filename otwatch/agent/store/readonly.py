@@ -31,11 +31,12 @@ from otwatch.agent.store.db import (
     current_revision,
     empty_database_error,
     head_revision,
+    open_store,
     refuse_unknown_revision,
 )
 from otwatch.dbcommon import BUSY_TIMEOUT_MS
 
-__all__ = ["ReadOnlyStore", "open_read_only"]
+__all__ = ["ReadOnlyStore", "open_for_reading", "open_read_only"]
 
 
 def _fingerprint(path: Path) -> tuple[int, int, int, int]:
@@ -120,3 +121,12 @@ def open_read_only(directory: Path) -> ReadOnlyStore | None:
             "to upgrade it"
         )
     return store
+
+
+def open_for_reading(data_dir: str | os.PathLike[str]) -> Store:
+    """The store in ``data_dir`` for commands that only read: an existing, current database
+    without write access (``open_read_only``); when it needs an upgrade, it is migrated as
+    usual (``open_store``) if this user may write it. A missing one is an error, never
+    created."""
+    store = open_read_only(Path(data_dir))
+    return store if store is not None else open_store(data_dir)

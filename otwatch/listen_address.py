@@ -1,6 +1,7 @@
 """The central API's ``listen`` address: one parser for ``central run --listen`` and the
 configuration's ``central.listen`` (``otwatch config check`` refuses what ``central run``
-would refuse)."""
+would refuse). Its own module so that ``otwatch.config`` can check it without importing
+central (uvicorn, FastAPI)."""
 
 from __future__ import annotations
 
