@@ -12,7 +12,7 @@ import ipaddress
 from datetime import datetime
 from typing import Any
 
-from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent
+from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent, without_controls
 
 __all__ = ["CUSTOM_LABELS", "cef_header_escape", "cef_value_escape", "format_cef"]
 
@@ -28,13 +28,13 @@ CUSTOM_LABELS = {
 
 
 def cef_header_escape(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = without_controls(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|")
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
 def cef_value_escape(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = without_controls(value)
     text = text.replace("\\", "\\\\").replace("=", "\\=")
     return text.replace("\r", "\\r").replace("\n", "\\n")
 

@@ -17,6 +17,7 @@ __all__ = [
     "ForwardEvent",
     "event_uuid",
     "make_test_event",
+    "without_controls",
 ]
 
 PRODUCT = "otwatch"
@@ -28,6 +29,15 @@ CEF_SEVERITY = {"low": 4, "medium": 8, "high": 10}
 High are the sensor's Minor, Major and Critical (spec §1)."""
 
 _NAMESPACE = uuid.UUID("6f9d3c51-7a0e-4c53-9a55-0d5b8f2b7e11")
+
+
+_CONTROLS = {c: None for c in range(32) if chr(c) not in "\t\n\r"} | {127: None}
+
+
+def without_controls(value: object) -> str:
+    """``value`` as text without control characters other than tab, CR and LF (which each
+    format escapes its own way): a NUL or ESC from the wire never reaches a SIEM."""
+    return ("" if value is None else str(value)).translate(_CONTROLS)
 
 
 def event_uuid(instance: str, feed: str, row_id: int) -> str:

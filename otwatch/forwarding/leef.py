@@ -9,7 +9,7 @@ can split an attribute, and ``|`` and ``\\`` in header fields with a backslash.
 from __future__ import annotations
 
 from otwatch.forwarding.cef import extension_pairs
-from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent
+from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent, without_controls
 from otwatch.timeutil import format_iso
 
 __all__ = ["LEEF_DELIMITER", "format_leef", "leef_value_escape"]
@@ -33,13 +33,13 @@ _KEYS = {
 
 
 def leef_value_escape(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = without_controls(value)
     text = text.replace("\\", "\\\\").replace("\t", "\\t")
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _header_escape(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = without_controls(value)
     text = text.replace("\\", "\\\\").replace("|", "\\|")
     return text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
 

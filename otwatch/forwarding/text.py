@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from otwatch.forwarding.events import ForwardEvent
+from otwatch.forwarding.events import ForwardEvent, without_controls
 
 __all__ = ["format_text"]
 
 
 def _clean(value: object) -> str:
     """One line: backslashes and line breaks escaped, other control characters dropped."""
-    text = "" if value is None else str(value)
-    text = text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
-    return "".join(ch for ch in text if ch >= " " or ch == "\t")
+    text = without_controls(value)
+    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
 
 
 def format_text(event: ForwardEvent) -> str:

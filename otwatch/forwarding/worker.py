@@ -63,6 +63,16 @@ class _Running:
     row: TargetRow
     task: asyncio.Task[None]
     stats: TargetStats
+    halt: asyncio.Event
+
+
+STOP_GRACE_S = 5.0
+"""A stopping target finishes the batch in flight (and saves its cursor) within this."""
+
+
+async def _pause(halt: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(halt.wait(), seconds)
 
 
 @dataclass
@@ -109,20 +119,25 @@ class Forwarder:
             log.error("forwarding rule %r: %s", row.rule_name, exc)
             return
         stats = TargetStats(target.label)
-        task = spawn(self._deliver(row, target, stats), name=f"fwd-{row.target_id}")
-        self.running[row.target_id] = _Running(row, task, stats)
+        halt = asyncio.Event()
+        task = spawn(self._deliver(row, target, stats, halt), name=f"fwd-{row.target_id}")
+        self.running[row.target_id] = _Running(row, task, stats, halt)
         log.info("forwarding rule %r → %s", row.rule_name, target.label)
 
     async def _stop(self, target_id: int) -> None:
         running = self.running.pop(target_id)
-        running.task.cancel()
+        running.halt.set()
+        done, _ = await asyncio.wait([running.task], timeout=STOP_GRACE_S)
+        if not done:
+            running.task.cancel()
         await asyncio.gather(running.task, return_exceptions=True)
 
     async def stop_all(self) -> None:
-        for target_id in list(self.running):
-            await self._stop(target_id)
+        await asyncio.gather(*(self._stop(target_id) for target_id in list(self.running)))
 
-    async def _deliver(self, row: TargetRow, target: Target, stats: TargetStats) -> None:
+    async def _deliver(
+        self, row: TargetRow, target: Target, stats: TargetStats, halt: asyncio.Event
+    ) -> None:
         opts = self.options
         backoff = Backoff(base_s=opts.backoff_base_s, cap_s=opts.backoff_cap_s)
         guard = GapGuard(enabled=self.backend.postgres)
@@ -130,7 +145,7 @@ class Forwarder:
         instance = await asyncio.to_thread(self._instance)
         failing = False
         try:
-            while True:
+            while not halt.is_set():
                 if failing:
                     cursor = await asyncio.to_thread(self._drop_overflow, row, cursor, stats)
                 now = time.time_ns()
@@ -140,7 +155,7 @@ class Forwarder:
                         cursor = result.cursor
                         await asyncio.to_thread(self._save, row, cursor, 0, 0)
                     if result.rows < opts.batch:
-                        await asyncio.sleep(opts.poll_s)
+                        await _pause(halt, opts.poll_s)
                     continue
                 try:
                     await target.send(result.events)
@@ -150,7 +165,7 @@ class Forwarder:
                     stats.last_error = str(exc)
                     log.warning("forwarding rule %r: %s", row.rule_name, exc)
                     await asyncio.to_thread(self._failed, row, str(exc))
-                    await asyncio.sleep(backoff.next())
+                    await _pause(halt, backoff.next())
                     continue
                 failing = False
                 backoff.reset()
