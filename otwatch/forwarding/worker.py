@@ -23,7 +23,7 @@ from otwatch.forwarding.repository import (
     save_failure,
     save_progress,
 )
-from otwatch.forwarding.source import Cursor, GapGuard, head, read_events
+from otwatch.forwarding.source import Cursor, GapGuard, ReadResult, head, read_events
 from otwatch.forwarding.targets import DeliveryError, Target, build_target
 from otwatch.sync.daemon import Backoff
 from otwatch.sync.tasks import spawn
@@ -157,9 +157,11 @@ class Forwarder:
                     if result.rows < opts.batch:
                         await _pause(halt, opts.poll_s)
                     continue
+                progress = [cursor]
                 try:
-                    await target.send(result.events)
+                    await self._send(row, target, result, stats, progress)
                 except DeliveryError as exc:
+                    cursor = progress[0]
                     failing = True
                     stats.failed += 1
                     stats.last_error = str(exc)
@@ -167,14 +169,32 @@ class Forwarder:
                     await asyncio.to_thread(self._failed, row, str(exc))
                     await _pause(halt, backoff.next())
                     continue
+                cursor = progress[0]
                 failing = False
                 backoff.reset()
-                cursor = result.cursor
-                await asyncio.to_thread(self._save, row, cursor, len(result.events), 0)
-                stats.sent += len(result.events)
                 stats.last_error = None
         finally:
             await target.close()
+
+    async def _send(
+        self,
+        row: TargetRow,
+        target: Target,
+        result: ReadResult,
+        stats: TargetStats,
+        progress: list[Cursor],
+    ) -> None:
+        """Send in the target's chunks, saving the cursor after each (``progress[0]``): a
+        crash re-sends at most the chunk in flight; a failure raises after what went."""
+        events, size = result.events, target.chunk
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            await target.send(chunk)
+            last = start + size >= len(events)
+            cursor = result.cursor if last else chunk[-1].pos
+            await asyncio.to_thread(self._save, row, cursor, len(chunk), 0)
+            progress[0] = cursor
+            stats.sent += len(chunk)
 
     def _instance(self) -> str:
         with self.backend.store.session() as session:

@@ -205,6 +205,7 @@ class WebhookReceiver:
         self.requests: list[Request] = []
         self.failures: list[Request] = []
         self.fail = 0
+        self.delay_s = 0.0
         self.lock = threading.Lock()
         receiver = self
 
@@ -212,6 +213,8 @@ class WebhookReceiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 length = int(self.headers.get("Content-Length", "0"))
                 request = Request(self.path, dict(self.headers.items()), self.rfile.read(length))
                 with receiver.lock:
@@ -227,6 +230,7 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
+        self.ca_path = ca.path("ca.pem")
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(ca.path("server.pem"), ca.path("server.key"))
@@ -247,5 +251,7 @@ class WebhookReceiver:
         return out
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(5)

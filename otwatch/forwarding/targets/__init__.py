@@ -37,6 +37,8 @@ class DeliveryError(OtwatchError):
 
 class Target(Protocol):
     label: str
+    chunk: int
+    """Most events per ``send``: the worker saves its cursor after each send."""
 
     async def send(self, events: Sequence[ForwardEvent]) -> None: ...
 

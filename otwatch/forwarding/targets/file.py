@@ -19,6 +19,7 @@ class FileTarget:
     def __init__(self, spec: FileSpec) -> None:
         self.spec = spec
         self.label = target_label(spec)
+        self.chunk = 2000
         self.path = Path(spec.path)
 
     async def send(self, events: Sequence[ForwardEvent]) -> None:

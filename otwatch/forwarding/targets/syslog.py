@@ -62,6 +62,7 @@ class SyslogTarget:
     def __init__(self, spec: SyslogSpec) -> None:
         self.spec = spec
         self.label = target_label(spec)
+        self.chunk = 1000
         self._body = FORMATTERS[spec.format]
         self._ssl = tls_client_context(spec) if spec.transport == "tls" else None
         self._writer: asyncio.StreamWriter | None = None

@@ -33,6 +33,7 @@ class WebhookTarget:
     def __init__(self, spec: WebhookSpec) -> None:
         self.spec = spec
         self.label = target_label(spec)
+        self.chunk = spec.batch
         parts = urlsplit(spec.url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
