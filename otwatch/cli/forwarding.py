@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from sqlalchemy import select
 
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
@@ -252,16 +251,6 @@ def add(cli: CliContext, name: str | None, db_url: str | None, spec_file: Any,
     click.echo(f"forwarding rule {rule_id} {spec.name!r} added")
 
 
-def _redacted(rule: dict[str, Any]) -> dict[str, Any]:
-    """Header values are shown only when they name a file (``@/path``)."""
-    for target in rule["targets"]:
-        headers = target["settings"].get("headers") or {}
-        target["settings"]["headers"] = {
-            k: v if v.startswith("@") else "(set)" for k, v in headers.items()
-        }
-    return rule
-
-
 @forwarding.command()
 @click.argument("rule")
 @_db
@@ -269,12 +258,12 @@ def _redacted(rule: dict[str, Any]) -> dict[str, Any]:
 @pass_cli
 def show(cli: CliContext, rule: str, db_url: str | None, fmt: str) -> None:
     """One rule: filters, targets (secrets only as file paths), counters, last error."""
-    from otwatch.forwarding.repository import find_rule, list_rules
+    from otwatch.forwarding.repository import find_rule, list_rules, redact
 
     with _backend(cli, db_url, read_only=True) as b, b.store.session() as session:
         found = find_rule(session, b, rule)
         data = next(r for r in list_rules(session, b) if r["id"] == found.id)
-    data = _redacted(data)
+    data = redact(data)
     if fmt == "json":
         print_json(data)
         return
@@ -337,16 +326,10 @@ def remove(cli: CliContext, rule: str, db_url: str | None) -> None:
 def test(cli: CliContext, rule: str, db_url: str | None) -> None:
     """Send a clearly marked test alert through the rule's targets; exit 1 if one fails."""
     from otwatch.forwarding.probe import probe_targets
-    from otwatch.forwarding.repository import find_rule, target_spec
+    from otwatch.forwarding.repository import rule_targets
 
     with _backend(cli, db_url, read_only=True) as b, b.store.session() as session:
-        found = find_rule(session, b, rule)
-        specs = [
-            target_spec(t.settings)
-            for t in session.scalars(
-                select(b.target).where(b.target.rule_id == found.id).order_by(b.target.position)
-            )
-        ]
+        specs = rule_targets(session, b, rule)
         sensor = "central" if b.central else b.get_state(session, "sensor_id", None)
     results = probe_targets(specs, sensor or socket.gethostname().split(".")[0])
     for result in results:

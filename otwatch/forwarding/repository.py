@@ -27,7 +27,9 @@ __all__ = [
     "find_rule",
     "list_rules",
     "parse_rule_spec",
+    "redact",
     "remove_rule",
+    "rule_targets",
     "rule_to_dict",
     "save_failure",
     "save_progress",
@@ -166,6 +168,12 @@ def _targets(session: Session, b: Backend, rule_ids: list[int]) -> dict[int, lis
     return out
 
 
+def rule_targets(session: Session, b: Backend, name_or_id: str) -> list[Any]:
+    """The rule's target specs in order (for ``forwarding test``)."""
+    rule = find_rule(session, b, name_or_id)
+    return [target_spec(t.settings) for t in _targets(session, b, [rule.id])[rule.id]]
+
+
 def rule_to_dict(rule: Any, targets: list[Any], top: Cursor | None = None) -> dict[str, Any]:
     """JSON form; secrets appear only as the paths of their files."""
     rows = []
@@ -197,6 +205,17 @@ def rule_to_dict(rule: Any, targets: list[Any], top: Cursor | None = None) -> di
         "actor": rule.actor,
         "targets": rows,
     }
+
+
+def redact(rule: dict[str, Any]) -> dict[str, Any]:
+    """Header values (tokens) are shown only when they name a file (``@/path``); secrets
+    are only ever file paths in the settings."""
+    for target in rule["targets"]:
+        headers = target["settings"].get("headers") or {}
+        target["settings"]["headers"] = {
+            k: v if v.startswith("@") else "(set)" for k, v in headers.items()
+        }
+    return rule
 
 
 def list_rules(session: Session, b: Backend) -> list[dict[str, Any]]:

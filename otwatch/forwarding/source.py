@@ -57,6 +57,7 @@ class GapGuard:
     """Holds back rows past an id gap on PostgreSQL until the gap has aged (see module)."""
 
     enabled: bool = False
+    wait_ns: int = GAP_WAIT_NS
     seen: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def usable(self, feed: str, cursor: int, ids: list[int], now: int) -> int:
@@ -67,11 +68,11 @@ class GapGuard:
         for index, row_id in enumerate(ids):
             for missing in range(expected, min(row_id, expected + 1000)):
                 first = self.seen.setdefault((feed, missing), now)
-                if now - first < GAP_WAIT_NS:
+                if now - first < self.wait_ns:
                     return index
             expected = row_id + 1
         if len(self.seen) > 100_000:
-            self.seen = {k: v for k, v in self.seen.items() if now - v < GAP_WAIT_NS}
+            self.seen = {k: v for k, v in self.seen.items() if now - v < self.wait_ns}
         return len(ids)
 
 

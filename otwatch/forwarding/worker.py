@@ -23,7 +23,14 @@ from otwatch.forwarding.repository import (
     save_failure,
     save_progress,
 )
-from otwatch.forwarding.source import Cursor, GapGuard, ReadResult, head, read_events
+from otwatch.forwarding.source import (
+    GAP_WAIT_NS,
+    Cursor,
+    GapGuard,
+    ReadResult,
+    head,
+    read_events,
+)
 from otwatch.forwarding.targets import DeliveryError, Target, build_target
 from otwatch.sync.daemon import Backoff
 from otwatch.sync.tasks import spawn
@@ -44,6 +51,8 @@ class ForwarderOptions:
     reload_s: float = 2.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
+    gap_wait_s: float = GAP_WAIT_NS / 1e9
+    """PostgreSQL: how long rows past an id gap wait for it to be filled (``source``)."""
 
 
 @dataclass
@@ -140,7 +149,7 @@ class Forwarder:
     ) -> None:
         opts = self.options
         backoff = Backoff(base_s=opts.backoff_base_s, cap_s=opts.backoff_cap_s)
-        guard = GapGuard(enabled=self.backend.postgres)
+        guard = GapGuard(self.backend.postgres, int(opts.gap_wait_s * 1e9))
         cursor = row.cursor
         instance = await asyncio.to_thread(self._instance)
         failing = False

@@ -13,7 +13,9 @@ from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.worker import Forwarder, ForwarderOptions
 from otwatch.sync.tasks import spawn
 
-FAST = ForwarderOptions(poll_s=0.02, reload_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1)
+FAST = ForwarderOptions(
+    poll_s=0.02, reload_s=0.05, backoff_base_s=0.02, backoff_cap_s=0.1, gap_wait_s=0.3
+)
 
 
 def run_forwarder(

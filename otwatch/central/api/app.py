@@ -27,6 +27,7 @@ from otwatch import __version__
 from otwatch.agent.catalog import Engine, Severity
 from otwatch.alertdata import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
 from otwatch.central import alertviews as views
+from otwatch.central.api import forwarding
 from otwatch.central.api.auth import Caller, require_admin, require_reader
 from otwatch.central.ingest import CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
@@ -528,6 +529,7 @@ def create_app(
             headers={"X-Otwatch-SHA256": row.sha256 or ""},
         )
 
+    app.include_router(forwarding.router, prefix=API)
     return app
 
 
