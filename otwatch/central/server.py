@@ -24,6 +24,8 @@ from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.service import CentralService
 from otwatch.errors import OtwatchError
+from otwatch.forwarding.backend import central_backend
+from otwatch.forwarding.worker import Forwarder
 from otwatch.sync.tasks import spawn
 
 __all__ = ["ListenError", "ServerOptions", "bind", "parse_listen", "serve"]
@@ -116,6 +118,7 @@ async def serve(
 ) -> None:
     """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
     tasks = [spawn(_maintenance(service, engine, options, stop), name="central-maintenance")]
+    tasks.append(spawn(Forwarder(central_backend(engine.store)).run(stop), name="central-fwd"))
     server = None
     if options.listen is not None:
         app = create_app(engine.store, service, pcaps, progress=engine.pcap_progress)

@@ -101,6 +101,9 @@ def add_rule(session: Session, b: Backend, spec: RuleSpec, actor: str) -> int:
         raise ForwardingError(f"a forwarding rule named {spec.name!r} exists already")
     now = now_ns()
     b.instance(session)
+    detail = spec.model_dump(mode="json")
+    session.add(b.audit_row("forwarding_add", actor, {"rule": detail}, now))
+    session.flush()  # the rule's own audit row is behind its cursors
     top = head(session, b)
     rule = b.rule(
         name=spec.name,
@@ -127,8 +130,6 @@ def add_rule(session: Session, b: Backend, spec: RuleSpec, actor: str) -> int:
                 dropped=0,
             )
         )
-    detail = spec.model_dump(mode="json")
-    session.add(b.audit_row("forwarding_add", actor, {"rule": detail}, now))
     return int(rule.id)
 
 
@@ -139,6 +140,9 @@ def set_enabled(session: Session, b: Backend, name_or_id: str, enabled: bool, ac
     if rule.enabled == enabled:
         return False
     rule.enabled = enabled
+    action = "forwarding_enable" if enabled else "forwarding_disable"
+    session.add(b.audit_row(action, actor, {"rule": rule.name}, now_ns()))
+    session.flush()
     if enabled:
         top = head(session, b)
         session.execute(
@@ -146,8 +150,6 @@ def set_enabled(session: Session, b: Backend, name_or_id: str, enabled: bool, ac
             .where(b.target.rule_id == rule.id)
             .values(change_cursor=top[0], alert_cursor=top[1])
         )
-    action = "forwarding_enable" if enabled else "forwarding_disable"
-    session.add(b.audit_row(action, actor, {"rule": rule.name}, now_ns()))
     return True
 
 

@@ -159,3 +159,28 @@ def test_overflow_while_down_is_bounded_and_counted(store):
     assert len(up.messages) == 100
     ids = [int(parse_rfc5424(m.decode()).sd["otwatch@32473"]["alertId"]) for m in up.messages]
     assert ids == sorted(ids) and ids[0] > 400  # the newest were kept
+
+
+def test_status_and_metrics_show_queue_sent_failed_dropped(store, tmp_path):
+    from click.testing import CliRunner
+
+    from otwatch.cli.main import cli
+    from otwatch.metrics import SensorCollector
+
+    backend = sensor_backend(store)
+    mgr = manager(store)
+    _add(backend, "soc", {"kind": "syslog", "host": "127.0.0.1", "port": 9, "transport": "tcp"})
+    for n in range(5):
+        raise_alert(mgr, n)
+    mgr.flush()
+    run_forwarder(backend, lambda: _counters(backend)["failed"] >= 2)
+    result = CliRunner().invoke(cli, ["--data-dir", str(store.data_dir), "status"])
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("forward")]
+    assert "soc → syslog tcp://127.0.0.1:9 (cef): 5 waiting, 0 sent" in line
+    assert "connection refused" in line
+    families = {f.name: f for f in SensorCollector(store, "agent").collect()}
+    [queue] = families["otwatch_forwarding_queue_depth"].samples
+    assert queue.value == 5 and queue.labels["rule"] == "soc"
+    failed = families["otwatch_forwarding_failed"].samples[0]
+    assert failed.value >= 2
