@@ -8,7 +8,9 @@ and become spaces there.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import re
 from datetime import datetime
 from typing import Any
 
@@ -27,18 +29,29 @@ CUSTOM_LABELS = {
 """CEF custom string key → (label, alert key)."""
 
 
+_HEADER_SPECIAL = re.compile(r"[\x00-\x1f\x7f\\|]")
+_VALUE_SPECIAL = re.compile(r"[\x00-\x1f\x7f\\=]")
+
+
 def cef_header_escape(value: object) -> str:
-    text = without_controls(value)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if not _HEADER_SPECIAL.search(text):
+        return text
+    text = without_controls(text)
     text = text.replace("\\", "\\\\").replace("|", "\\|")
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
 def cef_value_escape(value: object) -> str:
-    text = without_controls(value)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if not _VALUE_SPECIAL.search(text):  # the usual case: nothing to escape or drop
+        return text
+    text = without_controls(text)
     text = text.replace("\\", "\\\\").replace("=", "\\=")
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+@functools.lru_cache(maxsize=8192)
 def _ip(value: Any) -> str | None:
     try:
         return str(ipaddress.ip_address(str(value)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,21 +31,30 @@ CEF_SEVERITY = {"low": 4, "medium": 8, "high": 10}
 High are the sensor's Minor, Major and Critical (spec §1)."""
 
 _NAMESPACE = uuid.UUID("6f9d3c51-7a0e-4c53-9a55-0d5b8f2b7e11")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 _CONTROLS = {c: None for c in range(32) if chr(c) not in "\t\n\r"} | {127: None}
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def without_controls(value: object) -> str:
     """``value`` as text without control characters other than tab, CR and LF (which each
     format escapes its own way): a NUL or ESC from the wire never reaches a SIEM."""
-    return ("" if value is None else str(value)).translate(_CONTROLS)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    return text.translate(_CONTROLS) if _CONTROL.search(text) else text
 
 
 def event_uuid(instance: str, feed: str, row_id: int) -> str:
     """A stable event id: the same store row always gives the same id, so a receiver can
-    drop the duplicates that at-least-once delivery may send."""
-    return str(uuid.uuid5(_NAMESPACE, f"{instance}/{feed}/{row_id}"))
+    drop the duplicates that at-least-once delivery may send. ``uuid.uuid5`` computed
+    directly (a third of the time; the forwarder makes one per event)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{instance}/{feed}/{row_id}".encode(),
+                                    usedforsecurity=False).digest()[:16])  # fmt: skip
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ can split an attribute, and ``|`` and ``\\`` in header fields with a backslash.
 
 from __future__ import annotations
 
+import re
+
 from otwatch.forwarding.cef import extension_pairs
 from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent, without_controls
 from otwatch.timeutil import format_iso
@@ -32,8 +34,14 @@ _KEYS = {
 }
 
 
+_VALUE_SPECIAL = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def leef_value_escape(value: object) -> str:
-    text = without_controls(value)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if not _VALUE_SPECIAL.search(text):
+        return text
+    text = without_controls(text)
     text = text.replace("\\", "\\\\").replace("\t", "\\t")
     return text.replace("\r", "\\r").replace("\n", "\\n")
 

@@ -8,6 +8,8 @@ number RFC 5612 reserves for documentation; a site may set its own (``sd_id``).
 
 from __future__ import annotations
 
+import re
+
 from otwatch.forwarding.events import PRODUCT, ForwardEvent
 from otwatch.timeutil import format_iso
 
@@ -31,8 +33,13 @@ def _header_field(value: str, limit: int) -> str:
     return text or "-"
 
 
+_SD_SPECIAL = re.compile(r'["\\\]]')
+
+
 def _sd_escape(value: object) -> str:
-    text = "" if value is None else str(value)
+    text = value if isinstance(value, str) else ("" if value is None else str(value))
+    if not _SD_SPECIAL.search(text):
+        return text
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 

@@ -153,12 +153,21 @@ class Forwarder:
         cursor = row.cursor
         instance = await asyncio.to_thread(self._instance)
         failing = False
+        ahead: asyncio.Future[ReadResult] | None = None
+        """The next batch, read while this one is sent (valid only if this one goes)."""
+
+        def read(start: Cursor) -> asyncio.Future[ReadResult]:
+            now = time.time_ns()
+            return asyncio.ensure_future(
+                asyncio.to_thread(self._read, row, start, instance, guard, now)
+            )
+
         try:
             while not halt.is_set():
                 if failing:
                     cursor = await asyncio.to_thread(self._drop_overflow, row, cursor, stats)
-                now = time.time_ns()
-                result = await asyncio.to_thread(self._read, row, cursor, instance, guard, now)
+                result = await (ahead or read(cursor))
+                ahead = None
                 if not result.events:
                     if result.cursor != cursor:
                         cursor = result.cursor
@@ -166,10 +175,15 @@ class Forwarder:
                     if result.rows < opts.batch:
                         await _pause(halt, opts.poll_s)
                     continue
+                if result.rows >= opts.batch:
+                    ahead = read(result.cursor)
                 progress = [cursor]
                 try:
                     await self._send(row, target, result, stats, progress)
                 except DeliveryError as exc:
+                    if ahead is not None:
+                        await asyncio.gather(ahead, return_exceptions=True)
+                        ahead = None
                     cursor = progress[0]
                     failing = True
                     stats.failed += 1
@@ -183,6 +197,8 @@ class Forwarder:
                 backoff.reset()
                 stats.last_error = None
         finally:
+            if ahead is not None:
+                await asyncio.gather(ahead, return_exceptions=True)
             await target.close()
 
     async def _send(

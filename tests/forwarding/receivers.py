@@ -206,6 +206,8 @@ class WebhookReceiver:
         self.failures: list[Request] = []
         self.fail = 0
         self.delay_s = 0.0
+        self.count = 0
+        """Events received in accepted requests (counted once, as they arrive)."""
         self.lock = threading.Lock()
         receiver = self
 
@@ -221,6 +223,10 @@ class WebhookReceiver:
                     failing = receiver.fail > 0
                     receiver.fail -= 1 if failing else 0
                     (receiver.failures if failing else receiver.requests).append(request)
+                if not failing:
+                    data = request.json()
+                    with receiver.lock:
+                        receiver.count += len(data) if isinstance(data, list) else 1
                 status, body = (500, b"receiver says no: disk full") if failing else (200, b"ok")
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))

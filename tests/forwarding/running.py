@@ -95,12 +95,17 @@ class TcpSyslogReceiver:
                 if not chunk:
                     return
                 buffer += chunk
-                while b" " in buffer[:12]:
-                    length, _, rest = buffer.partition(b" ")
-                    if len(rest) < int(length):
+                at = 0
+                while True:  # offsets, not slices of the rest: a 64 KiB chunk holds ~100
+                    space = buffer.find(b" ", at, at + 12)
+                    if space < 0:
                         break
-                    self.messages.append(rest[: int(length)])
-                    buffer = rest[int(length) :]
+                    end = space + 1 + int(buffer[at:space])
+                    if end > len(buffer):
+                        break
+                    self.messages.append(buffer[space + 1 : end])
+                    at = end
+                buffer = buffer[at:]
 
     def stop(self) -> None:
         self._stop.set()
