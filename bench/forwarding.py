@@ -1,7 +1,7 @@
 """Forwarding benchmark: one run, ratios against naive baselines measured in the same run.
 
 1. Syslog over TCP (RFC 6587 octet counting, CEF bodies): ``otwatch forwarding run`` as a
-   real process forwards N new alerts from a sensor store to a TCP receiver on loopback;
+   real process forwards N new alerts from a sensor store to rsyslog on loopback;
    the naive baseline formats the same alerts and opens one TCP connection per alert.
 2. Webhook over HTTPS with batching (ECS JSON arrays of ``--batch`` events, HMAC-signed):
    the same daemon to a local HTTPS receiver; the naive baseline POSTs one alert per
@@ -26,12 +26,13 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import json  # noqa: E402
 
 from otwatch.agent.store.db import open_store  # noqa: E402
 from otwatch.forwarding.backend import sensor_backend  # noqa: E402
@@ -39,13 +40,28 @@ from otwatch.forwarding.ecs import ecs_document  # noqa: E402
 from otwatch.forwarding.formats import FORMATTERS  # noqa: E402
 from otwatch.forwarding.repository import add_rule, parse_rule_spec  # noqa: E402
 from otwatch.forwarding.rfc5424 import frame_octet_counted, syslog_message  # noqa: E402
-from otwatch.forwarding.source import GapGuard, RuleView, read_events  # noqa: E402
 from otwatch.forwarding.rules import RuleFilter  # noqa: E402
-from tests.forwarding.receivers import WebhookReceiver, make_ca  # noqa: E402
-from tests.forwarding.running import TcpSyslogReceiver  # noqa: E402
+from otwatch.forwarding.source import GapGuard, RuleView, read_events  # noqa: E402
+from tests.forwarding.receivers import Rsyslog, WebhookReceiver, make_ca  # noqa: E402
 from tests.forwarding.samples import manager, raise_alert  # noqa: E402
 
-import json  # noqa: E402
+
+class LineCounter:
+    """Lines rsyslog has written to a file so far (read incrementally)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.lines = path, 0, 0
+
+    def count(self) -> int:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return 0
+        self.offset += len(data)
+        self.lines += data.count(b"\n")
+        return self.lines
 
 
 def build_store(data: Path, count: int):
@@ -129,8 +145,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         ca = make_ca(tmp_path / "ca")
-        tcp = TcpSyslogReceiver()
-        tcp.start()
+        rsyslog = Rsyslog(tmp_path / "rsyslog", ca)
+        rsyslog.start()
+        tcp = LineCounter(rsyslog.directory / "tcp.log")
         hook = WebhookReceiver(ca)
         (tmp_path / "secret").write_text("bench-secret")
         try:
@@ -140,7 +157,8 @@ def main() -> None:
             backend = sensor_backend(store)
             with store.session() as s:
                 add_rule(s, backend, parse_rule_spec({"name": "tcp", "targets": [
-                    {"kind": "syslog", "host": "127.0.0.1", "port": tcp.port, "transport": "tcp",
+                    {"kind": "syslog", "host": "127.0.0.1", "port": rsyslog.ports["tcp"],
+                     "transport": "tcp",
                      "format": "cef"}]}), "bench")  # fmt: skip
             store.close()
             store = build_store(data, total)
@@ -148,9 +166,8 @@ def main() -> None:
             sample = events(store, args.naive)
             store.close()
 
-            startup, rate = timed_delivery(data, lambda: len(tcp.messages), total)
-            tcp.messages.clear()
-            naive = naive_syslog(sample, tcp.port)
+            startup, rate = timed_delivery(data, tcp.count, total)
+            naive = naive_syslog(sample, rsyslog.ports["tcp"])
             print(f"syslog TCP (CEF): otwatch {rate:,.0f} alerts/s (start-up {startup:.1f} s); "
                   f"naive one connection per alert {naive:,.0f}/s; ratio {rate / naive:.1f}x; "
                   f"target 10,000/s {'met' if rate >= 10_000 else 'NOT met'}")  # fmt: skip
@@ -159,9 +176,10 @@ def main() -> None:
             store = build_store(data, 0)
             backend = sensor_backend(store)
             with store.session() as s:
-                add_rule(s, backend, parse_rule_spec({"name": "hook", "targets": [
-                    {"kind": "webhook", "url": hook.url, "ca_file": ca.path("ca.pem"),
-                     "batch": args.batch, "secret_file": str(tmp_path / "secret")}]}), "bench")  # fmt: skip
+                target = {"kind": "webhook", "url": hook.url, "ca_file": ca.path("ca.pem"),
+                          "batch": args.batch, "secret_file": str(tmp_path / "secret")}  # fmt: skip
+                add_rule(s, backend, parse_rule_spec({"name": "hook", "targets": [target]}),
+                         "bench")  # fmt: skip
             store.close()
             store = build_store(data, total)
             store.close()
@@ -174,7 +192,7 @@ def main() -> None:
                   f"{naive:,.0f}/s; ratio {rate / naive:.1f}x; target 2,000/s "
                   f"{'met' if rate >= 2_000 else 'NOT met'}")  # fmt: skip
         finally:
-            tcp.stop()
+            rsyslog.stop()
             hook.close()
 
 

@@ -128,7 +128,7 @@ global(workDirectory="{d}" maxMessageSize="256k"
        defaultNetstreamDriverCertFile="{ca.path("server.pem")}"
        defaultNetstreamDriverKeyFile="{ca.path("server.key")}")
 module(load="imudp")
-module(load="imtcp" maxSessions="50")
+module(load="imtcp" maxSessions="1000")
 template(name="raw" type="string" string="%rawmsg%\\n")
 input(type="imudp" address="127.0.0.1" port="{self.ports["udp"]}" ruleset="udp")
 input(type="imtcp" address="127.0.0.1" port="{self.ports["tcp"]}" ruleset="tcp")
