@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 import json  # noqa: E402
 
 from otwatch.agent.store.db import open_store  # noqa: E402
-from otwatch.forwarding.backend import sensor_backend  # noqa: E402
+from otwatch.agent.store.forwarding import sensor_backend  # noqa: E402
 from otwatch.forwarding.ecs import ecs_document  # noqa: E402
 from otwatch.forwarding.formats import FORMATTERS  # noqa: E402
 from otwatch.forwarding.repository import add_rule, parse_rule_spec  # noqa: E402

@@ -270,7 +270,8 @@ class CentralCollector:
 
 def _forwarding(gauge: Any, counter: Any, store: Any, kind: str) -> Iterator[Any]:
     """Forwarding queue depth, sent, failed and dropped per rule and target."""
-    from otwatch.forwarding.backend import central_backend, sensor_backend
+    from otwatch.agent.store.forwarding import sensor_backend
+    from otwatch.central.store.forwarding import central_backend
     from otwatch.forwarding.health import forwarding_families, forwarding_rows
 
     backend = central_backend(store) if kind == "central" else sensor_backend(store)

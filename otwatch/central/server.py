@@ -23,8 +23,8 @@ from otwatch.central.maintenance import MaintenanceSettings
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.service import CentralService
+from otwatch.central.store.forwarding import central_backend
 from otwatch.errors import OtwatchError
-from otwatch.forwarding.backend import central_backend
 from otwatch.forwarding.worker import Forwarder
 from otwatch.sync.tasks import spawn
 

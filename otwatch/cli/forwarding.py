@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 import click
 
+from otwatch.agent.store.forwarding import sensor_backend
+from otwatch.central.store.forwarding import central_backend
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
-from otwatch.forwarding.backend import Backend, central_backend, sensor_backend
+from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.repository import ForwardingError
 
 __all__ = ["forwarding"]

@@ -15,10 +15,11 @@ from typing import Any
 import click
 
 from otwatch.agent.capture.status import format_bytes
+from otwatch.agent.store.forwarding import sensor_backend
+from otwatch.central.store.forwarding import central_backend
 from otwatch.cli.central_client import client_from
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json, render_table
-from otwatch.forwarding.backend import central_backend, sensor_backend
 from otwatch.forwarding.health import forwarding_rows, forwarding_text
 from otwatch.health import central_health, central_sensor_rows, sensor_health
 

@@ -1,5 +1,7 @@
 """The two stores forwarding works on, behind one small interface: the sensor's SQLite store
-and central's (SQLite or PostgreSQL). Everything else in the package takes a ``Backend``."""
+and central's (SQLite or PostgreSQL). Everything else in the package takes a ``Backend``;
+each store makes its own (``agent/store/forwarding.py``, ``central/store/forwarding.py``), so
+this package imports neither side."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-__all__ = ["Backend", "central_backend", "sensor_backend"]
+__all__ = ["Backend"]
 
 _INSTANCE_KEY = "forwarding_instance"
 
@@ -56,24 +58,3 @@ class Backend:
             alert_id=None, ts_ns=now, actor=actor[:128], origin="sensor", action=action,
             detail=detail,
         )  # fmt: skip
-
-
-def sensor_backend(store: Any) -> Backend:
-    from otwatch.agent.store.models import Alert, AuditEvent
-    from otwatch.agent.store.models_forwarding import ForwardingRule, ForwardingTarget
-    from otwatch.agent.store.state import get_state, put_state
-
-    return Backend(
-        "sensor", store, Alert, AuditEvent, ForwardingRule, ForwardingTarget, get_state, put_state
-    )
-
-
-def central_backend(store: Any) -> Backend:
-    from otwatch.central.store.models import Alert, AuditEvent
-    from otwatch.central.store.models_forwarding import ForwardingRule, ForwardingTarget
-    from otwatch.central.store.sensors import get_state, put_state
-
-    return Backend(
-        "central", store, Alert, AuditEvent, ForwardingRule, ForwardingTarget, get_state,
-        put_state,
-    )  # fmt: skip

@@ -59,7 +59,7 @@ def event_uuid(instance: str, feed: str, row_id: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ForwardEvent:
-    """One event for the targets; ``alert`` is the alert's JSON form (``alertdata``) with
+    """One event for the targets; ``alert`` is the alert's JSON form (``otwatch.alerts.views``) with
     ``remediation`` and ``fields`` added."""
 
     event_id: str

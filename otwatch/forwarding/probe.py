@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from otwatch.forwarding.events import make_test_event
-from otwatch.forwarding.targets import DeliveryError, build_target, target_label
+from otwatch.forwarding.targets.base import DeliveryError, target_label
+from otwatch.forwarding.targets.factory import build_target
 from otwatch.timeutil import now_ns
 
 __all__ = ["ProbeResult", "probe_targets"]

@@ -15,7 +15,7 @@ from otwatch.errors import OtwatchError
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.rules import RuleFilter
 from otwatch.forwarding.source import Cursor, RuleView, head
-from otwatch.forwarding.targets import TargetSpec, target_label
+from otwatch.forwarding.targets.base import TargetSpec, target_label
 from otwatch.timeutil import format_iso, now_ns
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from otwatch.alertdata import alert_to_dict
+from otwatch.alerts.views import alert_to_dict
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.events import ForwardEvent, event_uuid
 from otwatch.forwarding.rules import RuleFilter, matches

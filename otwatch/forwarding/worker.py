@@ -31,7 +31,8 @@ from otwatch.forwarding.source import (
     head,
     read_events,
 )
-from otwatch.forwarding.targets import DeliveryError, Target, build_target
+from otwatch.forwarding.targets.base import DeliveryError, Target
+from otwatch.forwarding.targets.factory import build_target
 from otwatch.sync.daemon import Backoff
 from otwatch.sync.tasks import spawn
 

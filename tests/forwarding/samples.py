@@ -7,8 +7,8 @@ from typing import Any
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import RateLimit
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.detection import DetectionFactory
+from otwatch.alerts.catalog import load_catalog
 from otwatch.forwarding.events import ForwardEvent
 
 T0 = 1_790_000_000 * 1_000_000_000

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from otwatch.central.api.auth import Caller, require_admin
-from otwatch.forwarding.backend import Backend, central_backend
+from otwatch.central.store.forwarding import central_backend
+from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.repository import (
     ForwardingError,
     RuleSpec,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from otwatch.forwarding.ecs import format_ecs
 from otwatch.forwarding.events import ForwardEvent
-from otwatch.forwarding.targets import DeliveryError, FileSpec, target_label
+from otwatch.forwarding.targets.base import DeliveryError, FileSpec, target_label
 
 __all__ = ["FileTarget"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from otwatch.forwarding.events import ForwardEvent
 from otwatch.forwarding.formats import FORMATTERS
 from otwatch.forwarding.rfc5424 import frame_octet_counted, syslog_message
-from otwatch.forwarding.targets import DeliveryError, SyslogSpec, read_secret, target_label
+from otwatch.forwarding.targets.base import DeliveryError, SyslogSpec, read_secret, target_label
 
 __all__ = ["SyslogTarget", "tls_client_context"]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from otwatch.forwarding.ecs import ecs_document
 from otwatch.forwarding.events import PRODUCT, VERSION, ForwardEvent
-from otwatch.forwarding.targets import DeliveryError, WebhookSpec, read_secret, target_label
+from otwatch.forwarding.targets.base import DeliveryError, WebhookSpec, read_secret, target_label
 from otwatch.forwarding.targets.syslog import describe_error
 
 __all__ = ["SIGNATURE_HEADER", "WebhookTarget", "sign"]

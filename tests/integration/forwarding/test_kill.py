@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from otwatch.forwarding.backend import sensor_backend
+from otwatch.agent.store.forwarding import sensor_backend
 from otwatch.forwarding.repository import add_rule, parse_rule_spec
 from tests.forwarding.samples import manager, raise_alert
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from otwatch.forwarding.backend import sensor_backend
+from otwatch.agent.store.forwarding import sensor_backend
 from otwatch.forwarding.repository import add_rule, list_rules, parse_rule_spec
 from tests.forwarding.parsers import parse_cef, parse_leef, parse_rfc5424
 from tests.forwarding.running import run_forwarder
@@ -112,7 +112,7 @@ def test_leef_json_and_text_bodies(tmp_path_factory, rsyslog, test_ca):
 
 def test_tls_refuses_a_receiver_signed_by_another_ca(store, rsyslog, test_ca):
     from otwatch.forwarding.probe import probe_targets
-    from otwatch.forwarding.targets import SyslogSpec
+    from otwatch.forwarding.targets.base import SyslogSpec
 
     spec = SyslogSpec(
         host="127.0.0.1",

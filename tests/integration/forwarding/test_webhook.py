@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from otwatch.forwarding.backend import sensor_backend
+from otwatch.agent.store.forwarding import sensor_backend
 from otwatch.forwarding.probe import probe_targets
 from otwatch.forwarding.repository import add_rule, list_rules, parse_rule_spec
-from otwatch.forwarding.targets import WebhookSpec
+from otwatch.forwarding.targets.base import WebhookSpec
 from tests.forwarding.running import run_forwarder
 from tests.forwarding.samples import manager, raise_alert
 

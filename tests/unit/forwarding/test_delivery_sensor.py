@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from otwatch.agent.alerts.lifecycle import Action
-from otwatch.forwarding.backend import sensor_backend
+from otwatch.agent.store.forwarding import sensor_backend
+from otwatch.alerts.lifecycle import Action
 from otwatch.forwarding.repository import add_rule, list_rules, parse_rule_spec, set_enabled
 from otwatch.forwarding.worker import ForwarderOptions
 from tests.forwarding.parsers import parse_cef, parse_rfc5424
