@@ -23,22 +23,36 @@ class FileTarget:
         self.path = Path(spec.path)
 
     async def send(self, events: Sequence[ForwardEvent]) -> None:
-        data = "".join(format_ecs(event) + "\n" for event in events).encode()
+        lines = [(format_ecs(event) + "\n").encode() for event in events]
         try:
-            await asyncio.to_thread(self._append, data)
+            await asyncio.to_thread(self._append, lines)
         except OSError as exc:
             raise DeliveryError(f"{self.label}: {exc.strerror or exc}") from None
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, lines: list[bytes]) -> None:
+        """Append whole lines; rotate first whenever the next line would pass
+        ``max_bytes`` (a line longer than that gets a file of its own)."""
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             size = 0
-        if size and size + len(data) > self.spec.max_bytes:
-            self._rotate()
+        pending: list[bytes] = []
+        for line in lines:
+            if size and size + len(line) > self.spec.max_bytes:
+                self._write(pending)
+                pending = []
+                self._rotate()
+                size = 0
+            pending.append(line)
+            size += len(line)
+        self._write(pending)
+
+    def _write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            view = memoryview(data)
+            view = memoryview(b"".join(lines))
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)

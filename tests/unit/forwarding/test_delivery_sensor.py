@@ -184,3 +184,55 @@ def test_status_and_metrics_show_queue_sent_failed_dropped(store, tmp_path):
     assert queue.value == 5 and queue.labels["rule"] == "soc"
     failed = families["otwatch_forwarding_failed"].samples[0]
     assert failed.value >= 2
+
+
+def test_file_target_rotates_by_size_and_keeps_every_line(store, tmp_path):
+    backend = sensor_backend(store)
+    mgr = manager(store)
+    out = tmp_path / "alerts.ndjson"
+    _add(backend, "file", {"kind": "file", "path": str(out), "max_bytes": 20_000, "keep": 50})
+    for n in range(60):
+        raise_alert(mgr, n)
+    mgr.flush()
+    run_forwarder(backend, lambda: _counters(backend)["sent"] >= 60)
+    files = sorted(
+        tmp_path.glob("alerts.ndjson*"),
+        key=lambda p: -int(p.suffix[1:] or 0) if p.suffix[1:].isdigit() else 0,
+    )
+    assert len(files) > 1 and all(f.stat().st_size <= 20_000 for f in files)
+    docs = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    ids = [d["otwatch"]["alert"]["id"] for d in docs]
+    assert ids == sorted(ids) and len(set(ids)) == 60
+
+
+def test_cli_on_a_sensor_add_from_file_show_list_remove(store, tmp_path):
+    from click.testing import CliRunner
+
+    from otwatch.cli.main import cli
+
+    spec = tmp_path / "rule.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "ecs",
+                "filters": {"protocols": ["modbus"]},
+                "targets": [{"kind": "file", "path": str(tmp_path / "o.json")}],
+            }
+        )
+    )
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--data-dir", str(store.data_dir), "forwarding", *args])
+        return result.exit_code, result.output
+
+    assert run("add", "--from-file", str(spec)) == (0, "forwarding rule 1 'ecs' added\n")
+    code, out = run("list")
+    assert code == 0 and "ecs" in out and "protocols=modbus" in out and "file " in out
+    code, out = run("test", "ecs")
+    assert code == 0 and out.startswith("ok: file ")
+    [doc] = [json.loads(x) for x in (tmp_path / "o.json").read_text().splitlines()]
+    assert doc["event"]["action"] == "test" and doc["observer"]["name"]
+    spec.write_text('{"name": "bad", "targets": [{"kind": "smtp"}]}')
+    code, out = run("add", "--from-file", str(spec))
+    assert code == 1 and "invalid forwarding rule" in out
+    assert run("remove", "1")[0] == 0
