@@ -80,3 +80,8 @@ def _iso_seconds(seconds: int) -> str:
     """The date and time part (alert forwarding formats three per alert: a sixth of its
     cost with ``strftime`` each time)."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def age_s(ts_ns: int | None, now: int) -> float | None:
+    """Seconds from ``ts_ns`` to ``now`` (never negative); None when ``ts_ns`` is unset."""
+    return None if not ts_ns else max(0.0, (now - ts_ns) / NS_PER_S)

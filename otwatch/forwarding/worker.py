@@ -33,7 +33,7 @@ from otwatch.forwarding.source import (
 )
 from otwatch.forwarding.targets.base import DeliveryError, Target
 from otwatch.forwarding.targets.factory import build_target
-from otwatch.sync.daemon import Backoff
+from otwatch.sync.supervision import Backoff
 from otwatch.sync.tasks import spawn
 
 __all__ = ["Forwarder", "ForwarderOptions", "TargetStats"]

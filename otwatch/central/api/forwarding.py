@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 
-from otwatch.central.api.auth import Caller, require_admin
+from otwatch.central.api.auth import Caller
+from otwatch.central.api.deps import Admin, Store
 from otwatch.central.store.forwarding import central_backend
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.repository import (
@@ -38,11 +39,6 @@ FILES_DIR = Path(os.environ.get("OTWATCH_FORWARDING_FILES", "/etc/otwatch/forwar
 _PATH_KEYS = ("ca_file", "cert_file", "key_file", "passphrase_file", "secret_file")
 
 router = APIRouter(prefix="/forwarding/rules", tags=["forwarding"])
-Admin = Annotated[Caller, Depends(require_admin)]
-
-
-def _backend(request: Request) -> Backend:
-    return central_backend(request.app.state.store)
 
 
 def _check_paths(spec: RuleSpec) -> None:
@@ -70,17 +66,17 @@ def _one(b: Backend, rule: str) -> dict[str, Any]:
 
 
 @router.get("")
-def rules(_caller: Admin, request: Request) -> list[dict[str, Any]]:
-    b = _backend(request)
+def rules(_caller: Admin, store: Store) -> list[dict[str, Any]]:
+    b = central_backend(store)
     with b.store.session() as session:
         return [redact(r) for r in list_rules(session, b)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create(body: Annotated[dict[str, Any], Body()], caller: Admin, request: Request):
+def create(body: Annotated[dict[str, Any], Body()], caller: Admin, store: Store):
     spec = parse_rule_spec(body)
     _check_paths(spec)
-    b = _backend(request)
+    b = central_backend(store)
     try:
         with b.store.session() as session:
             add_rule(session, b, spec, caller.actor)
@@ -92,15 +88,15 @@ def create(body: Annotated[dict[str, Any], Body()], caller: Admin, request: Requ
 
 
 @router.get("/{rule}")
-def show(rule: str, _caller: Admin, request: Request) -> dict[str, Any]:
+def show(rule: str, _caller: Admin, store: Store) -> dict[str, Any]:
     try:
-        return _one(_backend(request), rule)
+        return _one(central_backend(store), rule)
     except ForwardingError as exc:
         raise _not_found(exc) from None
 
 
-def _toggle(rule: str, enabled: bool, caller: Caller, request: Request) -> dict[str, Any]:
-    b = _backend(request)
+def _toggle(rule: str, enabled: bool, caller: Caller, store: Store) -> dict[str, Any]:
+    b = central_backend(store)
     try:
         with b.store.session() as session:
             changed = set_enabled(session, b, rule, enabled, caller.actor)
@@ -110,18 +106,18 @@ def _toggle(rule: str, enabled: bool, caller: Caller, request: Request) -> dict[
 
 
 @router.post("/{rule}/enable")
-def enable(rule: str, caller: Admin, request: Request) -> dict[str, Any]:
-    return _toggle(rule, True, caller, request)
+def enable(rule: str, caller: Admin, store: Store) -> dict[str, Any]:
+    return _toggle(rule, True, caller, store)
 
 
 @router.post("/{rule}/disable")
-def disable(rule: str, caller: Admin, request: Request) -> dict[str, Any]:
-    return _toggle(rule, False, caller, request)
+def disable(rule: str, caller: Admin, store: Store) -> dict[str, Any]:
+    return _toggle(rule, False, caller, store)
 
 
 @router.delete("/{rule}")
-def delete(rule: str, caller: Admin, request: Request) -> dict[str, Any]:
-    b = _backend(request)
+def delete(rule: str, caller: Admin, store: Store) -> dict[str, Any]:
+    b = central_backend(store)
     try:
         with b.store.session() as session:
             name = remove_rule(session, b, rule, caller.actor)
@@ -131,11 +127,11 @@ def delete(rule: str, caller: Admin, request: Request) -> dict[str, Any]:
 
 
 @router.post("/{rule}/test")
-async def test(rule: str, _caller: Admin, request: Request) -> list[dict[str, Any]]:
+async def test(rule: str, _caller: Admin, store: Store) -> list[dict[str, Any]]:
     """Send a clearly marked test alert through each target; reports per target."""
     from otwatch.forwarding.probe import probe_targets
 
-    b = _backend(request)
+    b = central_backend(store)
 
     def specs() -> list[Any]:
         with b.store.session() as session:
