@@ -245,40 +245,47 @@ class Forwarder:
     def _drop_overflow(self, row: TargetRow, cursor: Cursor, stats: TargetStats) -> Cursor:
         """Skip the oldest changes past ``max_queue``; count the rule's events among them."""
         limit = self.options.max_queue
+        central = self.backend.central
         with self.backend.store.session() as session:
             top = head(session, self.backend)
             instance = self.backend.instance(session)
-        central = self.backend.central
         lag = (top[0] - cursor[0]) + ((top[1] - cursor[1]) if central else 0)
         stats.queue = max(0, lag)
         if lag <= limit:
             return cursor
-        goal = (top[0] - limit, top[1] - limit if central else cursor[1])
-        dropped = 0
-        guard = GapGuard()
-        while cursor[0] < goal[0] or (central and cursor[1] < goal[1]):
-            step = (min(goal[0], cursor[0]), min(goal[1], cursor[1]))
+        # Keep the newest ``limit`` of each feed; never move a cursor back.
+        goal = (
+            max(cursor[0], top[0] - limit),
+            max(cursor[1], top[1] - limit) if central else cursor[1],
+        )
+        dropped, start, guard = 0, cursor, GapGuard()
+        while cursor != goal:
             with self.backend.store.session() as session:
                 result = read_events(
-                    session, self.backend, row.rule, step, instance, self.options.batch,
-                    guard, time.time_ns(),
-                )  # fmt: skip
-            kept = [e for e in result.events if e.pos[0] <= goal[0] and e.pos[1] <= goal[1]]
-            dropped += len(kept)
-            new = (
-                min(max(result.cursor[0], cursor[0]), goal[0]),
-                min(max(result.cursor[1], cursor[1]), goal[1]) if central else cursor[1],
-            )
-            if result.rows == 0 or new == cursor:
-                new = (goal[0], goal[1] if central else cursor[1])
-            cursor = new
+                    session,
+                    self.backend,
+                    row.rule,
+                    cursor,
+                    instance,
+                    self.options.batch,
+                    guard,
+                    time.time_ns(),
+                )
+            dropped += sum(1 for e in result.events if e.pos[0] <= goal[0] and e.pos[1] <= goal[1])
+            reached = (min(result.cursor[0], goal[0]), min(result.cursor[1], goal[1]))
+            cursor = goal if result.rows == 0 or reached == cursor else reached
         with self.backend.store.session() as session:
-            save_progress(session, self.backend, row.target_id, cursor, 0, dropped,
-                          time.time_ns())  # fmt: skip
+            save_progress(session, self.backend, row.target_id, cursor, 0, dropped, time.time_ns())
         stats.dropped += dropped
         log.warning(
-            "forwarding rule %r → %s: target down, %d changes waiting (limit %d): dropped %d "
-            "of its events",
-            row.rule_name, stats.label, lag, limit, dropped,
-        )  # fmt: skip
+            "forwarding rule %r → %s: target down, %d changes waiting (limit %d): skipped "
+            "from %s to %s, dropping %d of its events",
+            row.rule_name,
+            stats.label,
+            lag,
+            limit,
+            start,
+            goal,
+            dropped,
+        )
         return cursor

@@ -138,3 +138,35 @@ def test_cli_manages_central_rules_and_never_echoes_header_values(central_url, t
     assert run("remove", "soc") == (0, "forwarding rule 'soc' removed\n")
     code, out = run("show", "soc")
     assert code == 1 and "no forwarding rule 'soc'" in out
+
+
+def test_central_overflow_keeps_the_newest_and_counts_the_rest(central_store, tmp_path):  # noqa: F811
+    import dataclasses
+
+    from tests.forwarding.running import FAST, TcpSyslogReceiver
+
+    backend = central_backend(central_store)
+    receiver = TcpSyslogReceiver()
+    receiver.start()
+    port = receiver.port
+    receiver.stop()
+    with central_store.session() as s:
+        target = {"kind": "syslog", "host": "127.0.0.1", "port": port, "transport": "tcp"}
+        add_rule(s, backend, parse_rule_spec({"name": "down", "targets": [target]}), "tester")
+    add_alerts(central_store, "s1", [snapshot(n) for n in range(1, 301)])
+
+    def counters():
+        with central_store.session() as s:
+            return list_rules(s, backend)[0]["targets"][0]
+
+    options = dataclasses.replace(FAST, max_queue=100, batch=40)
+    run_forwarder(backend, lambda: counters()["dropped"] > 0, options=options)
+    up = TcpSyslogReceiver(port)
+    up.start()
+    try:
+        run_forwarder(backend, lambda: counters()["sent"] >= 100, options=options)
+    finally:
+        up.stop()
+    assert (counters()["sent"], counters()["dropped"]) == (100, 200)
+    ids = [m.split(b'alertId="')[1].split(b'"')[0].decode() for m in up.messages]
+    assert ids == [f"{n}-s1" for n in range(201, 301)]
