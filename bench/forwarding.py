@@ -79,17 +79,36 @@ def events(store, count: int):
     """The alerts as the daemon reads them (for the naive baselines)."""
     backend = sensor_backend(store)
     with store.session() as session:
-        result = read_events(session, backend, RuleView(RuleFilter(), False, 0), (0, 0), "bench",
-                             count, GapGuard(), 0)  # fmt: skip
+        result = read_events(
+            session,
+            backend,
+            RuleView(RuleFilter(), False, 0),
+            (0, 0),
+            "bench",
+            count,
+            GapGuard(),
+            0,
+        )
     return result.events
 
 
 def daemon(data: Path):
     return subprocess.Popen(
-        [sys.executable, "-m", "otwatch.cli", "--data-dir", str(data), "--log-level", "error",
-         "forwarding", "run", "--poll", "0.05"],
+        [
+            sys.executable,
+            "-m",
+            "otwatch.cli",
+            "--data-dir",
+            str(data),
+            "--log-level",
+            "error",
+            "forwarding",
+            "run",
+            "--poll",
+            "0.05",
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
 
 
 def timed_delivery(data: Path, count_fn, total: int) -> tuple[float, float]:
@@ -156,10 +175,25 @@ def main() -> None:
             store = build_store(data, 0)
             backend = sensor_backend(store)
             with store.session() as s:
-                add_rule(s, backend, parse_rule_spec({"name": "tcp", "targets": [
-                    {"kind": "syslog", "host": "127.0.0.1", "port": rsyslog.ports["tcp"],
-                     "transport": "tcp",
-                     "format": "cef"}]}), "bench")  # fmt: skip
+                add_rule(
+                    s,
+                    backend,
+                    parse_rule_spec(
+                        {
+                            "name": "tcp",
+                            "targets": [
+                                {
+                                    "kind": "syslog",
+                                    "host": "127.0.0.1",
+                                    "port": rsyslog.ports["tcp"],
+                                    "transport": "tcp",
+                                    "format": "cef",
+                                }
+                            ],
+                        }
+                    ),
+                    "bench",
+                )
             store.close()
             store = build_store(data, total)
             print(f"store with {total:,} alerts built in {time.perf_counter() - t:.1f} s")
@@ -168,18 +202,26 @@ def main() -> None:
 
             startup, rate = timed_delivery(data, tcp.count, total)
             naive = naive_syslog(sample, rsyslog.ports["tcp"])
-            print(f"syslog TCP (CEF): otwatch {rate:,.0f} alerts/s (start-up {startup:.1f} s); "
-                  f"naive one connection per alert {naive:,.0f}/s; ratio {rate / naive:.1f}x; "
-                  f"target 10,000/s {'met' if rate >= 10_000 else 'NOT met'}")  # fmt: skip
+            print(
+                f"syslog TCP (CEF): otwatch {rate:,.0f} alerts/s (start-up {startup:.1f} s); "
+                f"naive one connection per alert {naive:,.0f}/s; ratio {rate / naive:.1f}x; "
+                f"target 10,000/s {'met' if rate >= 10_000 else 'NOT met'}"
+            )
 
             data = tmp_path / "webhook"
             store = build_store(data, 0)
             backend = sensor_backend(store)
             with store.session() as s:
-                target = {"kind": "webhook", "url": hook.url, "ca_file": ca.path("ca.pem"),
-                          "batch": args.batch, "secret_file": str(tmp_path / "secret")}  # fmt: skip
-                add_rule(s, backend, parse_rule_spec({"name": "hook", "targets": [target]}),
-                         "bench")  # fmt: skip
+                target = {
+                    "kind": "webhook",
+                    "url": hook.url,
+                    "ca_file": ca.path("ca.pem"),
+                    "batch": args.batch,
+                    "secret_file": str(tmp_path / "secret"),
+                }
+                add_rule(
+                    s, backend, parse_rule_spec({"name": "hook", "targets": [target]}), "bench"
+                )
             store.close()
             store = build_store(data, total)
             store.close()
@@ -187,10 +229,12 @@ def main() -> None:
             startup, rate = timed_delivery(data, lambda: hook.count, total)
             hook.requests.clear()
             naive = naive_webhook(sample, hook.port, ca.path("ca.pem"))
-            print(f"webhook HTTPS (batch {args.batch}, HMAC): otwatch {rate:,.0f} alerts/s "
-                  f"(start-up {startup:.1f} s); naive one request+connection per alert "
-                  f"{naive:,.0f}/s; ratio {rate / naive:.1f}x; target 2,000/s "
-                  f"{'met' if rate >= 2_000 else 'NOT met'}")  # fmt: skip
+            print(
+                f"webhook HTTPS (batch {args.batch}, HMAC): otwatch {rate:,.0f} alerts/s "
+                f"(start-up {startup:.1f} s); naive one request+connection per alert "
+                f"{naive:,.0f}/s; ratio {rate / naive:.1f}x; target 2,000/s "
+                f"{'met' if rate >= 2_000 else 'NOT met'}"
+            )
         finally:
             rsyslog.stop()
             hook.close()

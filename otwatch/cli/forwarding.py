@@ -36,8 +36,18 @@ _db = click.option(
     help="Central's database (URL or SQLite path): central's rules instead of this sensor's. "
     "Env: OTWATCH_CENTRAL_DB.",
 )
-LIST_COLUMNS = ("id", "name", "enabled", "filters", "updates", "targets", "sent", "failed",
-                "dropped", "queue")  # fmt: skip
+LIST_COLUMNS = (
+    "id",
+    "name",
+    "enabled",
+    "filters",
+    "updates",
+    "targets",
+    "sent",
+    "failed",
+    "dropped",
+    "queue",
+)
 
 
 @contextmanager
@@ -109,9 +119,12 @@ def _syslog_target(url: str, opts: dict[str, Any]) -> dict[str, Any]:
         )
     default_port = {"udp": 514, "tcp": 601, "tls": 6514}[parts.scheme]
     target: dict[str, Any] = {
-        "kind": "syslog", "host": parts.hostname, "port": parts.port or default_port,
-        "transport": parts.scheme, "format": opts["body_format"],
-    }  # fmt: skip
+        "kind": "syslog",
+        "host": parts.hostname,
+        "port": parts.port or default_port,
+        "transport": parts.scheme,
+        "format": opts["body_format"],
+    }
     if parts.scheme == "tls":
         for key in ("ca_file", "cert_file", "key_file", "passphrase_file", "server_name"):
             if opts.get(key):
@@ -132,8 +145,14 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
 def _targets(opts: dict[str, Any]) -> list[dict[str, Any]]:
     targets = [_syslog_target(url, opts) for url in opts["syslog"]]
     for path in opts["file"]:
-        targets.append({"kind": "file", "path": str(Path(path).absolute()),
-                        "max_bytes": opts["max_bytes"], "keep": opts["keep"]})  # fmt: skip
+        targets.append(
+            {
+                "kind": "file",
+                "path": str(Path(path).absolute()),
+                "max_bytes": opts["max_bytes"],
+                "keep": opts["keep"],
+            }
+        )
     for url in opts["webhook"]:
         hook: dict[str, Any] = {
             "kind": "webhook",
@@ -151,19 +170,26 @@ def _targets(opts: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _filter_options(func: Callable) -> Callable:
     options = [
-        click.option("--min-severity", type=click.Choice(("low", "medium", "high")),
-                     help="Forward this severity and above."),
-        click.option("--engine", "engines", multiple=True,
-                     help="Engines (repeat or comma-separate)."),
+        click.option(
+            "--min-severity",
+            type=click.Choice(("low", "medium", "high")),
+            help="Forward this severity and above.",
+        ),
+        click.option(
+            "--engine", "engines", multiple=True, help="Engines (repeat or comma-separate)."
+        ),
         click.option("--category", "categories", multiple=True, help="Alert categories (groups)."),
         click.option("--protocol", "protocols", multiple=True, help="Protocols (modbus, dnp3, …)."),
         click.option("--type", "types", multiple=True, help="Alert type ids."),
         click.option("--sensor", "sensors", multiple=True, help="Sensor ids (central)."),
         click.option("--site", "sites", multiple=True, help="Sites (central)."),
         click.option("--zone", "zones", multiple=True, help="Zones."),
-        click.option("--learnable/--not-learnable", default=None,
-                     help="Only learnable alerts, or only alerts that are not."),
-    ]  # fmt: skip
+        click.option(
+            "--learnable/--not-learnable",
+            default=None,
+            help="Only learnable alerts, or only alerts that are not.",
+        ),
+    ]
     for option in reversed(options):
         func = option(func)
     return func
@@ -171,36 +197,76 @@ def _filter_options(func: Callable) -> Callable:
 
 def _target_options(func: Callable) -> Callable:
     options = [
-        click.option("--syslog", multiple=True, metavar="URL",
-                     help="Syslog receiver: udp://HOST:PORT, tcp://HOST:PORT (octet-counted) or "
-                     "tls://HOST:PORT (RFC 5425)."),
-        click.option("--format", "body_format", default="cef", show_default=True,
-                     type=click.Choice(("text", "cef", "leef", "json")),
-                     help="Syslog message body."),
-        click.option("--ca-file", help="TLS syslog / HTTPS webhook: CA bundle to verify the "
-                     "receiver with (default: system CAs)."),
+        click.option(
+            "--syslog",
+            multiple=True,
+            metavar="URL",
+            help="Syslog receiver: udp://HOST:PORT, tcp://HOST:PORT (octet-counted) or "
+            "tls://HOST:PORT (RFC 5425).",
+        ),
+        click.option(
+            "--format",
+            "body_format",
+            default="cef",
+            show_default=True,
+            type=click.Choice(("text", "cef", "leef", "json")),
+            help="Syslog message body.",
+        ),
+        click.option(
+            "--ca-file",
+            help="TLS syslog / HTTPS webhook: CA bundle to verify the "
+            "receiver with (default: system CAs).",
+        ),
         click.option("--cert-file", help="TLS syslog: client certificate (PEM)."),
         click.option("--key-file", help="TLS syslog: client key (PEM)."),
         click.option("--passphrase-file", help="TLS syslog: file holding the key's passphrase."),
-        click.option("--server-name", help="TLS syslog: name expected in the receiver's "
-                     "certificate (default: the host)."),
-        click.option("--file", multiple=True, metavar="PATH",
-                     help="ECS JSON lines file, rotated by size."),
-        click.option("--max-bytes", type=click.IntRange(min=4096), default=100 << 20,
-                     show_default=True, help="File: rotate past this size."),
-        click.option("--keep", type=click.IntRange(1, 100), default=5, show_default=True,
-                     help="File: rotated files kept."),
-        click.option("--webhook", multiple=True, metavar="URL",
-                     help="HTTPS URL to POST ECS JSON to."),
-        click.option("--header", multiple=True, metavar="'NAME: VALUE'",
-                     help="Webhook header; a value '@/path' is read from that file (tokens)."),
-        click.option("--secret-file", help="Webhook: HMAC-SHA256 key file "
-                     "(X-Otwatch-Signature: sha256=…)."),
-        click.option("--batch", type=click.IntRange(1, 5000), default=100, show_default=True,
-                     help="Webhook: events per request (1: one ECS object per request)."),
-        click.option("--verify/--no-verify", default=True, show_default=True,
-                     help="Webhook: verify the server's TLS certificate."),
-    ]  # fmt: skip
+        click.option(
+            "--server-name",
+            help="TLS syslog: name expected in the receiver's certificate (default: the host).",
+        ),
+        click.option(
+            "--file", multiple=True, metavar="PATH", help="ECS JSON lines file, rotated by size."
+        ),
+        click.option(
+            "--max-bytes",
+            type=click.IntRange(min=4096),
+            default=100 << 20,
+            show_default=True,
+            help="File: rotate past this size.",
+        ),
+        click.option(
+            "--keep",
+            type=click.IntRange(1, 100),
+            default=5,
+            show_default=True,
+            help="File: rotated files kept.",
+        ),
+        click.option(
+            "--webhook", multiple=True, metavar="URL", help="HTTPS URL to POST ECS JSON to."
+        ),
+        click.option(
+            "--header",
+            multiple=True,
+            metavar="'NAME: VALUE'",
+            help="Webhook header; a value '@/path' is read from that file (tokens).",
+        ),
+        click.option(
+            "--secret-file", help="Webhook: HMAC-SHA256 key file (X-Otwatch-Signature: sha256=…)."
+        ),
+        click.option(
+            "--batch",
+            type=click.IntRange(1, 5000),
+            default=100,
+            show_default=True,
+            help="Webhook: events per request (1: one ECS object per request).",
+        ),
+        click.option(
+            "--verify/--no-verify",
+            default=True,
+            show_default=True,
+            help="Webhook: verify the server's TLS certificate.",
+        ),
+    ]
     for option in reversed(options):
         func = option(func)
     return func
@@ -224,8 +290,7 @@ def _target_options(func: Callable) -> Callable:
     help="The whole rule as JSON (name, filters, updates, targets); see the docs.",
 )
 @pass_cli
-def add(cli: CliContext, name: str | None, db_url: str | None, spec_file: Any,
-        **opts: Any) -> None:  # fmt: skip
+def add(cli: CliContext, name: str | None, db_url: str | None, spec_file: Any, **opts: Any) -> None:
     """Add a forwarding rule; it applies to alerts raised from now on."""
     from otwatch.forwarding.repository import add_rule, parse_rule_spec
 
@@ -245,8 +310,13 @@ def add(cli: CliContext, name: str | None, db_url: str | None, spec_file: Any,
         targets = _targets(opts)
         if not targets:
             raise click.UsageError("give at least one target: --syslog, --file or --webhook")
-        data = {"name": name, "enabled": not opts["disabled"], "updates": opts["updates"],
-                "filters": filters, "targets": targets}  # fmt: skip
+        data = {
+            "name": name,
+            "enabled": not opts["disabled"],
+            "updates": opts["updates"],
+            "filters": filters,
+            "targets": targets,
+        }
     spec = parse_rule_spec(data)
     with _backend(cli, db_url) as b, b.store.session() as session:
         rule_id = add_rule(session, b, spec, cli.actor)
@@ -298,9 +368,10 @@ def _toggle(enabled: bool) -> Callable:
         click.echo(f"forwarding rule {rule!r} {state}" if changed else f"{rule!r} was {state}")
 
     command.__doc__ = (
-        "Enable a rule (it forwards alerts raised from now on)." if enabled
+        "Enable a rule (it forwards alerts raised from now on)."
+        if enabled
         else "Disable a rule (nothing is forwarded while disabled)."
-    )  # fmt: skip
+    )
     return command
 
 

@@ -51,10 +51,20 @@ class Backend:
         """An audit-log row for an administrative change (no alert)."""
         if self.central:
             return self.audit(
-                event_id=str(uuid.uuid4()), sensor="", alert_id=None, ts_ns=now,
-                actor=actor[:128], origin="central", action=action, detail=detail,
-            )  # fmt: skip
+                event_id=str(uuid.uuid4()),
+                sensor="",
+                alert_id=None,
+                ts_ns=now,
+                actor=actor[:128],
+                origin="central",
+                action=action,
+                detail=detail,
+            )
         return self.audit(
-            alert_id=None, ts_ns=now, actor=actor[:128], origin="sensor", action=action,
+            alert_id=None,
+            ts_ns=now,
+            actor=actor[:128],
+            origin="sensor",
+            action=action,
             detail=detail,
-        )  # fmt: skip
+        )

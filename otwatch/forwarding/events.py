@@ -49,8 +49,11 @@ def event_uuid(instance: str, feed: str, row_id: int) -> str:
     """A stable event id: the same store row always gives the same id, so a receiver can
     drop the duplicates that at-least-once delivery may send. ``uuid.uuid5`` computed
     directly (a third of the time; the forwarder makes one per event)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{instance}/{feed}/{row_id}".encode(),
-                                    usedforsecurity=False).digest()[:16])  # fmt: skip
+    digest = bytearray(
+        hashlib.sha1(
+            _NAMESPACE_BYTES + f"{instance}/{feed}/{row_id}".encode(), usedforsecurity=False
+        ).digest()[:16]
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()

@@ -265,9 +265,14 @@ def enabled_targets(session: Session, b: Backend) -> list[TargetRow]:
 
 
 def save_progress(
-    session: Session, b: Backend, target_id: int, cursor: Cursor, sent: int, dropped: int,
+    session: Session,
+    b: Backend,
+    target_id: int,
+    cursor: Cursor,
+    sent: int,
+    dropped: int,
     now: int,
-) -> None:  # fmt: skip
+) -> None:
     values: dict[str, Any] = {
         "change_cursor": cursor[0],
         "alert_cursor": cursor[1],

@@ -15,8 +15,13 @@ __all__ = ["ENGINES", "SEVERITIES", "RuleFilter", "matches"]
 
 SEVERITIES = ("low", "medium", "high")
 ENGINES = (
-    "policy_violation", "protocol_violation", "malware", "anomaly", "operational", "custom",
-)  # fmt: skip
+    "policy_violation",
+    "protocol_violation",
+    "malware",
+    "anomaly",
+    "operational",
+    "custom",
+)
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 _Names = list[str]

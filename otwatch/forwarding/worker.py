@@ -229,14 +229,21 @@ class Forwarder:
     def _read(self, row: TargetRow, cursor: Cursor, instance: str, guard: GapGuard, now: int):
         with self.backend.store.session() as session:
             return read_events(
-                session, self.backend, row.rule, cursor, instance, self.options.batch, guard,
+                session,
+                self.backend,
+                row.rule,
+                cursor,
+                instance,
+                self.options.batch,
+                guard,
                 now,
-            )  # fmt: skip
+            )
 
     def _save(self, row: TargetRow, cursor: Cursor, sent: int, dropped: int) -> None:
         with self.backend.store.session() as session:
-            save_progress(session, self.backend, row.target_id, cursor, sent, dropped,
-                          time.time_ns())  # fmt: skip
+            save_progress(
+                session, self.backend, row.target_id, cursor, sent, dropped, time.time_ns()
+            )
 
     def _failed(self, row: TargetRow, error: str) -> None:
         with self.backend.store.session() as session:
