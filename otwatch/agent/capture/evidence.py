@@ -32,11 +32,13 @@ from sqlalchemy.orm import Session
 from otwatch.agent.capture.config import EvidenceConfig
 from otwatch.agent.capture.evidence_cut import (
     CutJob,
+    FilePlan,
     Interrupted,
     SegmentFiles,
     SegmentRef,
     cut,
-    write_evidence,
+    plan_file,
+    write_file,
 )
 from otwatch.agent.capture.pcapfile import Frame
 from otwatch.agent.capture.ring import (
@@ -420,12 +422,11 @@ class Evidence:
             except Interrupted:
                 break  # the pass stays pending
             done += len(due[start : start + step])
+            self.enforce_budget()
             if (deadline is not None and time.monotonic() >= deadline) or (
                 stopping is not None and stopping()
             ):
                 break
-        if done:
-            self.enforce_budget()
         return done
 
     def extract(self, alert_id: int) -> PcapEvidence | None:
@@ -452,8 +453,9 @@ class Evidence:
         self.directory.mkdir(parents=True, exist_ok=True)
         jobs = [_Job(row, self.directory) for row in rows]
         live = [job for job in jobs if job.matcher and job.start <= job.end]
-        refs: list[SegmentRef] = []
-        results: dict[int, tuple[int, int]] = {}
+        plans: dict[int, FilePlan] = {}
+        now = self.wall_ns()
+        doomed: set[int] = set()
         if live:
             lo = min(job.start for job in live)
             hi = max(job.end for job in live)
@@ -465,48 +467,84 @@ class Evidence:
             files = SegmentFiles(refs, odd)
             try:
                 for job in live:
-                    results[job.alert_id] = write_evidence(
-                        job.path, job.cut, files, job.packets_before, limit,
-                        job.path.with_suffix(".trim"),
-                    )  # fmt: skip
+                    plans[job.alert_id] = plan_file(
+                        job.path, job.cut, files, job.packets_before, limit
+                    )
+                doomed = self._doomed(plans, now)
+                for job in live:
+                    if job.alert_id in doomed:
+                        job.path.unlink(missing_ok=True)
+                    else:
+                        write_file(plans[job.alert_id], files, job.path.with_suffix(".trim"))
             finally:
                 files.close()
-        return {job.alert_id: self._finish(job, results.get(job.alert_id)) for job in jobs}
+        with self.store.session() as session:
+            return {
+                job.alert_id: self._finish(
+                    session, job, plans.get(job.alert_id), now, job.alert_id in doomed
+                )
+                for job in jobs
+            }
 
-    def _finish(self, job: _Job, written: tuple[int, int] | None) -> PcapEvidence:
+    def _doomed(self, plans: dict[int, FilePlan], now: int) -> set[int]:
+        """Alerts whose new file :meth:`enforce_budget` would delete as soon as it is written
+        (least recently extended first, these files being the newest): they are not
+        written at all. Under an alert flood this is most of the writing saved."""
+        sizes = {aid: plan.size for aid, plan in plans.items() if plan.packets}
+        with self.store.session() as session:
+            others = session.execute(
+                select(PcapEvidence.updated_ns, PcapEvidence.alert_id, PcapEvidence.bytes).where(
+                    PcapEvidence.path.is_not(None), PcapEvidence.alert_id.not_in(list(plans))
+                )
+            ).all()
+        entries = sorted([*map(tuple, others), *((now, aid, size) for aid, size in sizes.items())])
+        total = sum(entry[2] for entry in entries)
+        doomed = set()
+        for _updated, aid, size in entries:
+            if total <= self.config.max_bytes:
+                break
+            total -= size
+            if aid in sizes:
+                doomed.add(aid)
+        return doomed
+
+    def _finish(
+        self, session: Session, job: _Job, plan: FilePlan | None, now: int, doomed: bool
+    ) -> PcapEvidence:
         path = job.path
-        if written is None:  # nothing to look for: the file stays as it is
+        if plan is None:  # nothing to look for: the file stays as it is
             total_packets = job.packets_before
             size = path.stat().st_size if path.exists() else 0
         else:
-            total_packets, size = written
-        now = self.wall_ns()
-        with self.store.session() as session:
-            current = session.get(PcapEvidence, job.alert_id)
-            if current is None:  # the alert was deleted meanwhile
-                path.unlink(missing_ok=True)
-                return job.row
-            current.covered_until_ns = job.end
-            current.packets = total_packets
-            current.bytes = size if total_packets else 0
-            current.updated_ns = now
-            current.path = store_path(path, self.data_dir) if total_packets else None
-            if current.window_end_ns > job.end:
-                current.status = "pending"  # widened again while we were extracting
-            elif total_packets:
-                current.status, current.message = "ready", None
-            elif not job.covered:
-                current.status = "unavailable"
-                current.message = _unavailable_message(session, job.start, job.end)
-            else:
-                current.status = "empty"
-                current.message = "no packets of the alert's hosts in the window"
-            if not total_packets:
-                path.unlink(missing_ok=True)
-            self.extracted += 1
-            session.flush()
-            session.expunge(current)
-            return current
+            total_packets, size = plan.packets, plan.size
+        current = session.get(PcapEvidence, job.alert_id)
+        if current is None:  # the alert was deleted meanwhile
+            path.unlink(missing_ok=True)
+            return job.row
+        current.covered_until_ns = job.end
+        current.packets = total_packets
+        current.bytes = size if total_packets else 0
+        current.updated_ns = now
+        current.path = store_path(path, self.data_dir) if total_packets else None
+        if current.window_end_ns > job.end:
+            current.status = "pending"  # widened again while we were extracting
+        elif total_packets:
+            current.status, current.message = "ready", None
+        elif not job.covered:
+            current.status = "unavailable"
+            current.message = _unavailable_message(session, job.start, job.end)
+        else:
+            current.status = "empty"
+            current.message = "no packets of the alert's hosts in the window"
+        if not total_packets:
+            path.unlink(missing_ok=True)
+        elif doomed:  # as enforce_budget would have, right after writing it
+            current.status, current.path, current.bytes = "evicted", None, 0
+            current.message = f"deleted for the evidence budget at {format_iso(now)}"
+        self.extracted += 1
+        session.flush()
+        session.expunge(current)
+        return current
 
     def enforce_budget(self) -> int:
         """Delete the least recently extended evidence files beyond the evidence budget."""

@@ -34,7 +34,17 @@ from pathlib import Path
 from otwatch.agent.capture.pcapfile import MAX_CAPLEN
 from otwatch.agent.capture.ring import file_header
 
-__all__ = ["CutJob", "Interrupted", "SegmentRef", "cut", "merge_groups"]
+__all__ = [
+    "CutJob",
+    "FilePlan",
+    "Interrupted",
+    "SegmentFiles",
+    "SegmentRef",
+    "cut",
+    "merge_groups",
+    "plan_file",
+    "write_file",
+]
 
 _NS = 1_000_000_000
 _REC_HDR = 16
@@ -118,10 +128,10 @@ class CutJob:
         self.addresses = () if self.generic else tuple(matcher.packed4)
         self.extra: list[int] = []
         """Epoch records that :attr:`matcher` accepted frame by frame."""
-        self.r_seg = array("q")
-        self.r_start = array("q")
-        self.r_end = array("q")
-        self.r_count = array("q")
+        self.r_seg = array("I")
+        self.r_start = array("Q")
+        self.r_end = array("Q")
+        self.r_count = array("I")
         self.head = 0
         self.found_bytes = 0
         """Bytes of every record found, trimmed or not (decides whether the file is trimmed)."""
@@ -145,6 +155,27 @@ class CutJob:
             self.r_start.append(start)
             self.r_end.append(end)
             self.r_count.append(count)
+        self._forget_old()
+
+    def extend(self, runs: list[tuple[int, int, int, int]]) -> None:
+        """:meth:`add` for runs in stream order (runs that touch may stay apart)."""
+        if not runs:
+            return
+        first = runs[0]
+        n = len(self.r_end)
+        if n > self.head and self.r_seg[-1] == first[0] and self.r_end[-1] == first[1]:
+            self.add(*first)
+            runs = runs[1:]
+        if not runs:
+            return
+        segs, starts, ends, counts = zip(*runs, strict=True)
+        size = sum(ends) - sum(starts)
+        self.found_bytes += size
+        self.tail_bytes += size
+        self.r_seg.extend(segs)
+        self.r_start.extend(starts)
+        self.r_end.extend(ends)
+        self.r_count.extend(counts)
         self._forget_old()
 
     def _forget_old(self) -> None:
@@ -270,16 +301,25 @@ class _Segments:
 
 def _records(
     segs: _Segments, i: int, lo: int, hi: int, odd: set[int]
-) -> Iterator[tuple[int, int, int, int]]:
-    """(ts, segment, start, end) of segment ``i``'s records inside [lo, hi]; a segment with a
-    timestamp fraction out of range goes into ``odd`` (its headers get re-packed)."""
+) -> Iterator[tuple[int, int, int, int, bytes | None, bytes, bytes]]:
+    """(ts, segment, start, end, EtherType, source, destination) of segment ``i``'s records
+    inside [lo, hi]; EtherType is None when the record is too short for an IPv4 header
+    (the addresses are then meaningless). A segment with a timestamp fraction out of range
+    goes into ``odd`` (its headers get re-packed)."""
     mm, end, mul = segs.open(i)
     if mm is None:
         return
     frac_max = _NS // mul
     pos = 24
+    unpack, unpack_ip4 = _rec_unpack, _rec_ip4
     while pos + 16 <= end:
-        sec, frac, caplen, _wlen = _rec_unpack(mm, pos)
+        if pos + _IP4_MIN <= end:
+            sec, frac, caplen, _wlen, ether, src, dst = unpack_ip4(mm, pos)
+            if caplen < _IP4_MIN - 16:
+                ether = None
+        else:
+            sec, frac, caplen, _wlen = unpack(mm, pos)
+            ether = src = dst = None
         nxt = pos + 16 + caplen
         if caplen > MAX_CAPLEN or nxt > end:
             return
@@ -287,7 +327,7 @@ def _records(
             odd.add(i)
         ts = sec * _NS + frac * mul
         if lo <= ts <= hi:
-            yield ts, i, pos, nxt
+            yield ts, i, pos, nxt, ether, src, dst
         pos = nxt
 
 
@@ -316,39 +356,47 @@ def cut(
     segs = _Segments(refs)
     odd: set[int] = set()
     epoch = _Epoch()
+    offs, ends, segs_, tss = epoch.offs, epoch.ends, epoch.segs, epoch.tss
     n = 0
     try:
         for group in merge_groups(refs):
             streams = [_records(segs, i, lo, hi, odd) for i in group]
             stream = streams[0] if len(streams) == 1 else heapq.merge(*streams)
-            for ts, i, pos, nxt in stream:
+            for ts, i, pos, nxt, ether, src, dst in stream:
                 if interrupt is not None and not n & _INTERRUPT_EVERY and interrupt():
                     raise Interrupted
                 n += 1
-                mm = segs.maps[i]
                 lt = refs[i].linktype
                 fast = False
-                if lt == 1 and nxt - pos >= _IP4_MIN:
-                    _s, _f, _c, _w, ether, src, dst = _rec_ip4(mm, pos)
-                    if ether == _ETH_IP4:
-                        fast = True
-                        a = slots.get(src)
-                        b = slots.get(dst)
-                        if a is not None or b is not None:
-                            k = epoch.add(i, pos, nxt, ts)
-                            if a is not None:
-                                if a[-1] == k:
-                                    a[-1] = k + 1
-                                else:
-                                    a += (k, k + 1)
-                            if b is not None and b is not a:
-                                if b[-1] == k:
-                                    b[-1] = k + 1
-                                else:
-                                    b += (k, k + 1)
+                if lt == 1 and ether == _ETH_IP4:
+                    fast = True
+                    a = slots.get(src)
+                    b = slots.get(dst)
+                    if a is not None or b is not None:
+                        # epoch.add, inline: this runs for most records of a storm
+                        k = len(offs)
+                        if k and (segs_[-1] != i or ends[-1] != pos):
+                            epoch.breaks.append(k)
+                        if k and ts < tss[-1]:
+                            epoch.mono = False
+                        offs.append(pos)
+                        ends.append(nxt)
+                        segs_.append(i)
+                        tss.append(ts)
+                        if a is not None:
+                            if a[-1] == k:
+                                a[-1] = k + 1
+                            else:
+                                a += (k, k + 1)
+                        if b is not None and b is not a:
+                            if b[-1] == k:
+                                b[-1] = k + 1
+                            else:
+                                b += (k, k + 1)
                 candidates = generic if fast else jobs
                 pattern = generic_needle if fast else needle
                 if candidates and pattern is not None:
+                    mm = segs.maps[i]
                     data = mm[pos + 16 : nxt]
                     if pattern.search(data) is not None:
                         frame = (ts, _rec_unpack(mm, pos)[3], lt, data)
@@ -358,11 +406,13 @@ def cut(
                                 if k < 0:
                                     k = _epoch_position(epoch, i, pos, nxt, ts)
                                 job.extra.append(k)
-                if len(epoch.offs) >= _EPOCH:
+                if len(offs) >= _EPOCH:
                     _close_epoch(epoch, jobs, slots, refs)
                     epoch = _Epoch()
+                    offs, ends, segs_, tss = epoch.offs, epoch.ends, epoch.segs, epoch.tss
             _close_epoch(epoch, jobs, slots, refs)
             epoch = _Epoch()
+            offs, ends, segs_, tss = epoch.offs, epoch.ends, epoch.segs, epoch.tss
             segs.close()
     finally:
         segs.close()
@@ -382,6 +432,9 @@ def _close_epoch(
 ) -> None:
     if not epoch.offs:
         return
+    segs, offs, ends = epoch.segs, epoch.offs, epoch.ends
+    linktypes = {refs[seg].linktype for seg in set(segs)}
+    same_linktype = {job.linktype: linktypes == {job.linktype} for job in jobs}
     for job in jobs:
         flat: list[int] = []
         for packed in job.addresses:
@@ -394,10 +447,15 @@ def _close_epoch(
         if not runs:
             continue
         runs = _clip(epoch, runs, job.start, job.end)
+        found = []
         for s, e in runs:
-            for seg, start, end, count in epoch.byte_runs(s, e):
-                if refs[seg].linktype == job.linktype:  # a pcap file has one link type
-                    job.add(seg, start, end, count)
+            if e - s == 1:
+                found.append((segs[s], offs[s], ends[s], 1))
+            else:
+                found += epoch.byte_runs(s, e)
+        if not same_linktype[job.linktype]:  # a pcap file has one link type
+            found = [run for run in found if refs[run[0]].linktype == job.linktype]
+        job.extend(found)
     for runs in slots.values():
         runs[:] = [-1, -1]
 
@@ -421,9 +479,93 @@ def _copy(src: int, dst: int, offset: int, count: int) -> None:
         count -= done
 
 
-def _copy_repacked(src: int, dst: int, start: int, end: int, src_ns: bool, dst_ns: bool) -> None:
-    """Copy records re-packing their headers (timestamp format or range differs)."""
-    data = os.pread(src, end - start, start)
+class SegmentFiles:
+    """The ring segments a pass copies from: descriptors for ``copy_file_range``, a read
+    window for small scattered records, record offsets for cutting a run at a record.
+    Nothing stays mapped, so the pass's resident memory does not grow with the ring."""
+
+    def __init__(self, refs: Sequence[SegmentRef], odd: set[int]) -> None:
+        self.refs = refs
+        self.odd = odd
+        self._fds: dict[int, int] = {}
+        self._offsets: dict[int, array] = {}
+        self._window: tuple[int, int, bytes] = (-1, 0, b"")
+
+    def fd(self, seg: int) -> int:
+        fd = self._fds.get(seg)
+        if fd is None:
+            fd = self._fds[seg] = os.open(self.refs[seg].path, os.O_RDONLY | os.O_CLOEXEC)
+        return fd
+
+    def read(self, seg: int, start: int, end: int) -> bytes:
+        """Bytes ``start:end`` of a segment, through a 1 MiB read-ahead window."""
+        wseg, wstart, data = self._window
+        if wseg != seg or start < wstart or end > wstart + len(data):
+            data = os.pread(self.fd(seg), max(end - start, _WINDOW), start)
+            wstart = start
+            self._window = (seg, start, data)
+        return data[start - wstart : end - wstart]
+
+    def copy(self, out: _Output, seg: int, start: int, end: int, nanosecond: bool) -> None:
+        ref = self.refs[seg]
+        if ref.nanosecond != nanosecond or seg in self.odd:
+            out.write(_repacked(self.read(seg, start, end), ref.nanosecond, nanosecond))
+        elif end - start >= _SMALL_RUN:
+            out.flush()
+            _copy(self.fd(seg), out.fd, start, end - start)
+        else:
+            out.write(self.read(seg, start, end))
+
+    def offsets(self, seg: int) -> array:
+        """Offsets of the segment's records, and of the end of the last one."""
+        found = self._offsets.get(seg)
+        if found is None:
+            with mmap.mmap(self.fd(seg), 0, access=mmap.ACCESS_READ) as mm:
+                offsets = _record_offsets(mm, 24, self.refs[seg].limit)
+                found = self._offsets[seg] = array("Q", offsets)
+        return found
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        self._offsets.clear()
+        self._window = (-1, 0, b"")
+
+
+_WINDOW = 1 << 20
+_SMALL_RUN = 64 * 1024
+"""Runs below this are gathered in memory and written together; larger ones are copied by
+the kernel."""
+
+
+class _Output:
+    """An output file: small pieces buffered, large ranges copied straight in."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buf: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self._buf.append(data)
+        self._size += len(data)
+        if self._size >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            data = b"".join(self._buf)
+            self._buf.clear()
+            self._size = 0
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+
+
+def _repacked(data: bytes, src_ns: bool, dst_ns: bool) -> bytes:
+    """Records with their headers re-packed (timestamp format or fraction range differs)."""
     mul = 1 if src_ns else 1000
     out = []
     pos = 0
@@ -435,38 +577,18 @@ def _copy_repacked(src: int, dst: int, start: int, end: int, src_ns: bool, dst_n
         out.append(_rec_pack(sec, frac, caplen, wlen))
         out.append(data[pos + 16 : pos + 16 + caplen])
         pos += 16 + caplen
-    os.write(dst, b"".join(out))
+    return b"".join(out)
 
 
-class SegmentFiles:
-    """Open file descriptors of the ring segments a pass copies from."""
-
-    def __init__(self, refs: Sequence[SegmentRef], odd: set[int]) -> None:
-        self.refs = refs
-        self.odd = odd
-        self._fds: dict[int, int] = {}
-
-    def fd(self, seg: int) -> int:
-        fd = self._fds.get(seg)
-        if fd is None:
-            fd = self._fds[seg] = os.open(self.refs[seg].path, os.O_RDONLY | os.O_CLOEXEC)
-        return fd
-
-    def copy(self, dst: int, seg: int, start: int, end: int, nanosecond: bool) -> None:
-        ref = self.refs[seg]
-        if ref.nanosecond == nanosecond and seg not in self.odd:
-            _copy(self.fd(seg), dst, start, end - start)
-        else:
-            _copy_repacked(self.fd(seg), dst, start, end, ref.nanosecond, nanosecond)
-
-    def record_sizes(self, seg: int, start: int, end: int) -> list[int]:
-        return _record_sizes(os.pread(self.fd(seg), end - start, start))
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
+def _record_offsets(data: bytes | mmap.mmap, pos: int, end: int) -> Iterator[int]:
+    end = min(end, len(data))
+    yield pos
+    while pos + 16 <= end:
+        caplen = _rec_unpack(data, pos)[2]
+        if caplen > MAX_CAPLEN or pos + 16 + caplen > end:
+            break
+        pos += 16 + caplen
+        yield pos
 
 
 def _record_sizes(data: bytes | mmap.mmap, pos: int = 0, end: int | None = None) -> list[int]:
@@ -491,82 +613,122 @@ def file_records(path: Path) -> list[int]:
     return _record_sizes(data, 24) if len(data) >= 24 else []
 
 
-def write_evidence(
-    path: Path,
-    job: CutJob,
-    files: SegmentFiles,
-    packets_before: int,
-    max_bytes: int,
-    trim_path: Path,
-) -> tuple[int, int]:
-    """Append ``job``'s records to its file (``packets_before`` records already there);
-    returns (records, bytes) of the file, (0, 0) when none is left. A file that would exceed
-    ``max_bytes`` keeps only its newest records that fit (written to ``trim_path``, then
-    renamed over it)."""
+@dataclass(slots=True)
+class FilePlan:
+    """What a job's file becomes: the job's runs from ``first`` on (the first one starting
+    at ``first_start`` when it is cut) appended to the file as it is, or (``rewrite``) a new
+    file of the newest ``old_bytes`` of its records, from ``old_from``, and those runs."""
+
+    path: Path
+    job: CutJob
+    packets: int
+    """Records in the file afterwards (0: no file)."""
+    size: int
+    first: int
+    first_start: int | None = None
+    first_count: int = 0
+    rewrite: bool = False
+    old_from: int = 0
+    old_bytes: int = 0
+
+    def runs(self) -> Iterator[tuple[int, int, int, int]]:
+        job = self.job
+        for i in range(self.first, len(job.r_end)):
+            if i == self.first and self.first_start is not None:
+                yield job.r_seg[i], self.first_start, job.r_end[i], self.first_count
+            else:
+                yield job.r_seg[i], job.r_start[i], job.r_end[i], job.r_count[i]
+
+
+def plan_file(
+    path: Path, job: CutJob, files: SegmentFiles, packets_before: int, max_bytes: int
+) -> FilePlan:
+    """Plan appending ``job``'s records to its file (``packets_before`` records already
+    there). A file that would exceed ``max_bytes`` keeps only its newest records that fit."""
     size = path.stat().st_size if path.exists() else 0
     exists = size >= 24
-    after = ((size if exists else 24) + job.found_bytes) if job.found else size
+    after = (size if exists else 24) + job.found_bytes if job.found else size
     if after <= max_bytes:
-        if not job.found:
-            return packets_before, size
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if not exists:
-                os.ftruncate(fd, 0)
-                os.write(fd, file_header(job.linktype, job.nanosecond))
-            for seg, start, end, _count in job.runs():
-                files.copy(fd, seg, start, end, job.nanosecond)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        return packets_before + sum(run[3] for run in job.runs()), size
+        found = sum(job.r_count[job.head :])
+        return FilePlan(path, job, packets_before + found, after, job.head)
     # the newest records that fit: whole runs from the end, then part of one, then the file's
     room = max_bytes - 24
-    kept: list[tuple[int, int, int, int]] = []
-    used = 0
-    whole = True
-    for seg, start, end, count in reversed(list(job.runs())):
+    used = packets = 0
+    plan = FilePlan(path, job, 0, 0, len(job.r_end), rewrite=True)
+    for i in range(len(job.r_end) - 1, job.head - 1, -1):
+        seg, start, end = job.r_seg[i], job.r_start[i], job.r_end[i]
         if used + end - start <= room:
-            kept.append((seg, start, end, count))
             used += end - start
+            packets += job.r_count[i]
+            plan.first = i
             continue
-        take, cut_at = 0, end
-        for rec in reversed(files.record_sizes(seg, start, end)):
-            if used + rec > room:
-                break
-            used, cut_at, take = used + rec, cut_at - rec, take + 1
-        if take:
-            kept.append((seg, cut_at, end, take))
-        whole = False
+        offsets = files.offsets(seg)
+        last = bisect.bisect_left(offsets, end)
+        cut_at = bisect.bisect_left(offsets, end - (room - used), 0, last)
+        if cut_at < last:
+            plan.first, plan.first_start, plan.first_count = i, offsets[cut_at], last - cut_at
+            used += end - offsets[cut_at]
+            packets += last - cut_at
         break
-    kept.reverse()
-    old_from = old_records = old_bytes = 0
-    if whole and exists:
-        sizes = file_records(path)
-        old_from = 24 + sum(sizes)
-        for rec in reversed(sizes):
-            if used + rec > room:
-                break
-            used, old_from, old_bytes = used + rec, old_from - rec, old_bytes + rec
-            old_records += 1
-    total = old_records + sum(run[3] for run in kept)
-    if total == 0:
+    else:
+        if exists:
+            sizes = file_records(path)
+            plan.old_from = 24 + sum(sizes)
+            for rec in reversed(sizes):
+                if used + rec > room:
+                    break
+                used += rec
+                plan.old_from -= rec
+                plan.old_bytes += rec
+                packets += 1
+    plan.packets = packets
+    plan.size = 24 + used if packets else 0
+    return plan
+
+
+def write_file(plan: FilePlan, files: SegmentFiles, trim_path: Path) -> None:
+    """Carry out ``plan``: append to the file, or build the trimmed file at ``trim_path``
+    and rename it over the old one (no file when it keeps no record)."""
+    job, path = plan.job, plan.path
+    header = file_header(job.linktype, job.nanosecond)
+    if not plan.rewrite:
+        if plan.first >= len(job.r_end):
+            return
+        exists = path.exists() and path.stat().st_size >= 24
+        # not O_APPEND: copy_file_range refuses such a target
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if exists:
+                os.lseek(fd, 0, os.SEEK_END)
+            else:
+                os.ftruncate(fd, 0)
+                os.write(fd, header)
+            _write_runs(fd, plan.runs(), files, job.nanosecond)
+        finally:
+            os.close(fd)
+        return
+    if plan.packets == 0:
         path.unlink(missing_ok=True)
-        return 0, 0
+        return
     with contextlib.suppress(FileNotFoundError):
         trim_path.unlink()
     fd = os.open(trim_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, file_header(job.linktype, job.nanosecond))
-        if old_records:
+        os.write(fd, header)
+        if plan.old_bytes:
             src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                _copy(src, fd, old_from, old_bytes)
+                _copy(src, fd, plan.old_from, plan.old_bytes)
             finally:
                 os.close(src)
-        for seg, start, end, _count in kept:
-            files.copy(fd, seg, start, end, job.nanosecond)
+        _write_runs(fd, plan.runs(), files, job.nanosecond)
     finally:
         os.close(fd)
     os.replace(trim_path, path)
-    return total, 24 + used
+
+
+def _write_runs(fd: int, runs, files: SegmentFiles, nanosecond: bool) -> None:
+    out = _Output(fd)
+    for seg, start, end, _count in runs:
+        files.copy(out, seg, start, end, nanosecond)
+    out.flush()

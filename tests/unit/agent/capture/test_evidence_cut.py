@@ -76,7 +76,7 @@ def _build(data_dir: Path, captures: list[Path], second_writer: Path | None = No
         store.close()
 
 
-def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool) -> dict:
+def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool, total: int) -> dict:
     store = open_store(data_dir, migrate_schema=False)
     try:
         config = EvidenceConfig(
@@ -84,13 +84,14 @@ def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool) -> dict:
             before_s=3.0,
             after_s=2.0,
             alert_max_bytes=budget,
-            max_bytes=1 << 40,
+            max_bytes=total,
         )
         ev = cls(store, config, wall_ns=lambda: 1)
         with store.session() as s:
             ids = list(s.scalars(select(Alert.id).order_by(Alert.id)))
         ev.schedule(ids)
         ev.extract_many(ev.due(force=True))
+        ev.enforce_budget()
         if widen:  # as if every other alert was detected again later
             with store.session() as s:
                 s.execute(
@@ -99,6 +100,7 @@ def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool) -> dict:
                     .values(window_end_ns=PcapEvidence.window_end_ns + 40 * SEC, status="pending")
                 )
             ev.extract_many(ev.due(force=True))
+            ev.enforce_budget()
         with store.session() as s:
             rows = {
                 r.alert_id: (r.status, r.path, r.packets, r.bytes, r.covered_until_ns)
@@ -110,12 +112,14 @@ def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool) -> dict:
         store.close()
 
 
-def _compare(built: Path, tmp_path: Path, budget: int, widen: bool) -> dict:
+def _compare(
+    built: Path, tmp_path: Path, budget: int, widen: bool, total: int = 1 << 40
+) -> dict:
     old_dir, new_dir = tmp_path / f"old-{budget}", tmp_path / f"new-{budget}"
     shutil.copytree(built, old_dir)
     shutil.copytree(built, new_dir)
-    old = _cut(old_dir, OldEvidence, budget, widen)
-    new = _cut(new_dir, Evidence, budget, widen)
+    old = _cut(old_dir, OldEvidence, budget, widen, total)
+    new = _cut(new_dir, Evidence, budget, widen, total)
     assert new["rows"] == old["rows"]
     assert sorted(new["files"]) == sorted(old["files"])
     for name, data in old["files"].items():
@@ -171,6 +175,14 @@ def test_alert_storm_evidence_is_byte_identical(storm_dir, tmp_path, budget, wid
     assert len(new["files"]) >= 80
     if budget < 1 << 20:
         assert max(r[3] for r in new["rows"].values()) > budget - 200  # files were trimmed
+
+
+def test_files_the_evidence_budget_takes_at_once_are_not_written(storm_dir, tmp_path):
+    """Under a flood beyond the evidence budget the result is the same as writing every
+    file and deleting the oldest: same files kept, same rows marked evicted."""
+    new = _compare(storm_dir, tmp_path, 64 * KiB, True, total=1 << 20)
+    evicted = [r for r in new["rows"].values() if r[0] == "evicted"]
+    assert len(evicted) >= 20 and len(new["files"]) >= 10
 
 
 def test_groups_are_segments_whose_times_overlap():
