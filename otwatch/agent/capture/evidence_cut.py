@@ -51,6 +51,7 @@ _REC_HDR = 16
 _EPOCH = 65_536
 """Records (of any alert's hosts) per epoch: bounds the pass's working memory."""
 _INTERRUPT_EVERY = 0x1FFF
+_RELEASE = 4 << 20
 _rec = struct.Struct("<IIII")
 _rec_unpack = _rec.unpack_from
 _rec_pack = _rec.pack
@@ -311,8 +312,12 @@ def _records(
         return
     frac_max = _NS // mul
     pos = 24
+    released = 0
     unpack, unpack_ip4 = _rec_unpack, _rec_ip4
     while pos + 16 <= end:
+        if pos - released >= _RELEASE:  # pages read stay off this process's resident set
+            mm.madvise(mmap.MADV_DONTNEED, released, _RELEASE)
+            released += _RELEASE
         if pos + _IP4_MIN <= end:
             sec, frac, caplen, _wlen, ether, src, dst = unpack_ip4(mm, pos)
             if caplen < _IP4_MIN - 16:
@@ -580,11 +585,15 @@ def _repacked(data: bytes, src_ns: bool, dst_ns: bool) -> bytes:
     return b"".join(out)
 
 
-def _record_offsets(data: bytes | mmap.mmap, pos: int, end: int) -> Iterator[int]:
-    end = min(end, len(data))
+def _record_offsets(mm: mmap.mmap, pos: int, end: int) -> Iterator[int]:
+    end = min(end, len(mm))
+    released = 0
     yield pos
     while pos + 16 <= end:
-        caplen = _rec_unpack(data, pos)[2]
+        if pos - released >= _RELEASE:
+            mm.madvise(mmap.MADV_DONTNEED, released, _RELEASE)
+            released += _RELEASE
+        caplen = _rec_unpack(mm, pos)[2]
         if caplen > MAX_CAPLEN or pos + 16 + caplen > end:
             break
         pos += 16 + caplen
