@@ -276,3 +276,20 @@ def test_a_pass_is_bounded_and_high_severity_goes_first(store, ring):
     statuses = {i: evidence_row(store, i).status for i in ids}
     assert statuses[ids[-1]] == "ready" and list(statuses.values()).count("pending") == 3
     assert ev.extract_due() == 3
+
+
+def test_the_backlog_is_in_status_and_health(store, ring):
+    from otwatch.agent.capture.status import pcap_status
+    from otwatch.cli.status import sensor_text
+    from otwatch.health import sensor_health
+
+    ring.write_batch(traffic(T0 - 40 * SEC, 80), 1, True)
+    ring.tick()
+    ids = [raise_alert(store, T0 + i * SEC, src=A, dst=f"203.0.113.{40 + i}") for i in range(3)]
+    ev = evidence_for(store, Clock(T0 + 200 * SEC), pass_alerts=1)
+    ev.schedule(ids)
+    assert pcap_status(store)["evidence"]["backlog"] == 3
+    ev.extract_due(deadline=0)  # one pass of one alert
+    health = sensor_health(store)
+    assert health["evidence"]["backlog"] == 2
+    assert "2 window(s) waiting to be cut" in sensor_text(health)
