@@ -92,7 +92,6 @@ def _file_format(path: Path) -> tuple[int, bool] | None:
     return int.from_bytes(head[20:24], "little") & 0xFFFF, magic == 0xA1B23C4D
 
 
-
 def _trim_oldest(path: Path, max_bytes: int) -> tuple[int, int]:
     """Keep the newest records of ``path`` that fit in ``max_bytes``; returns (packets, bytes)."""
     fmt = _file_format(path)
@@ -120,7 +119,6 @@ def _trim_oldest(path: Path, max_bytes: int) -> tuple[int, int]:
         return 0, 0
     os.replace(tmp, path)
     return out.packets, out.bytes + 24
-
 
 
 class _Job:
@@ -159,7 +157,6 @@ class _Job:
         self.out = _Appender(self.path, default_linktype, nanosecond, chunk=64 * 1024)
 
 
-
 def _route(
     frames: Iterable[Frame], jobs: list[_Job], interrupt: Callable[[], bool] | None = None
 ) -> None:
@@ -195,8 +192,6 @@ def _route(
         for job in rest:
             if job.start <= ts <= job.end and job.matcher(frame):
                 job.out.add(frame)  # type: ignore[union-attr]
-
-
 
 
 class OldEvidence(Evidence):
@@ -287,4 +282,3 @@ class OldEvidence(Evidence):
             session.flush()
             session.expunge(current)
             return current
-

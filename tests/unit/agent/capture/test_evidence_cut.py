@@ -112,9 +112,7 @@ def _cut(data_dir: Path, cls: type[Evidence], budget: int, widen: bool, total: i
         store.close()
 
 
-def _compare(
-    built: Path, tmp_path: Path, budget: int, widen: bool, total: int = 1 << 40
-) -> dict:
+def _compare(built: Path, tmp_path: Path, budget: int, widen: bool, total: int = 1 << 40) -> dict:
     old_dir, new_dir = tmp_path / f"old-{budget}", tmp_path / f"new-{budget}"
     shutil.copytree(built, old_dir)
     shutil.copytree(built, new_dir)
