@@ -21,7 +21,7 @@ from otwatch.agent.store.models import Alert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
-from gen_capture import mixed_plant, modbus_polling  # noqa: E402
+from gen_capture import mixed_plant, modbus_polling
 
 _COLUMNS = (
     "type_id", "dedup_key", "source_address", "destination_address", "source_mac",
