@@ -41,7 +41,11 @@ from otwatch.agent.store.models_pcap import PcapEvidence, PcapSegment  # noqa: E
 GB = 1_000_000_000
 RING_PACKETS = 11_800_000
 """Modbus polling frames of ~90 bytes: about 1 GB of ring."""
-_PAIR_TYPE = "modbus_address_range_violation"
+_PAIR_TYPES = (
+    "modbus_address_range_violation",
+    "function_code_raised_unauthorized_exception",
+    "database_login_failed",
+)
 _HOST_TYPES = ("firmware_version_changed", "field_device_discovered_unexpectedly")
 
 
@@ -118,8 +122,8 @@ def alerts_over(ring_home: Path, work: Path, count: int = 1000) -> Path:
     from gen_capture import SERVER_IP
 
     from otwatch.agent.alerts.manager import AlertManager
-    from otwatch.agent.catalog import load_catalog
     from otwatch.agent.engines.detection import DetectionFactory
+    from otwatch.alerts.catalog import load_catalog
 
     data_dir = work / "data"
     (data_dir / "pcap").mkdir(parents=True)
@@ -134,19 +138,20 @@ def alerts_over(ring_home: Path, work: Path, count: int = 1000) -> Path:
         factory = DetectionFactory(catalog)
         manager = AlertManager(store, catalog, sensor_id="bench")
         span = last - first
-        for i in range(count):
+        types = [*((t, True) for t in _PAIR_TYPES), *((t, False) for t in _HOST_TYPES)]
+        for i in range(count):  # every (type, client) once: 1,000 distinct alerts
             ts = first + span * (2 * i + 1) // (2 * count)
-            client = f"192.0.2.{11 + (i * 37) % 200}"
-            if i % 2 == 0:
+            client = f"192.0.2.{11 + i % 200}"
+            type_id, pair = types[(i // 200) % len(types)]
+            if pair:
                 det = factory.make(
-                    _PAIR_TYPE, ts, f"{client} to {SERVER_IP}",
+                    type_id, ts, f"{client} to {SERVER_IP}",
                     source_address=client, destination_address=SERVER_IP, protocol="modbus",
                 )  # fmt: skip
             else:
                 det = factory.make(
-                    _HOST_TYPES[(i // 2) % 2], ts, f"{client} alone",
-                    source_address=client, protocol="modbus",
-                )  # fmt: skip
+                    type_id, ts, f"{client} alone", source_address=client, protocol="modbus"
+                )
             manager.observe(det)
             if not i % 200:
                 manager.flush()
