@@ -119,9 +119,9 @@ class Collector:
         if kind == "det":
             observe = self.manager.observe
             for det, count, first_ns, last_ns in payload:
-                observe(replace(det, ts_ns=first_ns))
+                observe(det._replace(ts_ns=first_ns))
                 if count > 1:
-                    later = replace(det, ts_ns=last_ns)
+                    later = det._replace(ts_ns=last_ns)
                     for _ in range(count - 1):
                         observe(later)
         elif kind == "stats":
