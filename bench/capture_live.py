@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.gen_capture import modbus_polling  # noqa: E402
+from bench.replay import loop_seconds  # noqa: E402
 
 OTWATCH = [sys.executable, "-m", "otwatch.cli"]
 SENDER_IP, SENSOR_IP = "198.51.100.2/24", "198.51.100.1/24"
@@ -279,14 +280,6 @@ def bench_read_cost(pair: VethPair, pcap: Path, sent: int) -> str:
     return "pure-Python TPACKET_V3 cost, ring pre-filled: " + "; ".join(out)
 
 
-def _loop_seconds() -> float:
-    started = time.perf_counter()
-    total = 0
-    for i in range(10_000_000):
-        total += i
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=1_000_000)
@@ -312,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     pcap = work / "modbus_polling.pcap"
     sent = modbus_polling(pcap, args.packets, clients=args.clients)
     print(
-        f"plain 10M-iteration Python loop: {_loop_seconds():.2f} s (this machine, now)\n"
+        f"plain 10M-iteration Python loop: {loop_seconds():.2f} s (this machine, now)\n"
         f"capture: {sent:,} Modbus/TCP polling packets from {args.clients} clients "
         f"({pcap.stat().st_size / 1e6:.0f} MB); {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start"
