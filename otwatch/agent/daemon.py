@@ -365,7 +365,9 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
             extractor = None
         if evidence is not None:  # windows already complete
             try:
-                evidence.extract_due(deadline=time.monotonic() + 10.0)
+                # a pass over a large ring can outlast the stop: cut short, it stays pending
+                until = time.monotonic() + 10.0
+                evidence.extract_due(deadline=until, stopping=lambda: time.monotonic() >= until)
             except (OSError, StoreError) as exc:
                 log.error("evidence extraction failed at stop: %s", exc)
         collector.state = "stopped"
