@@ -5,9 +5,9 @@ notes for each IPv4 address of the batch the runs of records that carry it (a ru
 next to each other in the merged stream). At the end of each stretch of records (an
 *epoch*), every alert takes the union of its addresses' runs, clipped to its window, as byte
 ranges of segment files, and keeps only the newest ones its file budget can hold. Only then
-are files written, each range with ``copy_file_range``: the records are copied as they are
-in the ring, so a run of a thousand packets costs one system call, and a packet shared by a
-hundred alerts is read once.
+are files written: the records are copied as they are in the ring, long runs by the kernel
+(``copy_file_range``: a run of a thousand packets costs one system call), scattered ones
+gathered through a read window; a packet shared by a hundred alerts is read once.
 
 What reaches a file is exactly what frame-by-frame routing wrote before (records in the
 order of the time-merged ring, the same host test, the file then trimmed to its newest
@@ -30,6 +30,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from otwatch.agent.capture.pcapfile import MAX_CAPLEN
 from otwatch.agent.capture.ring import file_header
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
-_REC_HDR = 16
 _EPOCH = 65_536
 """Records (of any alert's hosts) per epoch: bounds the pass's working memory."""
 _INTERRUPT_EVERY = 0x1FFF
@@ -64,7 +64,7 @@ _MAGIC_US, _MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 
 
 class Interrupted(Exception):
-    """The pass was asked to stop (deadline or shutdown); nothing was written."""
+    """The pass was asked to stop (``interrupt()``); nothing was written."""
 
 
 @dataclass(slots=True)
@@ -97,8 +97,9 @@ def merge_groups(refs: Sequence[SegmentRef]) -> list[list[int]]:
 class CutJob:
     """One alert's share of a pass: its hosts, window and file, and the byte ranges found.
 
-    ``runs`` holds (segment, start, end, records) of the newest records that can still end
-    up in the file; older runs leave as soon as newer ones alone exceed the file budget."""
+    The ``r_*`` arrays hold (segment, start, end, records) runs from ``head`` on: the newest
+    records that can still end up in the file; older runs leave as soon as newer ones alone
+    exceed the file budget."""
 
     __slots__ = (
         "addresses",
@@ -119,7 +120,9 @@ class CutJob:
         "tail_bytes",
     )
 
-    def __init__(self, matcher, start: int, end: int, linktype: int, nanosecond: bool, room: int):
+    def __init__(
+        self, matcher: Any, start: int, end: int, linktype: int, nanosecond: bool, room: int
+    ) -> None:
         self.matcher = matcher
         self.start, self.end = start, end
         self.linktype, self.nanosecond = linktype, nanosecond
@@ -190,10 +193,6 @@ class CutJob:
                 del a[:head]
             head = 0
         self.head = head
-
-    def runs(self) -> Iterator[tuple[int, int, int, int]]:
-        for i in range(self.head, len(self.r_end)):
-            yield self.r_seg[i], self.r_start[i], self.r_end[i], self.r_count[i]
 
 
 class _Epoch:
