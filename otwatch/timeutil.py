@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime
@@ -93,8 +94,15 @@ def format_iso(ts_ns: int | None) -> str | None:
     if ts_ns is None:
         return None
     seconds, rem = divmod(ts_ns, NS_PER_S)
-    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000, tzinfo=None)
-    return stamp.isoformat(timespec="microseconds") + "Z"  # the year always has 4 digits
+    return f"{_iso_seconds(seconds)}.{rem // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    """The date and time part (alert forwarding formats three per alert: a sixth of its
+    cost with ``strftime`` each time). ``isoformat`` always writes a 4-digit year (glibc's
+    ``%Y`` writes year 1 as ``1``)."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def age_s(ts_ns: int | None, now: int) -> float | None:
