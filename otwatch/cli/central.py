@@ -61,6 +61,7 @@ def run(
     db_url = db_url or cfg.central.db
     if not params.get("listen"):
         params["listen"] = cfg.central.listen
+    params["allow_remote"] = params.get("allow_remote") or cfg.central.allow_remote
     metrics_store = open_central_store(db_url) if metrics else None
     server = start_metrics(metrics, CentralCollector(metrics_store)) if metrics_store else None
     try:
