@@ -327,7 +327,21 @@ class BrokerSection(_Section):
         ).with_url(self.broker)
 
 
-class SyncSection(BrokerSection):
+class _SyncPeerSection(BrokerSection):
+    """A daemon that merges change clocks from its peers (sync daemon, central)."""
+
+    max_clock_skew: Duration = "1d"
+    """How far ahead of this machine's clock a peer's change clock may be; further is
+    clamped and logged as a security event (``otwatch.hlc``)."""
+
+    @property
+    def max_clock_skew_ms(self) -> int:
+        from otwatch.timeutil import parse_duration_ns
+
+        return parse_duration_ns(self.max_clock_skew) // 1_000_000
+
+
+class SyncSection(_SyncPeerSection):
     """The sensor's sync daemon (username defaults to the sensor id)."""
 
 
@@ -365,7 +379,7 @@ def _db_url(value: str) -> str:
     return value
 
 
-class CentralSection(BrokerSection):
+class CentralSection(_SyncPeerSection):
     """The central store service."""
 
     data_dir: Path = Path("/var/lib/otwatch-central")

@@ -30,6 +30,7 @@ from otwatch.agent.alerts.lifecycle import (
     TransitionRefused,
     plan,
 )
+from otwatch.central import clockbound
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
@@ -38,7 +39,7 @@ from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Command
 from otwatch.errors import OtwatchError
-from otwatch.hlc import HybridClock
+from otwatch.hlc import DEFAULT_MAX_SKEW_MS, HybridClock, peer_limit
 from otwatch.sync.protocol.messages import (
     EVENT_KINDS,
     MAX_BYTES,
@@ -165,6 +166,8 @@ class CentralSync:
     pcap_sink: PcapSink | None = None
     dropped: Counter[str] = field(default_factory=Counter)
     stats: Counter[str] = field(default_factory=Counter)
+    max_clock_skew_ms: int = DEFAULT_MAX_SKEW_MS
+    """How far ahead of central's clock a sensor's change clock may be (``otwatch.hlc``)."""
 
     def __post_init__(self) -> None:
         self.streams: dict[str, CentralStream] = {}
@@ -273,6 +276,10 @@ class CentralSync:
             return search_backlog.index_pending(session.connection(), limit, keep=keep)
 
     # -- inbound --------------------------------------------------------------------------
+
+    def _peer_limit(self, now: int) -> int:
+        """The latest change clock a sensor may send now (``otwatch.hlc.peer_limit``)."""
+        return peer_limit(max(now, time.time_ns()) // 1_000_000, self.max_clock_skew_ms)
 
     def _drop(self, reason: str, detail: str, topic: str, sensor_id: str | None, now: int):
         self.dropped[reason] += 1
@@ -384,6 +391,11 @@ class CentralSync:
                         "detail": detail,
                     }
                 )
+        clamped = clockbound.clamp_batch(rows, audit, limit := self._peer_limit(now))
+        if clamped:
+            top_hlc = min(top_hlc, limit)
+            self.stats["clock_clamped"] += clamped
+            clockbound.report(sensor_id, clamped, "an event batch")
         bad = [s for s in bad if stream.is_new(s)]
         advanced = stream.committed([e.seq for e in fresh] + bad, now)
         pending[sensor_id] = advanced
@@ -498,6 +510,9 @@ class CentralSync:
         with self.store.session() as session:
             for ack in msg.acks:
                 data = ack.model_dump()
+                if data["alert"] and clockbound.clamp_fields(data["alert"], self._peer_limit(now)):
+                    self.stats["clock_clamped"] += 1
+                    clockbound.report(sensor_id, 1, "a command acknowledgement")
                 command = command_store.record_ack(session, sensor_id, data, now)
                 if command is None:
                     self.stats["ack_ignored"] += 1

@@ -65,7 +65,13 @@ def run(
     server = start_metrics(metrics, CentralCollector(metrics_store)) if metrics_store else None
     try:
         run_central(
-            db_url, broker, params, client_id=client_id, share_group=share_group, pcap_dir=pcap_dir
+            db_url,
+            broker,
+            params,
+            client_id=client_id,
+            share_group=share_group,
+            pcap_dir=pcap_dir,
+            max_clock_skew_ms=cfg.central.max_clock_skew_ms,
         )
     finally:
         if server is not None:

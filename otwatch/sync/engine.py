@@ -24,6 +24,8 @@ from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state, put_state
+from otwatch.hlc import DEFAULT_MAX_SKEW_MS, peer_limit
+from otwatch.seclog import security_event
 from otwatch.sync import outbox
 from otwatch.sync.commands import CommandHandler, Handled, PcapSend, Resync
 from otwatch.sync.pcap import PcapProvider, PcapSender, PcapStream
@@ -81,6 +83,8 @@ class SensorSync:
     stats: Counter[str] = field(default_factory=Counter)
     pcap_sender: PcapSender = field(default_factory=PcapSender)
     """PCAP transfers to stream (the daemon runs its task; in-memory tests ``drain`` it)."""
+    max_clock_skew_ms: int = DEFAULT_MAX_SKEW_MS
+    """How far ahead of this sensor's clock a command's change clock may be (``otwatch.hlc``)."""
 
     def __post_init__(self) -> None:
         with self.store.session() as session:
@@ -311,7 +315,19 @@ class SensorSync:
             return self._drop("wrong_sensor", f"payload is for {batch.sensor_id}", topic)
         acks: list[dict[str, Any]] = []
         out: list[Outgoing] = []
+        limit = peer_limit(max(now, time.time_ns()) // 1_000_000, self.max_clock_skew_ms)
         for cmd in batch.commands:
+            if cmd.hlc > limit:
+                # Clamped, not refused: the command still applies, stamped no later than the
+                # limit, and one forged clock cannot wedge the alert or this daemon's clock.
+                self.dropped["clock_ahead"] += 1
+                security_event(
+                    "clock_ahead",
+                    "command %s carries a change clock further ahead of this sensor's clock "
+                    "than the allowed skew; clamped to the limit",
+                    cmd.id,
+                )
+                cmd = cmd.model_copy(update={"hlc": limit})
             try:
                 handled = self.commands.handle(cmd, now)
             except Exception as exc:  # a store error must not kill the daemon
