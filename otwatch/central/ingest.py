@@ -31,6 +31,7 @@ from otwatch.agent.alerts.lifecycle import (
     plan,
 )
 from otwatch.central import clockbound
+from otwatch.central.birthask import BirthAsks
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
@@ -171,6 +172,7 @@ class CentralSync:
 
     def __post_init__(self) -> None:
         self.streams: dict[str, CentralStream] = {}
+        self.birth_asks = BirthAsks()
         self.pcap = PcapAssembler(self.pcap_sink)
         with self.store.session() as session:
             self.clock = HybridClock(last=int(sensor_store.get_state(session, "hlc", 0)))
@@ -363,7 +365,7 @@ class CentralSync:
         stream = pending.get(sensor_id) or self.streams.get(sensor_id, CentralStream())
         if stream.epoch != batch.epoch:
             self._drop("stale_epoch", f"events of epoch {batch.epoch}", topic, sensor_id, now)
-            return [self._birth(sensor_id, now)]
+            return self._ask_birth(sensor_id, now)
         fresh = [e for e in events if stream.is_new(e.seq)]
         rows, audit = [], []
         top_hlc = 0
@@ -501,8 +503,17 @@ class CentralSync:
                 version=status.version,
                 health=status.health.model_dump(),
             )
-        self.streams.setdefault(sensor_id, CentralStream())
+        if self.streams.setdefault(sensor_id, CentralStream()).epoch is None:
+            return self._ask_birth(sensor_id, now)  # a sensor we have no stream of
         return []
+
+    def _ask_birth(self, sensor_id: str, now: int) -> list[Outgoing]:
+        """Our birth for a stream we do not know: the sensor answers with its own birth
+        (``otwatch.central.birthask``; at most once per interval per sensor)."""
+        if not self.birth_asks.due(sensor_id, now):
+            return []
+        log.info("sensor %s: unknown event stream; asking the sensor for its birth", sensor_id)
+        return [self._birth(sensor_id, now)]
 
     def _on_acks(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
         msg = decode(CommandAcks, payload, MAX_BYTES["acks_up"])

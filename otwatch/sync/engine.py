@@ -290,10 +290,19 @@ class SensorSync:
             return self._drop("wrong_sensor", f"payload is for {msg.sensor_id}", topic)
         if msg.epoch != self.epoch:
             return self._drop("stale_epoch", f"ack for epoch {msg.epoch}", topic)
-        if msg.hw > self.stream.last_seq:  # rows never written cannot be committed centrally
-            return self._drop(
-                "invalid", f"ack of {msg.hw} > last seq {self.stream.last_seq}", topic
+        if self.stream.unsent(msg.hw):
+            # Rows never sent cannot be committed centrally: the ack is forged, or central
+            # holds forged events under our sequence numbers (our real ones would be skipped
+            # there as duplicates). Delete nothing and send everything again in a new epoch.
+            self.dropped["ack_unsent"] += 1
+            security_event(
+                "ack_unsent",
+                "central acknowledged events up to %d but this sensor sent only up to %d; "
+                "keeping every row and starting a new stream epoch",
+                msg.hw,
+                self.stream.sent_ceiling,
             )
+            return self._new_epoch(now)
         out: list[Outgoing] = []
         for cmd in self.stream.ack(msg.hw, now):
             out.extend(self._execute(cmd, now))

@@ -116,3 +116,11 @@ def api(url: str, token: str | None, method: str, path: str, body: Any = None):
             return exc.code, json.loads(raw)
         except ValueError:
             return exc.code, raw.decode(errors="replace")
+
+
+def central_connected(central: Any, timeout: float = 20) -> None:
+    """Wait until a ``CentralProcess`` is subscribed (its API answers before that; a message
+    published earlier would reach nobody)."""
+    from otwatch.demo.parts import wait_until
+
+    wait_until(lambda: "connected to" in central.log.read_text(), timeout, "central's MQTT")

@@ -24,7 +24,16 @@ from tests.factories import detection
 from tests.integration.central_procs import CentralProcess, otwatch
 from tests.integration.mqtt_broker import make_broker, mosquitto  # noqa: F401
 from tests.integration.sync_procs import SensorDaemon
-from tests.security.forge import MAX_HLC, Peer, api, birth, command, event_batch, snapshot
+from tests.security.forge import (
+    MAX_HLC,
+    Peer,
+    api,
+    birth,
+    central_connected,
+    command,
+    event_batch,
+    snapshot,
+)
 
 DAY_MS = 86_400_000
 
@@ -36,6 +45,7 @@ def central(tmp_path, mosquitto):  # noqa: F811
                    "--db", db_url)  # fmt: skip
     assert made.returncode == 0, made.stderr
     proc = CentralProcess(tmp_path / "central", db_url, mosquitto.url).start()
+    central_connected(proc)
     yield proc, made.stdout.strip()
     proc.stop()
 

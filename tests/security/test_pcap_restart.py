@@ -17,7 +17,7 @@ from otwatch.sync.protocol.messages import encode_pcap_chunk
 from tests.centralapi import pcap_chunks
 from tests.integration.central_procs import CentralProcess, otwatch
 from tests.integration.mqtt_broker import make_broker, mosquitto  # noqa: F401
-from tests.security.forge import Peer, api, birth, event_batch, snapshot, status
+from tests.security.forge import Peer, api, birth, central_connected, event_batch, snapshot, status
 
 BLOB = bytes(range(256)) * 20  # 5,120 bytes: six chunks of 1,000
 
@@ -29,6 +29,7 @@ def plant(tmp_path, mosquitto):  # noqa: F811
                    "--db", db_url)  # fmt: skip
     assert made.returncode == 0, made.stderr
     central = CentralProcess(tmp_path / "central", db_url, mosquitto.url).start()
+    central_connected(central)
     sensor = Peer(mosquitto.port)
     sensor.subscribe("otwatch/v1/s1/down/#")
     epoch = str(uuid.uuid4())
