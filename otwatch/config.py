@@ -386,6 +386,14 @@ class CentralSection(_SyncPeerSection):
     db: Annotated[str, AfterValidator(_db_url)] = "sqlite:////var/lib/otwatch-central/central.db"
     """Database URL (``OTWATCH_CENTRAL_DB``, as ``central run --db``)."""
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
+    max_request_body: Size = "1MiB"
+    """Largest HTTP request body the API reads; larger ones are answered 413 unread."""
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        from otwatch.agent.capture.config import parse_size
+
+        return parse_size(self.max_request_body)
 
 
 def _metrics_address(value: str) -> str:

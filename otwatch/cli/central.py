@@ -72,6 +72,7 @@ def run(
             share_group=share_group,
             pcap_dir=pcap_dir,
             max_clock_skew_ms=cfg.central.max_clock_skew_ms,
+            max_body_bytes=cfg.central.max_request_body_bytes,
         )
     finally:
         if server is not None:

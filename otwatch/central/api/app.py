@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from otwatch import __version__
@@ -28,6 +28,8 @@ from otwatch.agent.catalog import Engine, Severity
 from otwatch.alertdata import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller, require_admin, require_reader
+from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from otwatch.central.api.preauth import AuthBeforeBody
 from otwatch.central.ingest import CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
@@ -70,6 +72,8 @@ class LocalCommander:
 
 
 class IdsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown key is a 422, not ignored
+
     ids: list[str] = Field(min_length=1, max_length=MAX_IDS, description="Central alert ids")
 
 
@@ -167,6 +171,7 @@ def create_app(
     pcaps: PcapStore | None = None,
     *,
     progress: Callable[[str], tuple[int, int | None] | None] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store``; ``commander`` queues commands (``CentralService`` or
     ``LocalCommander``); ``progress(request_id)`` reports PCAP chunks received/total."""
@@ -180,6 +185,8 @@ def create_app(
             "'<sensor alert id>-<sensor id>'."
         ),
     )
+    app.add_middleware(AuthBeforeBody)  # the token is checked before any body is read
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: 413 before all else
     app.state.store = store
     app.state.commander = commander
     app.state.pcaps = pcaps
