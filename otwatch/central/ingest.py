@@ -30,7 +30,7 @@ from otwatch.agent.alerts.lifecycle import (
     TransitionRefused,
     plan,
 )
-from otwatch.central import clockbound
+from otwatch.central import clockbound, placement
 from otwatch.central.birthask import BirthAsks
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
@@ -412,7 +412,9 @@ class CentralSync:
         final = {write.sensor_id: write.after for write in writes}  # each sensor's last
         if any(w.rows or w.audit or w.bad for w in writes):
             with self.store.session() as session:
-                alert_store.upsert_alerts(session, [r for w in writes for r in w.rows])
+                rows = [r for w in writes for r in w.rows]
+                placement.place_rows(session, rows)  # central's site and zone, not the claim
+                alert_store.upsert_alerts(session, rows)
                 alert_store.add_audit(session, [a for w in writes for a in w.audit])
                 for sensor_id, after in final.items():
                     if after.hw != self.streams.get(sensor_id, CentralStream()).hw:
@@ -469,13 +471,12 @@ class CentralSync:
         stream = self.streams.get(sensor_id, CentralStream())
         new, cmds = stream.birth(birth.epoch, birth.acked_hw, now)
         with self.store.session() as session:
+            placement.claim(session, sensor_id, birth.site, birth.zone, now)
             sensor_store.touch_sensor(
                 session,
                 sensor_id,
                 now,
                 online=True,
-                site=birth.site,
-                zone=birth.zone,
                 version=birth.version,
                 epoch=new.epoch,
                 events_hw=new.hw,

@@ -32,6 +32,7 @@ from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from otwatch.central.api.preauth import AuthBeforeBody
 from otwatch.central.ingest import CommandRefused, IssueResult
 from otwatch.central.pcapstore import PcapStore
+from otwatch.central.store import alerts as alert_store
 from otwatch.central.store.db import CentralStore, CentralStoreError
 from otwatch.central.store.models import Command, Sensor
 from otwatch.central.store.models_api import PcapRequest
@@ -436,7 +437,10 @@ def create_app(
     def _reuse(text: str) -> tuple[dict[str, Any] | None, tuple[str, int] | None]:
         now = time.time_ns()
         with session() as s:
-            alert = views.find_alert(s, text)
+            # the alert this id names, not its unified primary: the PCAP is evidence held by
+            # the sensor that raised it, and another sensor of the zone must not answer for it
+            alert_id, sensor = views.parse_central_id(text)
+            alert = alert_store.get_alert(s, sensor, alert_id)
             if alert is None:
                 raise HTTPException(404, f"alert {text} does not exist")
             key = (alert.sensor, alert.alert_id)
