@@ -24,6 +24,7 @@ demo: setup
 test: setup
 	./scripts/ensure-system.sh
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q $(PARALLEL)
 
 test-all: setup
@@ -33,9 +34,11 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check otwatch tests bench
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python bench/replay.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

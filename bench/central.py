@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from otwatch.alertdata import AlertFilter  # noqa: E402
+from otwatch.alerts.views import AlertFilter  # noqa: E402
 from otwatch.central import alertviews as views  # noqa: E402
 from otwatch.central.store import search_backlog  # noqa: E402
 from otwatch.central.store.db import open_central_store  # noqa: E402
@@ -202,7 +202,7 @@ COLUMNS = (
 
 def alert_rows(count: int, now: int):
     """Plausible alerts: 60 sensors on 6 sites, ~200 types, 20,000 hosts, 90 days."""
-    from otwatch.agent.catalog import load_catalog
+    from otwatch.alerts.catalog import load_catalog
 
     rng = random.Random(7)
     types = list(load_catalog().values())

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.pcapfile import open_capture
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines import registry
 from otwatch.agent.engines.assets import NewAssetEngine
 from otwatch.agent.engines.modbus import ModbusEngine
@@ -27,6 +26,7 @@ from otwatch.agent.engines.port_zero import PortZeroEngine
 from otwatch.agent.engines.scans import PortScanEngine
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_capture import modbus_polling

@@ -564,12 +564,12 @@ def _engine_accepts(name: str, table: dict[str, Any]) -> str | None:
     """Start the engine with these settings (its own checks: positive numbers, lists, IOC
     files that exist and parse), so that a configuration that passes the check also starts
     the engine."""
-    from otwatch.agent.catalog import load_catalog
     from otwatch.agent.engines.base import EngineContext
     from otwatch.agent.engines.baseline import Baseline, LearningClock
     from otwatch.agent.engines.config import engine_config
     from otwatch.agent.engines.detection import DetectionFactory
     from otwatch.agent.engines.registry import ENGINES
+    from otwatch.alerts.catalog import load_catalog
 
     engine = next(e for e in ENGINES if e.name == name)
     settings_cls = getattr(sys.modules[engine.__module__], "Config", None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.alerts.catalog import load_catalog
 
 T0 = 1_790_000_000 * 1_000_000_000  # 2026-09-21, an arbitrary fixed traffic time
 

@@ -13,10 +13,10 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.base import Engine
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.pipeline import Pipeline
+from otwatch.alerts.catalog import load_catalog
 
 __all__ = [
     "NET",

@@ -14,11 +14,11 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
 from otwatch.agent.pipeline import PacketPath
+from otwatch.alerts.catalog import load_catalog
 
 T0 = 1_790_000_000 * 1_000_000_000
 MIN = 60 * 1_000_000_000

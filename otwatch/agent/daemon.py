@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from otwatch.agent.alerts import build
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
@@ -34,7 +35,6 @@ from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.ring import repair_ring, ring_budget
 from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
@@ -331,14 +331,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         # of them may both try to insert it.
         learning = options.learning_period_ns
         save_learning_ns(session, load_learning_ns(session) if learning is None else learning)
-    manager = AlertManager(
-        store,
-        load_catalog(),
-        sensor_id=identity.sensor_id,
-        site=identity.site,
-        zone=identity.zone,
-        rate_limit=options.alert_rate,
-    )
+    manager = build.alert_manager(store, identity, rate_limit=options.alert_rate)
     evidence = (
         Evidence(store, options.evidence)
         if options.evidence is not None and options.ring is not None

@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
@@ -33,9 +32,11 @@ from otwatch.agent.store.baseline import (
     save_baseline,
     save_learning_ns,
 )
+from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.rules import load_custom_rules, save_rule_events
 from otwatch.agent.store.state import ALERTS_VERSION, get_state
+from otwatch.alerts.catalog import Catalog
 
 __all__ = ["PacketPath", "Pipeline", "PipelineStats"]
 
@@ -91,16 +92,17 @@ class PacketPath:
         self._tick_floor_ns = 0
         self._interface: str | None = ctx.interface
         self._next_refresh_ns = 0
-        self._subscribe()
+        self._reset_routes()
         self.flows = FlowTable(max_flows)
         ctx.flows = self.flows
         self._interface_last = ctx.interface_last_ns
         self.stats = PipelineStats()
         self._error_logged: set[str] = set()
 
-    def _subscribe(self) -> None:
-        """(Re)build who is called for what from each engine's ``apps`` (an engine may change
-        its own, e.g. the custom-rule engine with no rules subscribes to nothing)."""
+    def _reset_routes(self) -> None:
+        """Forget who is called for what: routes are rebuilt from each engine's ``apps`` as
+        packets need them (an engine may change its own, e.g. the custom-rule engine with no
+        rules subscribes to nothing)."""
         self._routes: dict[str | None, list[tuple[Observe, ...] | None]] = {}
         """app -> route per event bit set, filled as packets need them."""
 
@@ -226,12 +228,27 @@ class PacketPath:
                 self._emit(detections)
 
 
+class DetectionSink(Protocol):
+    """Where the pipeline sends detections: the ``AlertManager``, or a worker's
+    ``ForwardingManager`` that batches them to the collector process."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def observe(self, det: Detection, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class Pipeline(PacketPath):
     """The packet path with the sensor store: baseline, learning clock, custom rules, alerts."""
 
     def __init__(
         self,
-        manager: AlertManager,
+        manager: DetectionSink,
         *,
         learning_period_ns: int | None = None,
         ot_subnets: tuple[str, ...] = (),
@@ -295,7 +312,7 @@ class Pipeline(PacketPath):
                 self.ctx.settings[CustomRuleEngine.name] = {"rules": rules}
                 for engine in self._custom:
                     engine.load(rules)
-                self._subscribe()
+                self._reset_routes()
         version = int(get_state(session, BASELINE_VERSION, 0))
         if version != self._baseline_version:
             self._baseline_version = version

@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts import build
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
 from otwatch.agent.capture.ring import RingWriter, repair_ring
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.base import Engine
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
@@ -40,9 +39,6 @@ class DetectionOptions:
     ot_subnets: tuple[str, ...] = ()
     alert_rate: Any = None
     """``otwatch.agent.alerts.ratelimit.RateLimit`` (None: the manager's default)."""
-
-    def manager_options(self) -> dict[str, Any]:
-        return {} if self.alert_rate is None else {"rate_limit": self.alert_rate}
 
 
 @dataclass
@@ -132,14 +128,7 @@ def _run(
     cpu_started = time.process_time()
     with store.session() as session:
         identity = resolve_identity(session, sensor_id, site, zone)
-    manager = AlertManager(
-        store,
-        load_catalog(),
-        sensor_id=identity.sensor_id,
-        site=identity.site,
-        zone=identity.zone,
-        **detection.manager_options(),
-    )
+    manager = build.alert_manager(store, identity, rate_limit=detection.alert_rate)
     pipeline = Pipeline(
         manager,
         learning_period_ns=learning_period_ns,

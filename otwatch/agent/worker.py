@@ -31,13 +31,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from otwatch.agent.capture.config import CaptureConfig, RingConfig
 from otwatch.agent.capture.ring import RingWriter
 from otwatch.agent.capture.source import CaptureSource, open_source
-from otwatch.agent.catalog import Catalog, load_catalog
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.models import BaselineFact
+from otwatch.alerts.catalog import Catalog, load_catalog
 from otwatch.errors import OtwatchError
 
 __all__ = ["CaptureLoop", "ForwardingManager", "WorkerSpec", "worker_main"]
@@ -47,13 +47,15 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 """Flush detections, ring buffers and counters at least this often (wall time)."""
 POLL_MS = 100
+"""How long an idle loop (nothing read, no backlog) waits for the sources to be readable."""
 ANALYSIS_SLICE = 2048
 """Frames analysed between two looks at the kernel ring (about 30 ms of engine work)."""
 MAX_BACKLOG = 500_000
+"""Frames captured but not yet analysed, at most (about 250 bytes of memory each)."""
 FINAL_ANALYSIS_S = 40.0
 """At a stop, analyse the backlog for at most this long (the collector waits 60 s)."""
-"""Frames captured but not yet analysed, at most (about 250 bytes of memory each)."""
 DRAIN_TIMEOUT_S = 5.0
+"""At a stop, how long each source may take to hand over what the kernel still holds."""
 
 Send = Callable[[tuple], None]
 Merged = list  # [detection, count, first_ns, last_ns]
@@ -331,7 +333,7 @@ def worker_main(spec: WorkerSpec, queue: Any, stop_event: Any) -> None:
         if spec.engines is not None:
             engines = tuple(engine for engine in ENGINES if engine.name in spec.engines)
         pipeline = Pipeline(
-            manager,  # type: ignore[arg-type]
+            manager,
             learning_period_ns=spec.learning_period_ns,
             ot_subnets=spec.ot_subnets,
             settings=spec.settings,

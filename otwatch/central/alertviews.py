@@ -1,6 +1,6 @@
 """Central's alert views: ids, listing with unification, details, export rows.
 
-Filtering, grouping, sorting and the JSON/CSV forms come from ``otwatch.alertdata`` (one place
+Filtering, grouping, sorting and the JSON/CSV forms come from ``otwatch.alerts.views`` (one place
 for the sensor and central). This module adds only what is central's own:
 
 - **Ids.** An alert's central id is ``<sensor alert id>-<sensor id>`` (the spec's CM UUID
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from otwatch.alertdata import (
+from otwatch.alerts.views import (
     AlertFilter,
     QueryError,
     alert_to_dict,
@@ -88,9 +88,9 @@ def _has_members(session: Session) -> bool:
 
 
 def _visible(session: Session, flt: AlertFilter) -> tuple[AlertFilter, list[Any]]:
-    """The filter for ``alertdata`` and the extra conditions: members hidden, sensor filter
-    matching any sensor of a unified alert. Without unified alerts (the common case on a
-    fresh or single-sensor central) no extra condition slows the scan down."""
+    """The filter for ``otwatch.alerts.views`` and the extra conditions: members hidden,
+    sensor filter matching any sensor of a unified alert. Without unified alerts (the common
+    case on a fresh or single-sensor central) no extra condition slows the scan down."""
     if not _has_members(session):
         return flt, []
     where: list[Any] = [Alert.id.not_in(select(AlertMember.alert_pk))]
@@ -119,7 +119,7 @@ def _searched(
     session: Session, flt: AlertFilter, where: list[Any], *, dense_limit: int | None
 ) -> tuple[AlertFilter, list[Any]]:
     """The free-text search through its index (``store.derived``) when that is the better
-    plan; otherwise ``alertdata``'s ILIKE stays in the filter."""
+    plan; otherwise ``otwatch.alerts.views``'s ILIKE stays in the filter."""
     if not flt.search:
         return flt, where
     condition = derived.search_condition(session, flt.search, dense_limit=dense_limit)
@@ -134,7 +134,7 @@ def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
     stmt = filtered(Alert, flt, select(Alert).where(*where))
     if sort.lstrip("-+") != "severity":
         return sorted_query(Alert, stmt, sort)
-    # the generated rank column has an index (alertdata's CASE expression has none)
+    # the generated rank column has an index (otwatch.alerts.views' CASE expression has none)
     if sort.startswith("-"):
         return stmt.order_by(Alert.severity_rank.desc(), Alert.id.desc())
     return stmt.order_by(Alert.severity_rank.asc(), Alert.id.asc())

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import update
 
-from otwatch.agent.alerts.lifecycle import (
+from otwatch.alerts.lifecycle import SENSOR_ONLY as _SENSOR_ONLY
+from otwatch.alerts.lifecycle import (
     Action,
     AlertState,
     CloseReason,
@@ -70,7 +71,6 @@ log = logging.getLogger(__name__)
 
 _ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
 _TRIAGE = {"status": Action.SET_STATUS, "severity": Action.SET_SEVERITY, "learn": Action.LEARN}
-_SENSOR_ONLY = {"unlearn", "mute", "unmute", "comment"}
 _RESEND_AFTER_NS = 60 * 1_000_000_000
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from otwatch.agent.alerts.lifecycle import Action, Origin, Status
-from otwatch.agent.alerts.manager import ActionResult, AlertManager
-from otwatch.agent.catalog import Engine, Severity, load_catalog
-from otwatch.agent.sensor import resolve_identity
+from otwatch.agent.alerts import build
+from otwatch.agent.alerts.triage import ActionResult
 from otwatch.agent.store.models import Alert, AuditEvent
-from otwatch.alertdata import (
+from otwatch.alerts.catalog import Engine, Severity
+from otwatch.alerts.lifecycle import Action, Origin, Status
+from otwatch.alerts.views import (
     GROUP_BY,
     SORT_KEYS,
     AlertFilter,
@@ -40,6 +40,7 @@ from otwatch.cli.central_client import (
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json, render_table
 from otwatch.errors import OtwatchError
+from otwatch.textutil import split_commas
 from otwatch.timeutil import format_iso, parse_time_ns
 
 __all__ = ["alerts"]
@@ -53,7 +54,7 @@ LIST_WIDTHS = {"name": 48, "source_address": 39, "destination_address": 39}
 
 def _split(values: Sequence[str]) -> tuple[str, ...]:
     """Repeated options and comma-separated values both work: ``--status new,active``."""
-    return tuple(v.strip().lower() for value in values for v in value.split(",") if v.strip())
+    return tuple(item.lower() for item in split_commas(values))
 
 
 def _choices(name: str, allowed: Sequence[str]) -> Callable[[Any, Any, Sequence[str]], tuple]:
@@ -287,17 +288,7 @@ def _detail_text(detail: dict[str, Any]) -> str:
 
 
 def _report(results: list[ActionResult], fmt: str) -> None:
-    """Per-id outcome; exits 1 when any id was refused or not found."""
-    if fmt == "json":
-        print_json([r.as_dict() for r in results])
-    else:
-        for r in results:
-            if r.outcome in ("applied", "unchanged"):
-                click.echo(f"{r.outcome}: {r.message}")
-            else:
-                click.echo(f"error: {r.message}", err=True)
-    if any(r.outcome not in ("applied", "unchanged") for r in results):
-        sys.exit(1)
+    report_results([r.as_dict() for r in results], fmt)
 
 
 def _act(
@@ -310,12 +301,7 @@ def _act(
         return
     ids = [_sensor_id(i) for i in ids]
     store = cli.store(purpose="change alerts")
-    with store.session() as session:
-        identity = resolve_identity(session)
-    manager = AlertManager(
-        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
-    )
-    results = manager.apply(
+    results = build.triage(store).apply(
         list(dict.fromkeys(ids)), action, actor=cli.actor, origin=Origin.SENSOR, value=value
     )
     _report(results, fmt)

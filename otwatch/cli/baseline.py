@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.detection import dedup_key
 from otwatch.agent.store.baseline import BASELINE_VERSION, load_learning_ns, save_learning_ns
 from otwatch.agent.store.models import AlertRule, AuditEvent, BaselineFact
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.catalog import load_catalog
 from otwatch.cli.agent import duration
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json

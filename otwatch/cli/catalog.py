@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from otwatch.agent.catalog import AlertType, CatalogError, Engine, load_catalog
 from otwatch.agent.engines.registry import implemented_types
+from otwatch.alerts.catalog import AlertType, CatalogError, Engine, load_catalog
 from otwatch.cli.output import emit_records, format_option, print_json
 
 __all__ = ["catalog"]

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import Any
 
 import click
 
-from otwatch.alertdata import AlertFilter
+from otwatch.alerts.views import AlertFilter
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import format_iso
 
@@ -261,19 +260,24 @@ def central_id(value: int | str) -> str:
 
 
 def report_results(results: list[dict[str, Any]], fmt: str) -> None:
-    """Per-id outcome like the sensor's; exits 1 when any id was refused or not found."""
+    """Per-id outcome (sensor and central alike): applied and unchanged ids on stdout, then
+    a ``ClickException`` (exit 1) naming each refused or unknown id, one ``error:`` line each;
+    with ``--format json`` the JSON stays alone on stdout and the error is one summary line."""
     from otwatch.cli.output import print_json
 
+    done = ("applied", "unchanged")
+    failed = [r for r in results if r["outcome"] not in done]
     if fmt == "json":
         print_json(results)
-    else:
-        for r in results:
-            if r["outcome"] in ("applied", "unchanged"):
-                click.echo(f"{r['outcome']}: {r['message']}")
-            else:
-                click.echo(f"error: {r['message']}", err=True)
-    if any(r["outcome"] not in ("applied", "unchanged") for r in results):
-        sys.exit(1)
+        if failed:
+            raise click.ClickException(f"{len(failed)} of {len(results)} alert(s) not changed")
+        return
+    for r in results:
+        if r["outcome"] in done:
+            click.echo(f"{r['outcome']}: {r['message']}")
+    if failed:
+        # main() prints "error: " before the message: one such line per failed id
+        raise click.ClickException("\nerror: ".join(r["message"] for r in failed))
 
 
 def pull_pcap(

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import click
 
-from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts import build
 from otwatch.agent.alerts.retention import DAY_NS, run_retention
-from otwatch.agent.catalog import load_catalog
-from otwatch.agent.sensor import resolve_identity
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json
 
@@ -41,13 +39,8 @@ def run(cli: CliContext, auto_close_days: int, retention_days: int, fmt: str) ->
     """Auto-close stale New alerts (audited as system:auto-close, synced to central) and
     delete alerts past the retention."""
     store = cli.store(purpose="run maintenance")
-    with store.session() as session:
-        identity = resolve_identity(session)
-    manager = AlertManager(
-        store, load_catalog(), sensor_id=identity.sensor_id, site=identity.site, zone=identity.zone
-    )
     result = run_retention(
-        manager,
+        build.triage(store),
         auto_close_ns=auto_close_days * DAY_NS or None,
         retention_ns=retention_days * DAY_NS or None,
     )

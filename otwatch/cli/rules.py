@@ -16,15 +16,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from otwatch.agent.catalog import Engine, load_catalog
 from otwatch.agent.rules.custom import RuleError, validate_rule
 from otwatch.agent.store.models import AuditEvent, ExclusionRule
 from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.rules import custom_rule_dict
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.catalog import Engine, load_catalog
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
 from otwatch.errors import OtwatchError
+from otwatch.textutil import split_commas
 from otwatch.timeutil import format_iso, now_ns, parse_duration_ns, parse_time_ns
 
 __all__ = ["rules"]
@@ -59,10 +60,6 @@ def _audit(session: Session, cli: CliContext, action: str, detail: dict[str, Any
         )
     )  # fmt: skip
     bump_version(session)
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
 @click.group()
@@ -167,10 +164,10 @@ def custom_add(
     raw = {
         "name": name,
         "protocol": protocol,
-        "sources": _split(source),
-        "destinations": _split(destination),
+        "sources": split_commas(source),
+        "destinations": split_commas(destination),
         "conditions": list(conditions),
-        "days": _split(days),
+        "days": split_commas(days),
         "time_from": time_from,
         "time_to": time_to,
         "action": action,
@@ -359,24 +356,24 @@ def exclusion_add(
     if not name or '"' in name or len(name) > 128:
         raise _bad("--name", "1-128 characters without a double quote")
     catalog = load_catalog()
-    type_ids = _split(types)
+    type_ids = split_commas(types)
     known = set(catalog)
     unknown = [t for t in type_ids if t not in known]
     if unknown:
         raise _bad(
             "--type", f"unknown alert type(s) {', '.join(unknown)} (see 'otwatch catalog list')"
         )
-    engine_names = [e.lower() for e in _split(engines)]
+    engine_names = [e.lower() for e in split_commas(engines)]
     allowed = [e.value for e in Engine]
     if any(e not in allowed for e in engine_names):
         raise _bad("--engine", f"choose from {', '.join(allowed)}")
     networks = []
-    for value in _split(subnets):
+    for value in split_commas(subnets):
         try:
             networks.append(str(ipaddress.ip_network(value, strict=False)))
         except ValueError:
             raise _bad("--subnet", f"{value!r} is not an IP address or CIDR subnet") from None
-    mac_list = [m.lower().replace("-", ":") for m in _split(macs)]
+    mac_list = [m.lower().replace("-", ":") for m in split_commas(macs)]
     bad_macs = [m for m in mac_list if not _MAC.match(m)]
     if bad_macs:
         raise _bad("--mac", f"{bad_macs[0]!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
@@ -406,7 +403,7 @@ def exclusion_add(
     row = ExclusionRule(
         name=name, enabled=not disabled, alert_types=type_ids, subnets=networks,
         start_ns=start_ns, end_ns=end_ns, created_ns=now_ns(), actor=cli.actor,
-        engines=engine_names, sensors=_split(sensors), macs=mac_list, direction=direction,
+        engines=engine_names, sensors=split_commas(sensors), macs=mac_list, direction=direction,
         ticket_id=ticket,
     )  # fmt: skip
     try:

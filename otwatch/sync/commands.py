@@ -1,6 +1,6 @@
 """Apply central's commands on the sensor, each at most once, and say what happened.
 
-Triage commands go through ``AlertManager.apply`` with origin central, so the lifecycle
+Triage commands go through ``Triage.apply`` with origin central, so the lifecycle
 decides (unlearn, mute and unmute are refused as sensor-only; learn only for learnable types)
 and every applied change is audited and queued back to central like a local one. The command
 id is recorded before applying and the reply after: a redelivered command gets its first
@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from otwatch.agent.alerts.lifecycle import Action, Origin
-from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts.triage import AppliesActions
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_sync import AppliedCommand
+from otwatch.alerts.lifecycle import Action, Origin
 from otwatch.sync import outbox
 from otwatch.sync.pcap import NoPcap, PcapProvider
 from otwatch.sync.protocol.messages import Command
@@ -83,12 +83,12 @@ class CommandHandler:
     def __init__(
         self,
         store: Store,
-        manager: Callable[[], AlertManager],
+        triage: Callable[[], AppliesActions],
         *,
         pcap: PcapProvider | None = None,
     ) -> None:
         self.store = store
-        self._manager = manager
+        self._triager = triage
         self.pcap = pcap or NoPcap()
 
     def handle(self, cmd: Command, now: int) -> Handled:
@@ -146,7 +146,7 @@ class CommandHandler:
             return Handled(_ack(cmd, "rejected", "invalid", f"{cmd.kind} needs an alert id"))
         if action in (Action.SET_STATUS, Action.SET_SEVERITY) and not cmd.value:
             return Handled(_ack(cmd, "rejected", "invalid", f"{cmd.kind} needs a value"))
-        [result] = self._manager().apply(
+        [result] = self._triager().apply(
             [cmd.alert_id],
             action,
             actor=f"central:{cmd.actor}"[:128],

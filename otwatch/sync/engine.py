@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otwatch import __version__
-from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts import build
+from otwatch.agent.alerts.triage import AppliesActions
 from otwatch.agent.capture.status import pcap_status
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state, put_state
@@ -78,7 +78,8 @@ class SensorSync:
     pcap: PcapProvider | None = None
     limits: StreamLimits = field(default_factory=StreamLimits)
     version: str = __version__
-    manager_factory: Callable[[], AlertManager] | None = None
+    triage_factory: Callable[[], AppliesActions] | None = None
+    """Builds what applies central's triage commands (default: a ``Triage`` of ``store``)."""
     dropped: Counter[str] = field(default_factory=Counter)
     stats: Counter[str] = field(default_factory=Counter)
     pcap_sender: PcapSender = field(default_factory=PcapSender)
@@ -92,26 +93,18 @@ class SensorSync:
             acked = int(get_state(session, outbox.ACKED_HW, 0))
             last = outbox.max_seq(session)
         self.stream = SensorStream(acked_hw=acked, last_seq=max(last, acked), limits=self.limits)
-        self._manager: AlertManager | None = None
-        self.commands = CommandHandler(self.store, self._get_manager, pcap=self.pcap)
+        self._triage: AppliesActions | None = None
+        self.commands = CommandHandler(self.store, self._get_triage, pcap=self.pcap)
 
     @property
     def sensor_id(self) -> str:
         return self.identity.sensor_id
 
-    def _get_manager(self) -> AlertManager:
-        if self._manager is None:
-            if self.manager_factory is not None:
-                self._manager = self.manager_factory()
-            else:
-                self._manager = AlertManager(
-                    self.store,
-                    load_catalog(),
-                    sensor_id=self.identity.sensor_id,
-                    site=self.identity.site,
-                    zone=self.identity.zone,
-                )
-        return self._manager
+    def _get_triage(self) -> AppliesActions:
+        if self._triage is None:
+            factory = self.triage_factory or (lambda: build.triage(self.store))
+            self._triage = factory()
+        return self._triage
 
     # -- connection -----------------------------------------------------------------------
 

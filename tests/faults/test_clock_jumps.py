@@ -22,11 +22,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.central.store.models import AuditEvent as CentralAudit
 from otwatch.central.store.models import Command

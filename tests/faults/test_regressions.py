@@ -8,12 +8,12 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from otwatch.agent.alerts.lifecycle import Action, Origin
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.daemon import _store_call
 from otwatch.agent.store.db import StoreError
 from otwatch.agent.store.models import Alert
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action, Origin
 from tests.factories import T0, detection
 
 HOUR_NS = 3600 * 1_000_000_000

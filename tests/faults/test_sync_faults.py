@@ -18,11 +18,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.store.models import AuditEvent as CentralAudit
 from tests.factories import T0
 from tests.faults.harness import AckLog, Plan, integrity, kill9, plans, report

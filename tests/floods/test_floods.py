@@ -19,14 +19,14 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import DetectionOutcome
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, aggregate_key
 from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import DetectionOutcome
 from otwatch.sync.transport import BrokerConfig
 from tests.fuzz.frames import env_count, rss_mib
 from tests.integration.mqtt_broker import make_broker, mosquitto  # noqa: F401

@@ -367,8 +367,8 @@ class _Recorder:
 
 def make_pipeline(store: Any, workdir: Path, recorder: _Recorder):  # -> Pipeline
     from otwatch.agent.alerts.manager import AlertManager
-    from otwatch.agent.catalog import load_catalog
     from otwatch.agent.pipeline import Pipeline
+    from otwatch.alerts.catalog import load_catalog
 
     manager = AlertManager(store, load_catalog(), sensor_id="fuzz")
     pipeline = Pipeline(

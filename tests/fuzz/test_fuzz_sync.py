@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.ingest import CentralSync
 from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol import messages
@@ -56,7 +56,7 @@ def net(store, tmp_path) -> Net:
     for i in range(6):
         manager.observe(detection(src=f"192.0.2.{i + 1}"))
     manager.flush()
-    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), manager_factory=lambda: manager)
+    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), triage_factory=lambda: manager)
     central = CentralSync(central_store, limits=StreamLimits(gap_timeout_ns=2 * NS))
     n = Net(sensor, central)
     n.recorded = []  # type: ignore[attr-defined]

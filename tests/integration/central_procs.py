@@ -14,8 +14,8 @@ from pathlib import Path
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.config import RingConfig
 from otwatch.agent.capture.ring import RingWriter
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection, ether_frames, modbus_request
 from tests.integration.mqtt_broker import free_port
 from tests.integration.sync_procs import OTWATCH

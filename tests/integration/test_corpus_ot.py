@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.pcapfile import open_capture
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.replay import replay
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert
+from otwatch.alerts.catalog import load_catalog
 
 
 def alerts_by_type(store) -> dict[str, list[Alert]]:

@@ -13,10 +13,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.store import search_backlog
 from otwatch.central.store.models import Command
 from otwatch.sync.transport import BrokerConfig

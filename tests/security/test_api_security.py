@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
 from otwatch.central.api import LocalCommander, create_app
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert as SensorAlert
+from otwatch.alerts.catalog import load_catalog
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.central.store.models import CentralState
 from otwatch.demo.parts import wait_until

@@ -16,8 +16,8 @@ import uuid
 import pytest
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
 from otwatch.demo.parts import wait_until
 from tests.factories import T0, detection
 from tests.integration.central_procs import CentralProcess, otwatch

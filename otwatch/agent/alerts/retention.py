@@ -2,7 +2,7 @@
 
 - **Auto-close**: a New alert with no identical traffic for the auto-close period (spec: 90
   days; a detection resets the count because it moves the last detection) is closed through
-  ``AlertManager.apply`` as ``system:auto-close``, so it is audited and synced like any
+  ``Triage.apply`` as ``system:auto-close``, so it is audited and synced like any
   change, and then marked with close reason ``auto``. The lifecycle has no action that sets
   that reason, so the reason is set right after the apply, in the alert, its audit row and
   its outbox change, and a fresh snapshot is queued for central.
@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, select
 
-from otwatch.agent.alerts.lifecycle import Action, Origin
-from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.alerts.triage import AppliesActions
 from otwatch.agent.capture.ring import resolve_path
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.lifecycle import Action, Origin
 
 __all__ = ["ACTOR", "DAY_NS", "RetentionResult", "run_retention"]
 
@@ -92,8 +92,8 @@ def _mark_auto(session: Any, alert_id: int, now: int, period_ns: int) -> None:
                                 created_ns=now, payload=None))  # fmt: skip
 
 
-def _auto_close(manager: AlertManager, now: int, period_ns: int) -> int:
-    store = manager.store
+def _auto_close(triage: AppliesActions, now: int, period_ns: int) -> int:
+    store = triage.store
     closed = 0
     while True:
         with store.session() as session:
@@ -107,7 +107,7 @@ def _auto_close(manager: AlertManager, now: int, period_ns: int) -> int:
             )
         if not ids:
             return closed
-        results = manager.apply(
+        results = triage.apply(
             ids, Action.SET_STATUS, actor=ACTOR, origin=Origin.SENSOR, value="closed"
         )
         applied = [r.alert_id for r in results if r.outcome == "applied"]
@@ -144,7 +144,7 @@ def _delete_expired(store: Store, now: int, retention_ns: int) -> int:
 
 
 def run_retention(
-    manager: AlertManager,
+    triage: AppliesActions,
     *,
     auto_close_ns: int | None = 90 * DAY_NS,
     retention_ns: int | None = 90 * DAY_NS,
@@ -152,6 +152,6 @@ def run_retention(
 ) -> RetentionResult:
     """Auto-close stale New alerts, then delete expired ones; None switches a rule off."""
     now = time.time_ns() if now is None else now
-    closed = _auto_close(manager, now, auto_close_ns) if auto_close_ns else 0
-    deleted = _delete_expired(manager.store, now, retention_ns) if retention_ns else 0
+    closed = _auto_close(triage, now, auto_close_ns) if auto_close_ns else 0
+    deleted = _delete_expired(triage.store, now, retention_ns) if retention_ns else 0
     return RetentionResult(closed, deleted)

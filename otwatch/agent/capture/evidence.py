@@ -467,10 +467,6 @@ class Evidence:
             self.enforce_budget()
         return done
 
-    def extract(self, alert_id: int) -> PcapEvidence | None:
-        """Extract one alert's due window now (see :meth:`extract_many`)."""
-        return self.extract_many([alert_id]).get(alert_id)
-
     def extract_many(
         self, alert_ids: Iterable[int], *, interrupt: Callable[[], bool] | None = None
     ) -> dict[int, PcapEvidence]:

@@ -21,6 +21,7 @@ from otwatch.agent.engines.base import (
     EngineContext,
 )
 from otwatch.agent.engines.detection import Detection
+from otwatch.agent.engines.netutil import mac_text
 
 __all__ = ["NewAssetEngine"]
 
@@ -31,10 +32,6 @@ NEW_ASSET = "new_asset_detected"
 class Config:
     report_interval_s: float = 60.0
     """Repeat detections of one new device at most this often."""
-
-
-def mac_text(mac: bytes | None) -> str | None:
-    return None if mac is None else mac.hex(":")
 
 
 class NewAssetEngine(Engine):

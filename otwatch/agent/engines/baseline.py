@@ -24,9 +24,6 @@ class Baseline:
         """The live set of keys of one kind (engines keep a reference for speed)."""
         return self._facts.setdefault(kind, set())
 
-    def knows(self, kind: str, key: str) -> bool:
-        return key in self._facts.get(kind, ())
-
     def add(self, kind: str, key: str, ts_ns: int, attrs: dict[str, Any] | None = None) -> bool:
         """Learn a fact; returns False when it was already known."""
         keys = self._facts.setdefault(kind, set())

@@ -91,9 +91,6 @@ class DistinctCounter:
         entry = self._keys.get(key)
         return set() if entry is None else set(entry[1])
 
-    def max_items(self) -> int:
-        return max((len(e[1]) for e in self._keys.values()), default=0)
-
     def expire(self, now_ns: int) -> None:
         window = self.window_ns
         for key in [k for k, e in self._keys.items() if now_ns - e[0] >= window]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from otwatch.agent.catalog import Catalog
+from otwatch.alerts.catalog import Catalog
 
 __all__ = ["Detection", "DetectionFactory", "dedup_key"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from otwatch.agent.catalog import load_catalog
+from otwatch.alerts.catalog import load_catalog
 from otwatch.errors import OtwatchError
 
 __all__ = ["GATE_KEYS", "TypeGateError", "check_gate_settings", "emitted_types", "split_settings"]

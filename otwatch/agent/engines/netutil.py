@@ -22,7 +22,7 @@ _SYN_ACK = 0x12
 _SYN = 0x02
 
 
-def mac_text(mac: bytes | None) -> str | None:
+def mac_text(mac: bytes | bytearray | None) -> str | None:
     return None if mac is None else mac.hex(":")
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from otwatch.alerts.columns import AlertColumns
 from otwatch.dbcommon import NAMING_CONVENTION, PrimaryKey
 
 __all__ = [
@@ -30,43 +31,12 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-class Alert(Base):
+class Alert(AlertColumns, Base):
     """One alert as the sensor's Alerts page shows it (spec section 1)."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
-    type_id: Mapped[str] = mapped_column(String(80))
-    name: Mapped[str] = mapped_column(String(200))
-    engine: Mapped[str] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(64))
-    severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
-    close_reason: Mapped[str | None] = mapped_column(String(16))
-    dedup_key: Mapped[str] = mapped_column(String(64))
-    """Digest of the type id and the catalog's key fields: 'the same traffic'."""
-    source_address: Mapped[str | None] = mapped_column(String(64))
-    destination_address: Mapped[str | None] = mapped_column(String(64))
-    source_mac: Mapped[str | None] = mapped_column(String(17))
-    destination_mac: Mapped[str | None] = mapped_column(String(17))
-    protocol: Mapped[str | None] = mapped_column(String(32))
-    first_detection_ns: Mapped[int] = mapped_column(BigInteger)
-    last_detection_ns: Mapped[int] = mapped_column(BigInteger)
-    last_activity_ns: Mapped[int] = mapped_column(BigInteger)
-    detections: Mapped[int] = mapped_column(BigInteger, default=1)
-    sensor: Mapped[str] = mapped_column(String(64))
-    site: Mapped[str] = mapped_column(String(64), default="")
-    zone: Mapped[str] = mapped_column(String(64), default="")
-    tactics: Mapped[list[str]]
-    learnable: Mapped[bool]
-    mutable: Mapped[bool]
-    message: Mapped[str] = mapped_column(Text)
-    remediation: Mapped[list[str]]
-    fields: Mapped[dict[str, Any]]
-    """Detection parameters (function code, port, domain, ...) of the first detection."""
-    status_hlc: Mapped[int] = mapped_column(BigInteger, default=0)
-    """Hybrid logical clock of the last status change: per-field last-writer-wins in sync."""
-    severity_hlc: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (
         Index(None, "dedup_key", "status"),

@@ -24,8 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from otwatch import __version__
-from otwatch.agent.catalog import Engine, Severity
-from otwatch.alertdata import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
+from otwatch.alerts.catalog import Engine, Severity
+from otwatch.alerts.views import GROUP_BY, AlertFilter, QueryError, alerts_to_csv
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller, require_admin, require_reader
 from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
@@ -43,7 +43,6 @@ __all__ = ["Commander", "LocalCommander", "create_app"]
 
 API = "/api/v1"
 STATUSES = ("new", "active", "closed")
-SENSOR_ONLY = ("unlearn", "mute", "unmute", "comment")
 _PENDING_REUSE_NS = 3600 * 1_000_000_000
 _STALLED_NS = 10 * 60 * 1_000_000_000
 MAX_IDS = 1000

@@ -2,7 +2,7 @@
 
 Works on SQLite and PostgreSQL. Alerts are keyed by ``(sensor, alert_id)``: the sensor's own
 alert id is unique only per sensor (the spec's CM UUID is ``<sensor alert id>-<system id>``).
-The alert columns keep the sensor store's names so ``otwatch.alertdata`` serves both. Times
+The alert columns keep the sensor store's names so ``otwatch.alerts.views`` serves both. Times
 are integers in nanoseconds since the epoch (UTC). Tables the HTTP API and PCAP storage add
 later go in their own ``models_<topic>.py`` subclassing ``Base``, imported by ``schema.py``.
 """
@@ -21,11 +21,11 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from otwatch.alerts.columns import AlertColumns
 from otwatch.dbcommon import NAMING_CONVENTION, PrimaryKey
 
 __all__ = [
@@ -71,43 +71,15 @@ class Sensor(Base):
     (not placed yet). Central owns the placement: later claims are ignored."""
 
 
-class Alert(Base):
+class Alert(AlertColumns, Base):
     """One sensor alert as central holds it (spec section 1), merged per field by HLC."""
 
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
-    sensor: Mapped[str] = mapped_column(String(64))
     alert_id: Mapped[int] = mapped_column(BigInteger)
     """The alert's id on its sensor."""
-    type_id: Mapped[str] = mapped_column(String(80))
-    name: Mapped[str] = mapped_column(String(200))
-    engine: Mapped[str] = mapped_column(String(32))
-    category: Mapped[str] = mapped_column(String(64))
-    severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
-    close_reason: Mapped[str | None] = mapped_column(String(16))
-    dedup_key: Mapped[str] = mapped_column(String(64))
-    source_address: Mapped[str | None] = mapped_column(String(64))
-    destination_address: Mapped[str | None] = mapped_column(String(64))
-    source_mac: Mapped[str | None] = mapped_column(String(17))
-    destination_mac: Mapped[str | None] = mapped_column(String(17))
-    protocol: Mapped[str | None] = mapped_column(String(32))
-    first_detection_ns: Mapped[int] = mapped_column(BigInteger)
-    last_detection_ns: Mapped[int] = mapped_column(BigInteger)
-    last_activity_ns: Mapped[int] = mapped_column(BigInteger)
-    detections: Mapped[int] = mapped_column(BigInteger, default=1)
-    site: Mapped[str] = mapped_column(String(64), default="")
-    zone: Mapped[str] = mapped_column(String(64), default="")
-    tactics: Mapped[list[str]]
-    learnable: Mapped[bool]
-    mutable: Mapped[bool]
-    message: Mapped[str] = mapped_column(Text)
-    remediation: Mapped[list[str]]
-    fields: Mapped[dict[str, Any]]
-    status_hlc: Mapped[int] = mapped_column(BigInteger, default=0)
     status_origin: Mapped[str] = mapped_column(String(16), default="sensor")
-    severity_hlc: Mapped[int] = mapped_column(BigInteger, default=0)
     severity_origin: Mapped[str] = mapped_column(String(16), default="sensor")
     received_ns: Mapped[int] = mapped_column(BigInteger)
     """When central last merged a copy from the sensor."""

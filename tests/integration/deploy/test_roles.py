@@ -122,7 +122,7 @@ def _interpreter(user: str, env: dict[str, str]) -> tuple[list[str], dict[str, s
 
 SEED = """
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
+from otwatch.alerts.catalog import load_catalog
 from otwatch.agent.store.db import open_store
 from tests.factories import T0, detection
 store = open_store({data!r})

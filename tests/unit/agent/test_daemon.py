@@ -10,11 +10,11 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.status import CAPTURE_STATE, pcap_status
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.daemon import Collector, DaemonOptions, status_line
 from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.agent.store.state import get_state
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection
 
 

@@ -96,7 +96,7 @@ class _Spy:
 def test_flow_event_once_per_direction_and_again_after_the_refresh(netstore):
     p, _ = make_pipeline(netstore, (NewAssetEngine,), learning_s=10**6)
     spy = _Spy(p.engines[0])
-    p._subscribe()  # routes hold bound methods: rebuild them with the spy
+    p._reset_routes()  # routes hold bound methods: rebuild them with the spy
     data = [tcp(A, B, 40000, 502, payload=b"x" * 8), tcp(B, A, 502, 40000, payload=b"y" * 8)]
     handshake = [syn(A, B, 502, 40000), synack(B, A, 502, 40000)]
     t = feed(p, handshake + data * 50)
@@ -128,7 +128,7 @@ def test_data_event_is_the_first_payload_each_way_and_again_after_a_syn(netstore
 
     p, _ = make_pipeline(netstore, (StandardPortEngine,))
     spy = _Spy(p.engines[0])
-    p._subscribe()
+    p._reset_routes()
     data = [tcp(A, B, 40000, 502, payload=b"x" * 8), tcp(B, A, 502, 40000, payload=b"y" * 8)]
     handshake = [syn(A, B, 502, 40000), synack(B, A, 502, 40000)]
     t = feed(p, handshake + data * 20)

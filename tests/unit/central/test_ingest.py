@@ -9,10 +9,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.ingest import CentralSync, CommandRefused
 from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
 from otwatch.sync.engine import SensorSync
@@ -37,7 +37,7 @@ def manager(store) -> AlertManager:
 
 @pytest.fixture
 def net(store, manager, central_store) -> Net:  # noqa: F811
-    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), manager_factory=lambda: manager)
+    sensor = SensorSync(store, SensorIdentity("s1", "plant", "z1"), triage_factory=lambda: manager)
     central = CentralSync(central_store, limits=StreamLimits(gap_timeout_ns=2 * NS))
     n = Net(sensor, central)
     n.connect_central()

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
+from otwatch.alerts.catalog import load_catalog
 from otwatch.central.ingest import CentralSync
 from otwatch.central.pcap import PcapAssembler, PcapDone, PcapError
 from otwatch.sync.engine import SensorSync
@@ -191,7 +191,7 @@ def test_pull_through_sensor_and_central_with_a_lost_chunk(store, central_store,
     manager.observe(detection())
     manager.flush()
     sensor = SensorSync(store, SensorIdentity("s1"), pcap=Provider(),
-                        manager_factory=lambda: manager)  # fmt: skip
+                        triage_factory=lambda: manager)  # fmt: skip
     (tmp_path / "parts").mkdir()
     sink = Sink(tmp_path / "parts")
     net = Net(sensor, CentralSync(central_store, pcap_sink=sink))

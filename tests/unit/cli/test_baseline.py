@@ -7,11 +7,11 @@ import json
 
 from click.testing import CliRunner
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.baseline import load_learning_ns
 from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.cli.main import cli
 from tests.factories import detection, ether_frames, modbus_request, run_pipeline
 

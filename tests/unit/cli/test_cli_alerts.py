@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
-from otwatch.alertdata import ALERT_KEYS, CSV_COLUMNS
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.views import ALERT_KEYS, CSV_COLUMNS
 from otwatch.cli.main import cli
 from otwatch.timeutil import format_iso
 from tests.factories import T0, detection
@@ -127,8 +127,8 @@ def test_show_includes_remediation_and_history(seeded):
 
 def test_bulk_status_reports_per_id_and_exits_nonzero_on_any_failure(seeded):
     result = invoke(seeded, "alerts", "set-status", "active", "1", "2", "77", "--format", "json")
-    assert result.exit_code == 1
-    outcomes = json.loads(result.output)
+    assert result.exit_code == 1 and "1 of 3 alert(s) not changed" in result.stderr
+    outcomes = json.loads(result.stdout)
     assert [(r["alert_id"], r["outcome"]) for r in outcomes] == [
         (1, "applied"),
         (2, "applied"),
@@ -137,6 +137,14 @@ def test_bulk_status_reports_per_id_and_exits_nonzero_on_any_failure(seeded):
     assert len(as_json(seeded, "alerts", "list", "--status", "active")) == 2
     ok = invoke(seeded, "alerts", "set-severity", "high", "1")
     assert ok.exit_code == 0 and "severity is now high" in ok.output
+
+
+def test_bulk_text_output_has_one_error_line_per_failed_id(seeded):
+    result = invoke(seeded, "alerts", "set-status", "closed", "1", "77", "78")
+    assert result.exit_code == 1
+    assert "applied: alert 1 is now closed" in result.stdout
+    failures = result.stderr.lower().splitlines()
+    assert failures == ["error: alert 77 does not exist", "error: alert 78 does not exist"]
 
 
 def test_learn_unlearn_mute_unmute_cycle(seeded):

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.models import Alert, AuditEvent
+from otwatch.alerts.catalog import load_catalog
 from otwatch.cli.main import cli
 from tests.factories import T0, ether_frames, modbus_request
 from tests.netfactories import arp_request

@@ -39,7 +39,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contains_data_files_and_console_script(wheel):
     assert wheel.name == f"otwatch-{__version__}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "otwatch/agent/catalog/alert_types.toml" in names
+    assert "otwatch/alerts/catalog/alert_types.toml" in names
     assert "otwatch/py.typed" in names
     for tree in ("otwatch/agent/store/migrations", "otwatch/central/store/migrations"):
         assert f"{tree}/env.py" in names and f"{tree}/script.py.mako" in names

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import AuditEvent as SensorAudit
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.central.ingest import CentralSync, CommandRefused
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import AuditEvent as CentralAudit

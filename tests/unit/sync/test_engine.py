@@ -9,11 +9,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action
 from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.messages import MAX_BYTES, decode_pcap_chunk
 from otwatch.sync.protocol.topics import down_topic, up_topic
@@ -33,7 +33,7 @@ def engine(store, manager) -> SensorSync:
     manager.observe(detection())  # alert 1: learnable
     manager.observe(detection(type_id=EXC, src="192.0.2.99", function_code=1, exception_code=2))
     manager.flush()
-    sync = SensorSync(store, SensorIdentity("s1"), manager_factory=lambda: manager)
+    sync = SensorSync(store, SensorIdentity("s1"), triage_factory=lambda: manager)
     sync.on_connect(NOW)
     return sync
 
@@ -170,7 +170,7 @@ def test_pcap_chunks_carry_index_total_and_digest(store, manager, tmp_path):
     manager.observe(detection())
     manager.flush()
     engine = SensorSync(
-        store, SensorIdentity("s1"), pcap=Provider(), manager_factory=lambda: manager
+        store, SensorIdentity("s1"), pcap=Provider(), triage_factory=lambda: manager
     )
     rid = str(uuid.uuid4())
     body = {"v": 1, "sensor_id": "s1", "commands": [command("pcap", request_id=rid)]}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action, DetectionOutcome, Origin
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.models import Alert, AlertRule, AuditEvent, ExclusionRule, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action, DetectionOutcome, Origin
 from tests.factories import T0, detection
 
 SEC = 1_000_000_000

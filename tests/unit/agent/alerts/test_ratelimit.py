@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from otwatch.agent.alerts.lifecycle import Action, DetectionOutcome
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import MAX_SOURCES, RateLimit, RateLimiter, aggregate_key
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.lifecycle import Action, DetectionOutcome
 from tests.factories import T0, detection
 
 SEC = 1_000_000_000

@@ -6,8 +6,8 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.retention import ACTOR, DAY_NS, run_retention
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection
 
 

@@ -19,8 +19,8 @@ from otwatch.agent.capture.evidence import (
     export_alert_pcap,
 )
 from otwatch.agent.capture.ring import RingWriter, iter_segment
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.models_pcap import PcapEvidence
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection, ether_frames
 
 SEC = 1_000_000_000

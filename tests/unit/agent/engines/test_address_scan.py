@@ -46,6 +46,6 @@ def test_slow_scan_is_long_duration(netstore):
 def test_scanner_seen_while_learning_is_authorised(netstore):
     p, got = make_pipeline(netstore, ENGINES, learning_s=10)
     feed(p, [syn(A, t, 80) for t in targets(50)])
-    assert got.types() == {} and p.ctx.baseline.knows("address_scanner", A)
+    assert got.types() == {} and A in p.ctx.baseline.kind("address_scanner")
     feed(p, [syn(A, t, 81) for t in targets(60)], T0 + 400 * SEC)
     assert got.types() == {}

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import decode
 from otwatch.agent.engines.bacnet import BacnetEngine
@@ -28,6 +27,7 @@ from otwatch.agent.engines.ot_support import (
 )
 from otwatch.agent.engines.profinet import ProfinetEngine
 from otwatch.agent.engines.s7 import S7Engine
+from otwatch.alerts.catalog import load_catalog
 from tests.otframes import CLIENT, SERVER, EngineRun, to_client, to_server, udp
 
 MIN = 60 * 10**9
@@ -41,12 +41,12 @@ def test_policy_learns_while_learning_and_reports_afterwards() -> None:
     ctx = context(MIN)
     policy = Policy(ctx, "dnp3_fc")
     assert not policy.violates("a>b:13", 1)
-    assert ctx.baseline.knows("dnp3_fc", "a>b:13")
+    assert "a>b:13" in ctx.baseline.kind("dnp3_fc")
     assert ("dnp3_fc", "a>b:13") in ctx.baseline.take_dirty()
     ctx.learning.remaining_ns = 0
     assert not policy.violates("a>b:13", 2)
     assert policy.violates("a>b:14", 3)
-    assert not ctx.baseline.knows("dnp3_fc", "a>b:14")
+    assert "a>b:14" not in ctx.baseline.kind("dnp3_fc")
 
 
 def test_emitted_types_follow_the_catalog_defaults() -> None:

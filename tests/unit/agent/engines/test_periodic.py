@@ -23,7 +23,7 @@ def learned(netstore):
 
 def test_poll_four_times_faster(netstore):
     p, got = learned(netstore)
-    assert p.ctx.baseline.knows("periodic", f"{A}>{B}:502/tcp|1000")
+    assert f"{A}>{B}:502/tcp|1000" in p.ctx.baseline.kind("periodic")
     feed(p, polls(10), T0 + 32 * SEC, SEC // 4)
     [det] = got.of("abnormal_periodic_behavior_in_communication_channel")
     assert det.fields["period_s"] == 1.0 and det.fields["observed_s"] == 0.25

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import func, select, text
 
 from otwatch.agent.alerts.manager import AlertManager
-from otwatch.agent.catalog import load_catalog
 from otwatch.agent.store.db import (
     DB_FILENAME,
     StoreError,
@@ -25,6 +24,7 @@ from otwatch.agent.store.db import (
 )
 from otwatch.agent.store.models import Alert
 from otwatch.agent.store.readonly import ReadOnlyStore
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import delete, func, select
 
-from otwatch.alertdata import AlertFilter, group_counts
+from otwatch.alerts.views import AlertFilter, group_counts
 from otwatch.central import alertviews as views
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import derived
@@ -110,8 +110,8 @@ def test_group_counts_equal_a_count_of_the_alerts(filled, flt, by):
 
 
 def scan_ids(session, flt: AlertFilter) -> list[str]:
-    """What alertdata's ILIKE finds, newest first (the reference)."""
-    from otwatch.alertdata import filtered, sorted_query
+    """What otwatch.alerts.views' ILIKE finds, newest first (the reference)."""
+    from otwatch.alerts.views import filtered, sorted_query
 
     rows = session.scalars(sorted_query(Alert, filtered(Alert, flt)).limit(1000))
     return [views.central_id(a) for a in rows]

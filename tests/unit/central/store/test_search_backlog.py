@@ -11,7 +11,7 @@ import pytest
 from alembic import command
 from sqlalchemy import delete, update
 
-from otwatch.alertdata import AlertFilter
+from otwatch.alerts.views import AlertFilter
 from otwatch.central import alertviews as views
 from otwatch.central.store import search_backlog
 from otwatch.central.store.db import _MIGRATIONS, open_central_store

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from otwatch.agent.catalog import Severity
+from otwatch.alerts.catalog import Severity
 from otwatch.errors import OtwatchError
 
 __all__ = [
+    "SENSOR_ONLY",
     "Action",
     "AlertState",
     "Change",
@@ -60,6 +62,9 @@ class Action(StrEnum):
 
 
 SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE, Action.COMMENT})
+"""Actions only an operator on the sensor may take (spec section 2); central refuses them.
+``Action`` is a ``StrEnum``, so ``"mute" in SENSOR_ONLY`` holds for the plain strings of
+commands and URLs too."""
 
 
 class RuleChange(StrEnum):
@@ -94,6 +99,20 @@ class AlertState:
     severity: str
     learnable: bool
     mutable: bool
+
+    @classmethod
+    def of(cls, alert: Any, alert_id: int) -> AlertState:
+        """The state of a stored alert (either store's ``Alert``: the ``AlertColumns``);
+        ``alert_id`` is the id the operator knows it by."""
+        return cls(
+            id=alert_id,
+            type_id=alert.type_id,
+            status=Status(alert.status),
+            close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
+            severity=alert.severity,
+            learnable=alert.learnable,
+            mutable=alert.mutable,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +204,12 @@ def _set_severity(alert: AlertState, severity: str) -> Change | None:
     return Change(alert.status, alert.close_reason, severity)
 
 
+def _required(action: Action, value: str | None) -> str:
+    if value is None:
+        raise ValueError(f"{action.value} needs a value")
+    return value
+
+
 def plan(
     alert: AlertState, action: Action, origin: Origin, value: str | None = None
 ) -> Change | None:
@@ -199,9 +224,9 @@ def plan(
         )
     match action:
         case Action.SET_STATUS:
-            return _set_status(alert, Status(value))
+            return _set_status(alert, Status(_required(action, value)))
         case Action.SET_SEVERITY:
-            return _set_severity(alert, str(value))
+            return _set_severity(alert, _required(action, value))
         case Action.LEARN:
             return _learn(alert)
         case Action.UNLEARN:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from otwatch.agent.alerts.lifecycle import (
+from otwatch.alerts.lifecycle import (
     Action,
     AlertState,
     CloseReason,

@@ -93,7 +93,7 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered(model: Any, flt: AlertFilter, stmt: Select | None = None) -> Select:
+def filtered(model: Any, flt: AlertFilter, stmt: Select[Any] | None = None) -> Select[Any]:
     """``stmt`` (default: select all of ``model``) narrowed by ``flt``; values are bound."""
     stmt = select(model) if stmt is None else stmt
     for values, column in (
@@ -141,7 +141,7 @@ def filtered(model: Any, flt: AlertFilter, stmt: Select | None = None) -> Select
     return stmt
 
 
-def sorted_query(model: Any, stmt: Select, sort: str = "-last_detection") -> Select:
+def sorted_query(model: Any, stmt: Select[Any], sort: str = "-last_detection") -> Select[Any]:
     """Sort by a key of ``SORT_KEYS``; a leading ``-`` means descending (default: newest first)."""
     descending = sort.startswith("-")
     key = sort.lstrip("-+")

@@ -14,6 +14,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from otwatch.errors import OtwatchError
 
@@ -166,7 +167,7 @@ _REQUIRED = {
 }
 
 
-def _parse_entry(index: int, raw: dict) -> AlertType:
+def _parse_entry(index: int, raw: dict[str, Any]) -> AlertType:
     where = f"alert #{index + 1} ({raw.get('id', '?')})"
     for key, kind in _REQUIRED.items():
         if key not in raw:

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from otwatch.agent.catalog import CATEGORIES, STANDARD_KEY_FIELDS, Engine, Severity, load_catalog
+from otwatch.alerts.catalog import CATEGORIES, STANDARD_KEY_FIELDS, Engine, Severity, load_catalog
 
 ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
 PARAM_PATTERN = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
