@@ -381,3 +381,14 @@ def test_batches_validated_ahead_land_as_the_others_do(net, store):
     net.settle()
     assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
     assert len(central_alerts(net.central, "s1")) == 2_506
+
+
+def test_a_status_of_an_unknown_stream_is_answered_with_a_birth_at_most_every_10_s(net):
+    """Issue 15, item 6: a central on a fresh database learns a sensor from its status."""
+    status = net.sensor.status(net.now)
+    net.central.streams.clear()  # as if this central had never seen the sensor's birth
+    [reply] = net.central.on_message(status.topic, status.payload, net.now)
+    assert reply.topic == down_topic("s1", "birth")
+    assert json.loads(reply.payload)["epoch"] is None
+    assert net.central.on_message(status.topic, status.payload, net.now + NS) == []
+    [_again] = net.central.on_message(status.topic, status.payload, net.now + 11 * NS)
