@@ -30,10 +30,10 @@ from otwatch.alerts.views import (
     group_counts,
     sorted_query,
 )
-from otwatch.central.store import derived
 from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
 from otwatch.central.store.models_api import AlertCount, AlertMember, PcapRequest
+from otwatch.central.store.search import search_condition
 from otwatch.timeutil import format_iso
 
 __all__ = [
@@ -118,11 +118,11 @@ def _visible(session: Session, flt: AlertFilter) -> tuple[AlertFilter, list[Any]
 def _searched(
     session: Session, flt: AlertFilter, where: list[Any], *, dense_limit: int | None
 ) -> tuple[AlertFilter, list[Any]]:
-    """The free-text search through its index (``store.derived``) when that is the better
+    """The free-text search through its index (``store.search``) when that is the better
     plan; otherwise ``otwatch.alerts.views``'s ILIKE stays in the filter."""
     if not flt.search:
         return flt, where
-    condition = derived.search_condition(session, flt.search, dense_limit=dense_limit)
+    condition = search_condition(session, flt.search, dense_limit=dense_limit)
     if condition is None:
         return flt, where
     return replace(flt, search=None), [*where, condition]

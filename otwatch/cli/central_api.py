@@ -104,15 +104,15 @@ def run_central(
     try:
         pcaps = PcapStore(store, pcap_dir or _default_pcap_dir(store))
         skew = {} if max_clock_skew_ms is None else {"max_clock_skew_ms": max_clock_skew_ms}
-        engine = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None, **skew)
-        service = CentralService(engine, broker, client_id=client_id, share_group=share_group)
+        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None, **skew)
+        service = CentralService(node, broker, client_id=client_id, share_group=share_group)
         sock = bind(address) if address else None
         limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
         options = ServerOptions(
             listen=sock, maintenance=settings, maintenance_interval_s=interval, **limit
         )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
-        run_until_signal(lambda stop: serve(service, engine, pcaps, options, stop))
+        run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))
     except OSError as exc:
         raise click.ClickException(f"cannot use the PCAP directory: {exc}") from None
     finally:

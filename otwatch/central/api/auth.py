@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.tokens import ApiRole, verify_token
 
-__all__ = ["Caller", "require_admin", "require_reader"]
+__all__ = ["Caller", "require_admin", "require_reader", "router"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: otwatch central token create")
 
@@ -66,3 +66,11 @@ async def require_admin(caller: Annotated[Caller, Depends(require_reader)]) -> C
             "needs an admin token",
         )
     return caller
+
+
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/whoami")
+def whoami(caller: Annotated[Caller, Depends(require_reader)]) -> dict[str, str]:
+    return {"name": caller.name, "role": caller.role.value}
