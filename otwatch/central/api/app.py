@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from otwatch import __version__
-from otwatch.central.api import alerts, auth, pcap, sensors, triage
+from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
 from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from otwatch.central.api.preauth import AuthBeforeBody
@@ -40,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     triage.router,
     pcap.router,
+    forwarding.router,
 )
 """The JSON API's routers, included under ``API`` in this order."""
 
