@@ -1,7 +1,7 @@
 """Central owns each sensor's placement (site and zone)
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0007 (main's head when this branch last merged it; the lead rechains)
 Create Date: 2026-12-07
 
 ``sensors.placed_by`` says who set the sensor's site and zone: ``sensor`` (pinned from its
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
