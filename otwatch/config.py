@@ -54,6 +54,8 @@ from otwatch.errors import OtwatchError
 from otwatch.listen_address import ListenError, parse_listen
 from otwatch.metrics_address import MetricsError, parse_metrics_address
 from otwatch.nesting import load_toml
+from otwatch.timeutil import parse_duration_ns
+from otwatch.units import parse_size
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -235,7 +237,19 @@ class BrokerSection(_Section):
         return text.splitlines()[0] if text else ""
 
 
-class SyncSection(BrokerSection):
+class _SyncPeerSection(BrokerSection):
+    """A daemon that merges change clocks from its peers (sync daemon, central)."""
+
+    max_clock_skew: Duration = "1d"
+    """How far ahead of this machine's clock a peer's change clock may be; further is
+    clamped and logged as a security event (``otwatch.hlc``)."""
+
+    @property
+    def max_clock_skew_ms(self) -> int:
+        return parse_duration_ns(self.max_clock_skew) // 1_000_000
+
+
+class SyncSection(_SyncPeerSection):
     """The sensor's sync daemon (username defaults to the sensor id)."""
 
 
@@ -273,7 +287,7 @@ def _db_url(value: str) -> str:
     return value
 
 
-class CentralSection(BrokerSection):
+class CentralSection(_SyncPeerSection):
     """The central store service."""
 
     data_dir: Path = Path("/var/lib/otwatch-central")
@@ -282,6 +296,12 @@ class CentralSection(BrokerSection):
     allow_remote: bool = False
     """Serve the API on an address that is not loopback (as ``central run --allow-remote``)."""
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
+    max_request_body: Size = "1MiB"
+    """Largest HTTP request body the API reads; larger ones are answered 413 unread."""
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        return parse_size(self.max_request_body)
 
 
 def _metrics_address(value: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from otwatch.central.api import create_app
+from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES
 from otwatch.central.maintenance import MaintenanceSettings
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
@@ -54,6 +55,8 @@ class ServerOptions:
     """A socket from ``bind`` (None: no API)."""
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     maintenance_interval_s: float = 60.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body the API reads (``otwatch.central.api.limits``)."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -95,7 +98,13 @@ async def serve(
     tasks.append(spawn(Forwarder(central_backend(node.store)).run(stop), name="central-fwd"))
     server = None
     if options.listen is not None:
-        app = create_app(node.store, service, pcaps, progress=node.pcap_progress)
+        app = create_app(
+            node.store,
+            service,
+            pcaps,
+            progress=node.pcap_progress,
+            max_body_bytes=options.max_body_bytes,
+        )
         host, port = options.listen.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = _EmbeddedServer(config)

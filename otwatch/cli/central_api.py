@@ -79,6 +79,8 @@ def run_central(
     client_id: str,
     share_group: str | None,
     pcap_dir: Path | None,
+    max_clock_skew_ms: int | None = None,
+    max_body_bytes: int | None = None,
 ) -> None:
     """Open the store, bind the API, and run ingest + API + maintenance until a signal."""
     # Imported here: uvicorn and FastAPI cost a second of start-up every other command skips.
@@ -101,10 +103,14 @@ def run_central(
     sock = None
     try:
         pcaps = PcapStore(store, pcap_dir or _default_pcap_dir(store))
-        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None)
+        skew = {} if max_clock_skew_ms is None else {"max_clock_skew_ms": max_clock_skew_ms}
+        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None, **skew)
         service = CentralService(node, broker, client_id=client_id, share_group=share_group)
         sock = bind(address) if address else None
-        options = ServerOptions(listen=sock, maintenance=settings, maintenance_interval_s=interval)
+        limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+        options = ServerOptions(
+            listen=sock, maintenance=settings, maintenance_interval_s=interval, **limit
+        )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
         run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))
     except OSError as exc:
