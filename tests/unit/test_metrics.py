@@ -69,7 +69,7 @@ def test_configuration_keys():
     assert cfg.metrics.address("agent") is None
     with pytest.raises(ConfigError, match="sync_listen: refusing to serve metrics on 0.0.0.0"):
         load_config(None, env={"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465"})
-    remote = {"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465", "OTWATCH_METRICS_ALLOW_REMOTE": "1"}
+    remote = {"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465", "OTWATCH_METRICS_ALLOW_REMOTE": "true"}
     assert load_config(None, env=remote).metrics.address("sync") == ("0.0.0.0", 9465)
 
 
@@ -87,6 +87,7 @@ def test_sensor_metrics_over_http(tmp_path):
     assert got[("otwatch_outbox_depth", ())] == 3
     assert got[("otwatch_sync_connected", ())] == 0
     assert got[("otwatch_ring_bytes", ())] > 0
+    assert got[("otwatch_evidence_backlog", ())] == 0
     assert got[("otwatch_health_error", ())] == 0
     info = [k for k in got if k[0] == "otwatch_info"]
     assert dict(info[0][1])["daemon"] == "sync"
