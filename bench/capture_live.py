@@ -210,8 +210,8 @@ def _read_cost_child(interface: str, expect: int) -> int:
     """In the sensor namespace: open a TPACKET_V3 socket, let the sender fill its ring, then
     time reading it out (and, on a second fill, reading plus writing the PCAP ring)."""
     from otwatch.agent.capture.config import CaptureConfig, RingConfig
+    from otwatch.agent.capture.opener import open_source
     from otwatch.agent.capture.ring import RingWriter
-    from otwatch.agent.capture.source import open_source
     from otwatch.agent.store.db import open_store
 
     config = CaptureConfig((interface,), block_size=1 << 20, block_count=1024)

@@ -115,7 +115,7 @@ def _sensor_process(data_dir: str, evidence: str, broker_url: str) -> None:
     from otwatch.agent.sensor import SensorIdentity
     from otwatch.agent.store.db import open_store
     from otwatch.sync.daemon import run_sensor_daemon
-    from otwatch.sync.engine import SensorSync
+    from otwatch.sync.sensor_sync import SensorSync
 
     class Provider:
         def get(self, alert_id: int) -> Path:

@@ -98,8 +98,8 @@ def naive_rate(broker: MosquittoBroker, sample: list[bytes]) -> float:
 
 def sample_events(data_dir: Path, count: int) -> list[bytes]:
     from otwatch.agent.sensor import SensorIdentity
-    from otwatch.sync.engine import SensorSync
     from otwatch.sync.protocol.streams import StreamLimits
+    from otwatch.sync.sensor_sync import SensorSync
 
     store = open_store(data_dir)
     engine = SensorSync(store, SensorIdentity("s1"), limits=StreamLimits(batch_rows=count))

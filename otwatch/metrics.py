@@ -10,9 +10,7 @@ authentication).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otwatch import __version__
-from otwatch.errors import OtwatchError
+from otwatch.metrics_address import MetricsError, parse_metrics_address
 
 __all__ = [
     "CentralCollector",
@@ -33,42 +31,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _FIX = " — fix: "
-
-
-class MetricsError(OtwatchError):
-    """A refused or unusable metrics address, or prometheus-client missing."""
-
-
-def parse_metrics_address(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT``), or a bare ``PORT`` meaning ``127.0.0.1:PORT``.
-
-    A host that is not a loopback address needs ``allow_remote``: the endpoint has no
-    authentication and shows the sensor's figures to whoever can reach it.
-    """
-    raw = text.strip()
-    if raw.isdigit():
-        raw = f"127.0.0.1:{raw}"
-    match = re.fullmatch(r"\[?([^\[\]]*?)\]?:(\d{1,5})", raw)
-    if not match or not 0 < int(match.group(2)) < 65536:
-        raise MetricsError(
-            f"{text!r} is not a metrics address{_FIX}write HOST:PORT, e.g. 127.0.0.1:9464"
-        )
-    host = match.group(1) or "127.0.0.1"
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise MetricsError(
-            f"{host!r} is not an IP address{_FIX}give one, e.g. 127.0.0.1:9464"
-        ) from None
-    if not loopback and not allow_remote:
-        raise MetricsError(
-            f"refusing to serve metrics on {host}: not a loopback address{_FIX}scrape through "
-            "127.0.0.1 (or a TLS proxy), or allow it explicitly (metrics.allow_remote = true, "
-            "--metrics-allow-remote)"
-        )
-    return host, int(match.group(2))
 
 
 # -- collectors ----------------------------------------------------------------------------
@@ -218,8 +180,8 @@ class CentralCollector:
     def collect(self) -> Iterator[Any]:
         from sqlalchemy import func, select
 
+        from otwatch.central.health import central_health, central_sensor_rows
         from otwatch.central.store.models import Alert
-        from otwatch.health import central_health, central_sensor_rows
 
         gauge, _counter = _families()
         try:

@@ -73,3 +73,8 @@ def format_iso(ts_ns: int | None) -> str | None:
     seconds, rem = divmod(ts_ns, NS_PER_S)
     stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def age_s(ts_ns: int | None, now: int) -> float | None:
+    """Seconds from ``ts_ns`` to ``now`` (never negative); None when ``ts_ns`` is unset."""
+    return None if not ts_ns else max(0.0, (now - ts_ns) / NS_PER_S)

@@ -66,7 +66,7 @@ def _replay_one(path: Path) -> tuple[object, list[tuple[str, str, int, int]]]:
 
 
 def _off_by_default() -> frozenset[str]:
-    from otwatch.agent.catalog import load_catalog
+    from otwatch.alerts.catalog import load_catalog
 
     return frozenset(t.id for t in load_catalog().values() if not t.enabled_by_default)
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from otwatch.agent.store.models import Alert as SensorAlert
 from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert as CentralAlert
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.outgoing import Outgoing
+from otwatch.sync.sensor_sync import SensorSync
 
 NS = 1_000_000_000
 COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")
@@ -125,8 +125,12 @@ class Net:
                 return
         raise AssertionError("sync did not settle")
 
-    def issue(self, *args, **kwargs):
-        result = self.central.issue_command(*args, now=self.now, **kwargs)
+    def issue(self, sensor_id, command, **kwargs):
+        """Issue a command by kind string or as a spec (``otwatch.central.commands``)."""
+        if isinstance(command, str):
+            result = self.central.issue_command(sensor_id, command, now=self.now, **kwargs)
+        else:
+            result = self.central.issue(sensor_id, command, now=self.now, **kwargs)
         self._central_out(result.outgoing)
         return result
 

@@ -14,7 +14,6 @@ their ring segments and send their last detections; the collector writes them, t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from otwatch.agent.alerts import build
 from otwatch.agent.alerts.manager import AlertManager
@@ -36,6 +35,7 @@ from otwatch.agent.capture.ring import repair_ring, ring_budget
 from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
+from otwatch.agent.evidence_process import EvidenceProcess
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import load_learning_ns, save_learning_ns
 from otwatch.agent.store.db import Store, StoreError, open_store
@@ -54,6 +54,15 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 STALL_S = 30.0
 """A worker that has sent nothing for this long is considered hung (no watchdog ping)."""
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+ServeMetrics = Callable[[Store], Stoppable | None]
+"""Starts the metrics endpoint over the daemon's store; the CLI passes one built from
+``otwatch.metrics`` (the agent does not import the layers above it)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,6 @@ class DaemonOptions:
     """Per-engine threshold overrides (the configuration's ``[engines.<name>]`` tables)."""
     alert_rate: RateLimit = DEFAULT_RATE_LIMIT
     """Per-type limit on new alerts (the configuration's ``detection.alert_rate_*``)."""
-    metrics: tuple[str, int] | None = None
-    """Serve Prometheus metrics on this (loopback) address; None: off."""
 
 
 @dataclass
@@ -246,61 +253,13 @@ def status_line(status: dict[str, Any]) -> str:
     return text
 
 
-def _extractor_main(data_dir: str, config: EvidenceConfig, stop_event: Any) -> None:
-    """Evidence process: cut due windows from the ring about once a second, at low priority,
-    so that neither the workers nor the collector's flushes wait for it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop_event.set())
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    store = open_store(data_dir, migrate_schema=False)
-    evidence = Evidence(store, config)
-    try:
-        while not stop_event.wait(FLUSH_S):
-            try:
-                evidence.extract_due(deadline=time.monotonic() + 5.0, stopping=stop_event.is_set)
-            except (OSError, StoreError) as exc:  # disk full: the next pass tries again
-                log.error("evidence extraction failed, retrying: %s", exc)
-    finally:
-        store.close()
-
-
-class _Extractor:
-    """The evidence process, as the collector sees it."""
-
-    def __init__(self, ctx: Any, data_dir: Path, config: EvidenceConfig) -> None:
-        self.stop_event = ctx.Event()
-        self.proc = ctx.Process(
-            target=_extractor_main,
-            args=(str(data_dir), config, self.stop_event),
-            name="otwatch-evidence",
-        )
-
-    def start(self) -> None:
-        self.proc.start()
-
-    @property
-    def failed(self) -> str | None:
-        code = self.proc.exitcode
-        if code is None or self.stop_event.is_set():
-            return None
-        return f"evidence extraction stopped (exit code {code}); capture goes on"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.stop_event.set()
-        self.proc.join(timeout)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-
-
-def run_daemon(data_dir: Path, options: DaemonOptions) -> int:
+def run_daemon(
+    data_dir: Path, options: DaemonOptions, serve_metrics: ServeMetrics | None = None
+) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    from otwatch.metrics import SensorCollector, start_metrics
-
     store = open_store(data_dir)
     notifier = Notifier()
-    metrics = start_metrics(options.metrics, SensorCollector(store, "agent"))
+    metrics = serve_metrics(store) if serve_metrics is not None else None
     try:
         return _run(store, Path(data_dir), options, notifier)
     finally:
@@ -374,7 +333,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         stop_event.set()
 
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    extractor: _Extractor | None = None
+    extractor: EvidenceProcess | None = None
     try:
         for proc in procs:
             proc.start()
@@ -394,7 +353,7 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
         log.info("%s", status_line(status))
         notifier.ready(status_line(status))
         if evidence is not None:
-            extractor = _Extractor(ctx, data_dir, evidence.config)
+            extractor = EvidenceProcess(ctx, data_dir, evidence.config)
             extractor.start()
         code = _main_loop(collector, messages, procs, stopping, notifier, extractor)
         stop_event.set()
@@ -454,7 +413,7 @@ def _main_loop(
     procs: list,
     stopping: threading.Event,
     notifier: Notifier,
-    extractor: _Extractor | None,
+    extractor: EvidenceProcess | None,
 ) -> int:
     next_flush = next_status = time.monotonic()
     watchdog = watchdog_interval_s()

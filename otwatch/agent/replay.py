@@ -11,9 +11,10 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otwatch.agent.alerts import build
+from otwatch.agent.alerts.ratelimit import RateLimit
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
@@ -24,6 +25,9 @@ from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.db import Store
 
+if TYPE_CHECKING:
+    from otwatch.config import Config
+
 __all__ = ["DetectionOptions", "ReplaySummary", "replay"]
 
 FLUSH_EVERY_PACKETS = 250_000
@@ -32,13 +36,25 @@ _CHUNK = 1024
 
 @dataclass(frozen=True)
 class DetectionOptions:
-    """What the configuration says about detection (``Config.detection_options()``)."""
+    """What the configuration says about detection, as replay and the agent use it."""
 
     engines: tuple[type[Engine], ...] = ENGINES
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     ot_subnets: tuple[str, ...] = ()
-    alert_rate: Any = None
-    """``otwatch.agent.alerts.ratelimit.RateLimit`` (None: the manager's default)."""
+    alert_rate: RateLimit | None = None
+    """None: the manager's default."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> DetectionOptions:
+        """Engines (the registry's, minus ``engines.disabled``), their settings (thresholds,
+        ``enable``/``disable`` of alert types, IOC files), plant subnets and the alert rate
+        limit."""
+        return cls(
+            engines=tuple(e for e in ENGINES if e.name not in config.engines.disabled),
+            settings={name: dict(table) for name, table in config.engines.settings.items()},
+            ot_subnets=tuple(config.detection.ot_subnets),
+            alert_rate=RateLimit.from_section(config.detection),
+        )
 
 
 @dataclass

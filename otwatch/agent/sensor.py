@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass
 
@@ -10,10 +9,9 @@ from sqlalchemy.orm import Session
 
 from otwatch.agent.store.state import get_state, put_state
 from otwatch.errors import OtwatchError
+from otwatch.sync.protocol.topics import SENSOR_ID
 
 __all__ = ["SensorIdentity", "resolve_identity"]
-
-_VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +23,7 @@ class SensorIdentity:
 
 def validate_sensor_id(sensor_id: str) -> str:
     """Sensor ids appear in MQTT topics: letters, digits, ``_ . -``, at most 64 characters."""
-    if not _VALID_ID.match(sensor_id):
+    if not SENSOR_ID.match(sensor_id):
         raise OtwatchError(
             f"invalid sensor id {sensor_id!r}: use 1-64 letters, digits, '_', '.' or '-' "
             "starting with a letter or digit"

@@ -29,8 +29,9 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.exc import SQLAlchemyError
 
 from otwatch.agent.capture.config import CaptureConfig, RingConfig
+from otwatch.agent.capture.opener import open_source
 from otwatch.agent.capture.ring import RingWriter
-from otwatch.agent.capture.source import CaptureSource, open_source
+from otwatch.agent.capture.source import CaptureSource
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.registry import ENGINES

@@ -31,10 +31,10 @@ from otwatch.alerts.views import (
     sorted_query,
 )
 from otwatch.central import alertextras
-from otwatch.central.store import derived
 from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
 from otwatch.central.store.models_api import AlertCount, AlertMember, PcapRequest
+from otwatch.central.store.search import search_condition
 from otwatch.timeutil import format_iso
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "find_alert",
     "group_alerts",
     "list_alerts",
+    "list_page",
     "members_of",
     "parse_central_id",
 ]
@@ -124,24 +125,32 @@ def _visible(session: Session, flt: AlertFilter) -> tuple[AlertFilter, list[Any]
 def _searched(
     session: Session, flt: AlertFilter, where: list[Any], *, dense_limit: int | None
 ) -> tuple[AlertFilter, list[Any]]:
-    """The free-text search through its index (``store.derived``) when that is the better
+    """The free-text search through its index (``store.search``) when that is the better
     plan; otherwise ``otwatch.alerts.views``'s ILIKE stays in the filter."""
     if not flt.search:
         return flt, where
-    condition = derived.search_condition(session, flt.search, dense_limit=dense_limit)
+    condition = search_condition(session, flt.search, dense_limit=dense_limit)
     if condition is None:
         return flt, where
     return replace(flt, search=None), [*where, condition]
 
 
-def _selection(session: Session, flt: AlertFilter, columns: Any = Alert) -> Any:
+Prepared = tuple[AlertFilter, list[Any]]
+"""A filter with its store conditions worked out (``_prepare``), to use more than once."""
+
+
+def _prepare(session: Session, flt: AlertFilter) -> Prepared:
     flt, where = _visible(session, flt)
-    flt, where = _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
+    return _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
+
+
+def _selection(prepared: Prepared, columns: Any = Alert) -> Any:
+    flt, where = prepared
     return filtered(Alert, flt, select(columns).where(*where))
 
 
-def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
-    stmt = _selection(session, flt)
+def _query(session: Session, flt: AlertFilter, sort: str, prepared: Prepared | None = None) -> Any:
+    stmt = _selection(prepared or _prepare(session, flt))
     if sort.lstrip("-+") != "severity":
         return sorted_query(Alert, stmt, sort)
     # the generated rank column has an index (otwatch.alerts.views' CASE expression has none)
@@ -179,14 +188,25 @@ def _to_dicts(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
 
 def list_alerts(
     session: Session, flt: AlertFilter, *, sort: str = "-last_detection", limit: int = 100,
-    offset: int = 0,
+    offset: int = 0, prepared: Prepared | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise QueryError("offset must be 0 or more")
-    alerts = list(session.scalars(_query(session, flt, sort).limit(limit).offset(offset)))
-    return _to_dicts(session, alerts)
+    stmt = _query(session, flt, sort, prepared).limit(limit).offset(offset)
+    return _to_dicts(session, list(session.scalars(stmt)))
+
+
+def list_page(
+    session: Session, flt: AlertFilter, *, sort: str = "-last_detection", limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int | None]:  # fmt: skip
+    """A page of ``list_alerts`` and the ``count_alerts`` total, the filter's conditions
+    (e.g. a search's matches found through its index) worked out once for both."""
+    prepared = _prepare(session, flt)
+    rows = list_alerts(session, flt, sort=sort, limit=limit, offset=offset, prepared=prepared)
+    return rows, count_alerts(session, flt, prepared)
 
 
 def _counted(session: Session, flt: AlertFilter, by: str) -> list[tuple[str, int]] | None:
@@ -232,7 +252,9 @@ def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str,
     return sorted(rows, key=lambda vc: (-vc[1], vc[0]))
 
 
-def count_alerts(session: Session, flt: AlertFilter) -> int | None:
+def count_alerts(
+    session: Session, flt: AlertFilter, prepared: Prepared | None = None
+) -> int | None:
     """How many alerts the filter selects, or None when that is more than ``TOTAL_CAP``.
 
     With only the columns of ``alert_counts`` filtered (status, severity, engine, category,
@@ -241,9 +263,23 @@ def count_alerts(session: Session, flt: AlertFilter) -> int | None:
     counted with the list's own plan up to ``TOTAL_CAP``: cheap, exact below the cap."""
     if not any(getattr(flt, name) for name in _NOT_COUNTED):
         return sum(count for _status, count in group_alerts(session, flt, "status"))
-    ids = _selection(session, flt, Alert.id).limit(TOTAL_CAP + 1).subquery()
+    if _search_over_cap(session, flt):
+        return None
+    ids = _selection(prepared or _prepare(session, flt), Alert.id).limit(TOTAL_CAP + 1).subquery()
     found = int(session.scalar(select(func.count()).select_from(ids)) or 0)
     return found if found <= TOTAL_CAP else None
+
+
+def _search_over_cap(session: Session, flt: AlertFilter) -> bool:
+    """SQLite, a search and nothing else: its index says at once whether more than
+    ``TOTAL_CAP`` alerts match (instead of scanning until that many are found)."""
+    if not flt.search or replace(flt, search=None) != AlertFilter():
+        return False
+    if session.get_bind().dialect.name != "sqlite" or _has_members(session):
+        return False
+    if search_condition(session, flt.search) is None:  # not indexed (no query is run)
+        return False
+    return search_condition(session, flt.search, dense_limit=TOTAL_CAP) is None
 
 
 def _pcap_cached(session: Session) -> set[tuple[str, int]]:

@@ -3,32 +3,34 @@
 ``CentralSync`` validates every message from a sensor (topic id = payload id, schema, size),
 commits event batches idempotently (alerts merged per field, audit rows keyed by event id,
 the stream's high-water mark in the same transaction) and only then acknowledges them. It
-queues commands to sensors, keeps them pending until acknowledged and re-sends them on the
-sensor's birth. A bad message is logged with its reason, counted, and changes nothing.
-``otwatch.central.service`` runs it against the broker.
+queues commands to sensors (``otwatch.central.commands``), keeps them pending until
+acknowledged and re-sends them on the sensor's birth. A bad message is logged with its
+reason, counted, and changes nothing. ``otwatch.central.service`` runs it against the broker.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import update
 
-from otwatch.alerts.lifecycle import SENSOR_ONLY as _SENSOR_ONLY
-from otwatch.alerts.lifecycle import (
-    Action,
-    AlertState,
-    Origin,
-    TransitionRefused,
-    plan,
+from otwatch.alerts.lifecycle import Origin
+from otwatch.central.commands import (
+    TRIAGE,
+    CommandIssuer,
+    CommandSpec,
+    IssueResult,
+    PullPcap,
+    Resync,
+    command_for,
+    command_messages,
 )
+from otwatch.central.inbound import DecodedEvents, Received, decode_events, events_sensor
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
@@ -41,12 +43,8 @@ from otwatch.hlc import HybridClock
 from otwatch.sync.protocol.messages import (
     EVENT_KINDS,
     MAX_BYTES,
-    MAX_COMMANDS,
     VERSION,
     CommandAcks,
-    Event,
-    EventBatch,
-    EventEnvelope,
     ProtocolError,
     SensorBirth,
     SensorStatus,
@@ -57,78 +55,12 @@ from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.streams import CentralStream, RequestResync, StreamLimits
 from otwatch.sync.protocol.topics import Direction, TopicError, down_topic, parse_topic
 
-__all__ = ["CentralSync", "CommandRefused", "DecodedEvents", "IssueResult", "decode_events"]
-
-Received = tuple[str, bytes] | tuple[str, bytes, "DecodedEvents | ProtocolError | None"]
-"""A message as ``CentralSync.on_messages`` takes it: topic, payload and, optionally, its
-``predecode`` result."""
+__all__ = ["CentralSync"]
 
 log = logging.getLogger(__name__)
 
 _ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
-_TRIAGE = {"status": Action.SET_STATUS, "severity": Action.SET_SEVERITY, "learn": Action.LEARN}
-MAX_COMMENT = 2000
-"""Characters of a comment from central (the protocol allows 4096)."""
 _RESEND_AFTER_NS = 60 * 1_000_000_000
-_BATCH_BYTES = MAX_BYTES["commands"] - 256
-"""Room for the batch envelope."""
-
-
-def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, Any]:
-    return {"status": status, "close_reason": close_reason, "severity": severity}
-
-
-def _events_sensor(topic: str) -> str | None:
-    """The sensor id of an ``up/events`` topic, else None."""
-    try:
-        parsed = parse_topic(topic)
-    except TopicError:
-        return None
-    if parsed.direction == Direction.UP and parsed.kind == "events":
-        return parsed.sensor_id
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedEvents:
-    """An ``up/events`` message validated (``decode_events``), not yet applied."""
-
-    batch: Any
-    """``EventBatch``, or ``EventEnvelope`` when some events were invalid."""
-    events: list[Event]
-    bad: list[int]
-    """Sequence numbers of invalid events (committed as skipped)."""
-    unseqable: int = 0
-    """Invalid events without a possible sequence number (only counted)."""
-
-
-def decode_events(payload: bytes) -> DecodedEvents:
-    """Validate an event batch; an invalid event is dropped alone (``ProtocolError`` for a
-    message that is invalid as a whole)."""
-    try:
-        batch = decode(EventBatch, payload, MAX_BYTES["events"])
-        return DecodedEvents(batch, list(batch.events), [])
-    except ProtocolError as exc:
-        if exc.reason != "invalid":
-            raise
-    envelope = decode(EventEnvelope, payload, MAX_BYTES["events"])
-    good: list[Event] = []
-    bad: list[int] = []
-    unseqable = 0
-    for raw in envelope.events:
-        try:
-            good.append(Event.model_validate(raw))
-        except ValidationError as exc:
-            seq = raw.get("seq") if isinstance(raw, dict) else None
-            first = exc.errors(include_url=False)[0]
-            log.warning("invalid event %s dropped: %s %s", seq, first["loc"], first["msg"])
-            # Its seq is committed (skipped) only if a sensor could have written it
-            # (``messages.Seq``): a gap below an impossible one would never close.
-            if type(seq) is int and 0 < seq < 1 << 63:
-                bad.append(seq)
-            else:
-                unseqable += 1
-    return DecodedEvents(envelope, good, bad, unseqable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +76,6 @@ class _EventWrite:
     fresh: int
     received: int
     unknown: int
-
-
-class CommandRefused(OtwatchError):
-    """Central will not send this command (the operator reads the reason)."""
-
-
-@dataclass(frozen=True, slots=True)
-class IssueResult:
-    outcome: str
-    """``queued`` or ``unchanged``."""
-    message: str
-    command_id: str | None = None
-    request_id: str | None = None
-    outgoing: tuple[Outgoing, ...] = ()
 
 
 @dataclass
@@ -176,6 +94,7 @@ class CentralSync:
             for sensor in sensor_store.all_sensors(session):
                 self.streams[sensor.id] = CentralStream(sensor.epoch, sensor.events_hw)
         self._last_resend_ns = 0
+        self.commands = CommandIssuer(self.store, self.clock, self.pcap, self.stats)
 
     # -- outgoing helpers -----------------------------------------------------------------
 
@@ -195,33 +114,11 @@ class CentralSync:
         body = {"v": VERSION, "sensor_id": sensor_id, "epoch": stream.epoch, "hw": stream.hw}
         return Outgoing(down_topic(sensor_id, "acks"), encode_raw(body))
 
-    @staticmethod
-    def _commands(sensor_id: str, commands: list[Command]) -> list[Outgoing]:
-        """Batches of at most ``MAX_COMMANDS`` commands and ``MAX_BYTES["commands"]`` bytes
-        (comments carry up to a few KiB of text each)."""
-        batches: list[list[dict[str, Any]]] = []
-        size = 0
-        for command in commands:
-            message = command_store.command_message(command)
-            cost = len(encode_raw(message)) + 1
-            if not batches or len(batches[-1]) == MAX_COMMANDS or size + cost > _BATCH_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(message)
-            size += cost
-        return [
-            Outgoing(
-                down_topic(sensor_id, "commands"),
-                encode_raw({"v": VERSION, "sensor_id": sensor_id, "commands": batch}),
-            )
-            for batch in batches
-        ]
-
     def _pending(self, sensor_id: str) -> list[Outgoing]:
         with self.store.session() as session:
             pending = command_store.pending_commands(session, sensor_id)
             command_store.mark_sent(session, [c.id for c in pending])
-        return self._commands(sensor_id, pending)
+        return command_messages(sensor_id, pending)
 
     # -- connection -----------------------------------------------------------------------
 
@@ -246,15 +143,9 @@ class CentralSync:
                     log.warning("sensor %s: gap after %d; requesting resync", sensor_id, stream.hw)
                     out.extend(self._resync(sensor_id, cmd.from_seq, now))
         for transfer, missing in self.pcap.stalled(now):
-            result = self.issue_command(
-                transfer.sensor_id,
-                "pcap",
-                alert_id=transfer.alert_id,
-                actor="central:pcap",
-                request_id=transfer.request_id,
-                chunks=missing,
-                now=now,
-            )
+            chunks = None if missing is None else tuple(missing)
+            spec = PullPcap(transfer.alert_id, transfer.request_id, chunks)
+            result = self.issue(transfer.sensor_id, spec, actor="central:pcap", now=now)
             out.extend(result.outgoing)
         if now - self._last_resend_ns >= _RESEND_AFTER_NS:
             self._last_resend_ns = now
@@ -273,7 +164,7 @@ class CentralSync:
                     if now - c.issued_ns >= _RESEND_AFTER_NS
                 ]
                 command_store.mark_sent(session, [c.id for c in stale])
-                out.extend(self._commands(sensor.id, stale))
+                out.extend(command_messages(sensor.id, stale))
         return out
 
     def index_search(self, limit: int = search_backlog.INDEX_STEP, *, keep: int = 0) -> int:
@@ -328,7 +219,7 @@ class CentralSync:
         """Validate an ``up/events`` payload ahead of ``on_messages``, on any thread (no
         state is read or changed): the service runs it on its own thread while the database
         thread writes the previous group. None for other topics."""
-        if _events_sensor(topic) is None:
+        if events_sensor(topic) is None:
             return None
         try:
             return decode_events(payload)
@@ -438,7 +329,7 @@ class CentralSync:
         writes: list[_EventWrite] = []
         pending: dict[str, CentralStream] = {}
         for topic, payload, *ahead in messages:
-            sensor_id = _events_sensor(topic)
+            sensor_id = events_sensor(topic)
             if sensor_id is None:
                 if writes:
                     out.extend(self._write_events(writes, now))
@@ -542,7 +433,7 @@ class CentralSync:
         if command.kind == "pcap":
             self.pcap.cancel((command.params or {}).get("request_id", ""))
         state = ack.get("alert")
-        if state is None or command.alert_id is None or command.kind not in _TRIAGE:
+        if state is None or command.alert_id is None or command.kind not in TRIAGE:
             return
         field_name = "severity" if command.kind == "severity" else "status"
         alert_store.revert_field(
@@ -578,129 +469,17 @@ class CentralSync:
                 .values(status="rejected", outcome="replaced", reason="a newer resync replaced it")
                 .execution_options(synchronize_session=False)
             )
-        result = self.issue_command(
-            sensor_id, "resync", actor="central:sync", from_seq=from_seq, now=now
-        )
+        result = self.issue(sensor_id, Resync(from_seq), actor="central:sync", now=now)
         return list(result.outgoing) if send else []
 
-    def issue_command(
-        self,
-        sensor_id: str,
-        kind: str,
-        *,
-        actor: str,
-        alert_id: int | None = None,
-        value: str | None = None,
-        request_id: str | None = None,
-        chunks: list[int] | None = None,
-        from_seq: int | None = None,
-        text: str | None = None,
-        precheck: bool = True,
-        now: int | None = None,
+    def issue(
+        self, sensor_id: str, spec: CommandSpec, *, actor: str, now: int | None = None
     ) -> IssueResult:
-        """Queue a command for a sensor and return the message that carries it.
+        """Queue a command for a sensor (``otwatch.central.commands``)."""
+        return self.commands.issue(sensor_id, spec, actor=actor, now=now)
 
-        Status, severity and learn are checked against central's copy of the alert with the
-        sensor's lifecycle rules and applied here at once (stamped with central's clock); the
-        sensor's answer confirms or reverts them. ``precheck=False`` sends the command
-        unchecked and unapplied, to let the sensor decide (used to test its refusals).
-        """
-        now = time.time_ns() if now is None else now
-        params: dict[str, Any] = {}
-        with self.store.session() as session:
-            if session.get(sensor_store.Sensor, sensor_id) is None:
-                raise CommandRefused(f"unknown sensor {sensor_id!r}")
-            hlc = self.clock.now()
-            after: dict[str, Any] | None = None
-            before: dict[str, Any] | None = None
-            if precheck and kind in _SENSOR_ONLY:
-                raise CommandRefused(f"{kind} is only possible on the sensor (spec: sensor only)")
-            if kind == "comment":
-                text = (text or "").strip()
-                if not text or len(text) > MAX_COMMENT:
-                    raise CommandRefused(f"a comment needs 1 to {MAX_COMMENT} characters of text")
-                params["text"] = text
-            if kind in _TRIAGE or kind in _SENSOR_ONLY or kind == "comment":
-                if alert_id is None:
-                    raise CommandRefused(f"{kind} needs an alert id")
-                alert = alert_store.get_alert(session, sensor_id, alert_id)
-                if alert is None:
-                    raise CommandRefused(f"alert {alert_id} of sensor {sensor_id} is unknown")
-                if precheck and kind in _TRIAGE:
-                    change = self._plan(alert, kind, value)
-                    if change is None:
-                        return IssueResult("unchanged", f"alert {alert_id} is already so")
-                    before = _fields(alert.status, alert.close_reason, alert.severity)
-                    reason = change.close_reason.value if change.close_reason else None
-                    after = _fields(change.status.value, reason, change.severity)
-                    values = (
-                        {"severity": change.severity}
-                        if kind == "severity"
-                        else {"status": after["status"], "close_reason": after["close_reason"]}
-                    )
-                    alert_store.apply_central_change(session, alert, values, hlc, now)
-            elif kind == "pcap":
-                if alert_id is None:
-                    raise CommandRefused("pcap needs an alert id")
-                request_id = request_id or str(uuid.uuid4())
-                params["request_id"] = request_id
-                if chunks is not None:
-                    params["chunks"] = sorted(set(chunks))[:4096]
-            elif kind == "resync":
-                params["from_seq"] = from_seq
-            elif precheck:
-                raise CommandRefused(f"unknown command kind {kind!r}")
-            command = Command(
-                id=str(uuid.uuid4()),
-                sensor=sensor_id,
-                kind=kind,
-                alert_id=alert_id,
-                value=value,
-                hlc=hlc,
-                actor=actor[:128],
-                issued_ns=now,
-                params=params,
-                status="pending",
-                sent_count=1,
-            )
-            session.add(command)
-            alert_store.add_audit(
-                session,
-                [
-                    {
-                        "event_id": command.id,
-                        "sensor": sensor_id,
-                        "alert_id": alert_id,
-                        "ts_ns": now,
-                        "actor": actor[:128],
-                        "origin": Origin.CENTRAL.value,
-                        "action": kind,
-                        "detail": {
-                            "command_id": command.id,
-                            "before": before,
-                            "after": after,
-                            "hlc": hlc,
-                            **params,
-                        },
-                    }
-                ],
-            )
-            sensor_store.put_state(session, "hlc", self.clock.last)
-        if kind == "pcap" and request_id and chunks is None:
-            self.pcap.expect(sensor_id, alert_id or 0, request_id, now)
-        self.stats[f"issued_{kind}"] += 1
-        return IssueResult(
-            "queued",
-            f"{kind} queued for sensor {sensor_id}",
-            command.id,
-            request_id,
-            tuple(self._commands(sensor_id, [command])),
-        )
-
-    @staticmethod
-    def _plan(alert: Any, kind: str, value: str | None) -> Any:
-        state = AlertState.of(alert, alert.alert_id)
-        try:
-            return plan(state, _TRIAGE[kind], Origin.CENTRAL, value)
-        except (TransitionRefused, ValueError) as exc:
-            raise CommandRefused(str(exc)) from None
+    def issue_command(
+        self, sensor_id: str, kind: str, *, actor: str, now: int | None = None, **fields: Any
+    ) -> IssueResult:
+        """Queue a command named by its kind string (``commands.command_for``)."""
+        return self.issue(sensor_id, command_for(kind, **fields), actor=actor, now=now)

@@ -28,7 +28,8 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from otwatch.central.ingest import CentralSync, Received
+from otwatch.central.inbound import Received
+from otwatch.central.ingest import CentralSync
 from otwatch.central.maintenance import MaintenanceSettings, auto_close, delete_expired, unify
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.models import CentralState, Command, Sensor

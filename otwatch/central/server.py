@@ -95,11 +95,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 async def _maintenance(
-    service: CentralService, engine: CentralNode, options: ServerOptions, stop: asyncio.Event
+    service: CentralService, node: CentralNode, options: ServerOptions, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         try:
-            done = await service.worker.run(engine.maintenance, time.time_ns(), options.maintenance)
+            done = await service.worker.run(node.maintenance, time.time_ns(), options.maintenance)
             if any(done.values()):
                 log.info("maintenance: %s", done)
         except OtwatchError as exc:
@@ -112,17 +112,17 @@ async def _maintenance(
 
 async def serve(
     service: CentralService,
-    engine: CentralNode,
+    node: CentralNode,
     pcaps: PcapStore | None,
     options: ServerOptions,
     stop: asyncio.Event,
 ) -> None:
     """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
-    tasks = [spawn(_maintenance(service, engine, options, stop), name="central-maintenance")]
+    tasks = [spawn(_maintenance(service, node, options, stop), name="central-maintenance")]
     server = None
     if options.listen is not None:
         app = create_app(
-            engine.store, service, pcaps, progress=engine.pcap_progress, portal=options.portal
+            node.store, service, pcaps, progress=node.pcap_progress, portal=options.portal
         )
         host, port = options.listen.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")

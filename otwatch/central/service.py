@@ -19,12 +19,15 @@ import logging
 import time
 from typing import Any
 
-from otwatch.central.ingest import CentralSync, IssueResult, Received
+from otwatch.central.commands import CommandSpec, IssueResult
+from otwatch.central.health import central_health, central_sensor_rows
+from otwatch.central.inbound import Received
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store import search_backlog
 from otwatch.sdnotify import Notifier, heartbeat
-from otwatch.sync.daemon import Backoff, Worker, publish_all
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.topics import PREFIX, central_subscription
+from otwatch.sync.supervision import Backoff, Worker, publish_all, supervise
 from otwatch.sync.tasks import spawn
 from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError
 
@@ -43,7 +46,7 @@ IDLE_S = 0.2
 class CentralService:
     def __init__(
         self,
-        engine: CentralSync,
+        sync: CentralSync,
         broker: BrokerConfig,
         *,
         client_id: str = "otwatch-central",
@@ -51,7 +54,7 @@ class CentralService:
         poll_interval_s: float = 1.0,
         backoff: Backoff | None = None,
     ) -> None:
-        self.engine = engine
+        self.sync = sync
         self.broker = broker
         self.client_id = client_id
         self.share_group = share_group
@@ -67,7 +70,13 @@ class CentralService:
 
     async def issue_command(self, sensor_id: str, kind: str, **kwargs: Any) -> IssueResult:
         """Queue a command (see ``CentralSync.issue_command``) and publish it if connected."""
-        result = await self.worker.run(lambda: self.engine.issue_command(sensor_id, kind, **kwargs))
+        result = await self.worker.run(lambda: self.sync.issue_command(sensor_id, kind, **kwargs))
+        await self._send(result.outgoing)
+        return result
+
+    async def issue(self, sensor_id: str, spec: CommandSpec, *, actor: str) -> IssueResult:
+        """Queue a command spec (``otwatch.central.commands``) and publish it if connected."""
+        result = await self.worker.run(lambda: self.sync.issue(sensor_id, spec, actor=actor))
         await self._send(result.outgoing)
         return result
 
@@ -82,10 +91,9 @@ class CentralService:
 
     async def status_line(self) -> str:
         """One line for systemd's STATUS: broker link and sensors online."""
-        from otwatch.health import central_health, central_sensor_rows
 
         def figures() -> dict[str, Any]:
-            with self.engine.store.session() as session:
+            with self.sync.store.session() as session:
                 return central_health(central_sensor_rows(session))
 
         health = await self.worker.run(figures)
@@ -139,14 +147,14 @@ class CentralService:
             # instance also takes them all directly (see otwatch.central.node).
             await conn.subscribe(f"{PREFIX}/+/up/pcap/#")
         self._conn = conn
-        await publish_all(conn, await self.worker.run(self.engine.on_connect, time.time_ns()))
+        await publish_all(conn, await self.worker.run(self.sync.on_connect, time.time_ns()))
         self.backoff.reset()
         self.connected.set()
         if notifier is not None:
             notifier.ready(await self.status_line())
 
         inbox: asyncio.Queue[Received] = asyncio.Queue(maxsize=GROUP_MESSAGES)
-        predecode = self.engine.predecode
+        predecode = self.sync.predecode
 
         async def receive() -> None:
             async for inbound in conn.messages():
@@ -163,7 +171,7 @@ class CentralService:
                     getter = getter or asyncio.ensure_future(inbox.get())
                     await asyncio.wait([getter], timeout=IDLE_S if backlog else None)
                     if not getter.done():  # idle: index a step of the alerts written meanwhile
-                        backlog = await self.worker.run(self.engine.index_search) > 0
+                        backlog = await self.worker.run(self.sync.index_search) > 0
                         continue
                     group, getter, backlog = [getter.result()], None, True
                     await handle(group)
@@ -178,7 +186,7 @@ class CentralService:
                 size += len(group[-1][1])
             # Messages that arrived while the previous group was written go in one
             # transaction (group commit); acks go out while the next group is written.
-            out = await self.worker.run(self.engine.on_messages, group, time.time_ns())
+            out = await self.worker.run(self.sync.on_messages, group, time.time_ns())
             if out:
                 replies.add(spawn(publish_all(conn, out), name="central-reply"))
             for task in [t for t in replies if t.done()]:
@@ -188,10 +196,10 @@ class CentralService:
         async def timers() -> None:
             while True:
                 await asyncio.sleep(self.poll_interval_s)
-                await publish_all(conn, await self.worker.run(self.engine.poll, time.time_ns()))
+                await publish_all(conn, await self.worker.run(self.sync.poll, time.time_ns()))
                 # a step a second while ingest is busy and the backlog is large
                 await self.worker.run(
-                    lambda: self.engine.index_search(keep=search_backlog.MAX_BACKLOG)
+                    lambda: self.sync.index_search(keep=search_backlog.MAX_BACKLOG)
                 )
 
         tasks = [
@@ -199,17 +207,4 @@ class CentralService:
             spawn(ingest(), name="central-ingest"),
             spawn(timers(), name="central-timers"),
         ]
-        stopper = spawn(stop.wait(), name="central-stop")
-        try:
-            finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in [*tasks, stopper]:
-                task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        for task in finished:
-            if task is not stopper and task.exception() is not None:
-                exc = task.exception()
-                if isinstance(exc, SyncTransportError):
-                    raise exc
-                log.error("central session failed", exc_info=exc)
-                raise SyncTransportError(f"central session failed: {exc!r}") from exc
+        await supervise(tasks, stop, "central session")

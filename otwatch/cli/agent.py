@@ -14,6 +14,7 @@ import click
 from otwatch.agent.capture.config import (
     CAPTURE_METHODS,
     DIRECTIONS,
+    CaptureConfig,
     EvidenceConfig,
     RingConfig,
     default_method,
@@ -22,6 +23,7 @@ from otwatch.agent.capture.config import (
     ring_directory,
 )
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS
+from otwatch.agent.replay import DetectionOptions
 from otwatch.agent.replay import replay as run_replay
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.metrics_options import metrics_address, metrics_options
@@ -195,7 +197,7 @@ def replay(
     """
     from otwatch.config import load_config
 
-    detection = load_config(cli.config_path).detection_options()
+    detection = DetectionOptions.from_config(load_config(cli.config_path))
     ring, evidence = ring_configs(cli.data_dir, ring_params)
     store = cli.store()
     show_progress = fmt == "table" and sys.stderr.isatty()
@@ -366,10 +368,11 @@ def run(
     from otwatch.agent.capture.source import interface_linktype
     from otwatch.agent.daemon import DaemonOptions, run_daemon
     from otwatch.cli.config import require_config
+    from otwatch.metrics import SensorCollector, start_metrics
 
     cfg = require_config()
     metrics = metrics_address(cfg, "agent", ring_params)
-    base = cfg.capture_config()
+    base = CaptureConfig.from_section(cfg.capture)
     interfaces = interfaces or base.interfaces
     if not interfaces:
         raise click.UsageError(
@@ -386,9 +389,12 @@ def run(
     if ring_params["ring"] is None:
         ring_params["ring"] = True
     ring, evidence = ring_configs(
-        cli.data_dir, ring_params, cfg.ring_config(cli.data_dir), cfg.evidence_config(cli.data_dir)
+        cli.data_dir,
+        ring_params,
+        RingConfig.from_section(cfg.pcap, cli.data_dir),
+        EvidenceConfig.from_section(cfg.pcap, cli.data_dir),
     )
-    detection = cfg.detection_options()  # the same engines and settings replay uses
+    detection = DetectionOptions.from_config(cfg)  # the same engines and settings replay uses
     options = DaemonOptions(
         capture=replace(
             base,
@@ -416,9 +422,10 @@ def run(
         engines=tuple(engine.name for engine in detection.engines),
         settings=detection.settings,
         alert_rate=detection.alert_rate,
-        metrics=metrics,
     )
     cli.close()  # the daemon opens its own store connections
-    code = run_daemon(cli.data_dir, options)
+    code = run_daemon(
+        cli.data_dir, options, lambda store: start_metrics(metrics, SensorCollector(store, "agent"))
+    )
     if code:
         sys.exit(code)

@@ -121,8 +121,8 @@ def run_central(
     sock = None
     try:
         pcaps = PcapStore(store, pcap_dir or _default_pcap_dir(store))
-        engine = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None)
-        service = CentralService(engine, broker, client_id=client_id, share_group=share_group)
+        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None)
+        service = CentralService(node, broker, client_id=client_id, share_group=share_group)
         sock = bind(address) if address else None
         options = ServerOptions(
             listen=sock,
@@ -131,7 +131,7 @@ def run_central(
             portal=PortalState(limits=limits),
         )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
-        run_until_signal(lambda stop: serve(service, engine, pcaps, options, stop))
+        run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))
     except OSError as exc:
         raise click.ClickException(f"cannot use the PCAP directory: {exc}") from None
     finally:

@@ -47,6 +47,7 @@ def daemon_broker(section: Any, params: dict[str, Any], default_username: str = 
     ``cfg.central``: URL, TLS files, user, password file). Pops the options from ``params``;
     the sub-command's ``--log-level`` only applies when given (else the ``[log]`` level)."""
     from otwatch.cli.mqtt_options import broker_config
+    from otwatch.sync.transport import BrokerConfig
 
     ctx = click.get_current_context()
     default = click.core.ParameterSource.DEFAULT
@@ -57,7 +58,7 @@ def daemon_broker(section: Any, params: dict[str, Any], default_username: str = 
     for key in ("broker", "tls_ca", "tls_cert", "tls_key", "username", "password_file"):
         params.pop(key, None)
     logging.getLogger("otwatch").setLevel(params.pop("log_level").upper())
-    return section.broker_config(default_username)
+    return BrokerConfig.from_section(section, default_username)
 
 
 def _toml_value(value: Any) -> str:

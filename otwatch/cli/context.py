@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from otwatch.agent.store.db import Store, StorePermissionError, open_store
+from otwatch.agent.store.readonly import open_for_reading
 
 __all__ = ["CliContext", "pass_cli"]
 
@@ -39,7 +40,7 @@ class CliContext:
         try:
             if read_only:
                 if self._read_store is None:
-                    self._read_store = open_store(self.data_dir, read_only=True)
+                    self._read_store = open_for_reading(self.data_dir)
                 return self._read_store
             self._store = open_store(self.data_dir)
         except StorePermissionError as exc:

@@ -101,10 +101,10 @@ class Story:
             return None
 
     def sensor_alert(self, alert_id: int) -> dict[str, Any] | None:
-        from otwatch.agent.store.db import open_store
         from otwatch.agent.store.models import Alert
+        from otwatch.agent.store.readonly import open_for_reading
 
-        store = open_store(self.sensor, read_only=True)
+        store = open_for_reading(self.sensor)
         try:
             with store.session() as session:
                 alert = session.get(Alert, alert_id)

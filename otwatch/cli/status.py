@@ -3,8 +3,9 @@
 Sensor (the data directory): capture rate and drops per interface, alerts by status, outbox
 depth and central's last acknowledgement, PCAP ring and evidence usage, broker connection
 and learning mode. Central (``--central URL --token T`` through the API, or ``--db URL``):
-sensors online, silent or offline, and their lag. The figures are ``otwatch.health``'s, the
-same the daemons' Prometheus metrics and systemd STATUS lines show.
+sensors online, silent or offline, and their lag. The figures are ``otwatch.health``'s and
+``otwatch.central.health``'s, the same the daemons' Prometheus metrics and systemd STATUS
+lines show.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 import click
 
 from otwatch.agent.capture.status import format_bytes
+from otwatch.central.health import central_health, central_sensor_rows
 from otwatch.cli.central_client import client_from
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json, render_table
-from otwatch.health import central_health, central_sensor_rows, sensor_health
+from otwatch.health import sensor_health
 
 __all__ = ["status"]
 

@@ -14,8 +14,8 @@ from otwatch.cli.metrics_options import metrics_address, metrics_options
 from otwatch.cli.mqtt_options import broker_options, run_until_signal
 from otwatch.metrics import SensorCollector, start_metrics
 from otwatch.sync.daemon import DaemonOptions, run_sensor_daemon
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.pcap_evidence import EvidencePcapProvider
+from otwatch.sync.sensor_sync import SensorSync
 
 __all__ = ["sync"]
 

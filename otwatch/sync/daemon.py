@@ -3,14 +3,14 @@
 One connection at a time; on every (re)connect the sensor publishes its birth and retained
 online status (the last will says offline). Database work runs on one worker thread, so the
 event loop keeps answering the broker while SQLite waits for a lock. Reconnects back off
-exponentially with full jitter.
+exponentially, with jitter (``supervision.Backoff``).
 
 Health: the connection state and central's last acknowledgement are saved in
-``sensor_state`` (``otwatch.health.SyncTracker``; ``otwatch status`` and the metrics read
-them). Under systemd (``Type=notify``) the daemon reports READY after its first connection
-attempt (connected, or retrying with the reason in STATUS, so that a broker outage does not
-hold the unit in "activating"), a one-line STATUS every 10 s, WATCHDOG pings while its
-database thread answers, and STOPPING on SIGTERM.
+``sensor_state`` (``otwatch.sync.tracker.SyncTracker``; ``otwatch status`` and the metrics
+read them). Under systemd (``Type=notify``) the daemon reports READY after its first
+connection attempt (connected, or retrying with the reason in STATUS, so that a broker outage
+does not hold the unit in "activating"), a one-line STATUS every 10 s, WATCHDOG pings while
+its database thread answers, and STOPPING on SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,42 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
-from otwatch.health import SyncTracker
 from otwatch.sdnotify import Notifier, heartbeat
-from otwatch.sync.engine import Outgoing, SensorSync
 from otwatch.sync.protocol.topics import sensor_subscription
+from otwatch.sync.sensor_sync import Outgoing, SensorSync
+from otwatch.sync.supervision import Backoff, Worker, publish_all, supervise
 from otwatch.sync.tasks import spawn
+from otwatch.sync.tracker import SyncTracker
 from otwatch.sync.transport import BrokerConfig, Connection, SyncTransportError, Will
 
-__all__ = ["Backoff", "DaemonOptions", "Worker", "publish_all", "run_sensor_daemon"]
+__all__ = ["DaemonOptions", "run_sensor_daemon"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**n))``."""
-
-    base_s: float = 0.5
-    cap_s: float = 10.0
-    attempt: int = 0
-    rng: random.Random = random.Random()  # noqa: RUF009 - shared RNG is fine
-
-    def next(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 30)
-        return self.rng.uniform(ceiling / 4, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass(frozen=True)
@@ -64,41 +42,6 @@ class DaemonOptions:
     prune_interval_s: float = 3600.0
     state_interval_s: float = 5.0
     """At most this often the connection state is saved while acks move it forward."""
-
-
-class Worker:
-    """Runs blocking (database) calls on one thread, in submission order."""
-
-    def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-async def publish_all(
-    conn: Connection,
-    messages: Sequence[Outgoing],
-    on_done: Callable[[Outgoing], Awaitable[None]] | None = None,
-) -> None:
-    """Publish in order with QoS 1, all in flight at once; raises on the first failure."""
-    if not messages:
-        return
-    results = await asyncio.gather(
-        *(conn.publish(m.topic, m.payload, retain=m.retain) for m in messages),
-        return_exceptions=True,
-    )
-    failure = None
-    for message, result in zip(messages, results, strict=True):
-        if isinstance(result, BaseException):
-            failure = failure or result
-        elif on_done is not None:
-            await on_done(message)
-    if failure is not None:
-        raise failure
 
 
 async def run_sensor_daemon(
@@ -227,24 +170,12 @@ async def _session(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=options.poll_interval_s)
 
-    tasks = [
+    tasks = [  # the session ends when one of them does (a transport error) or on stop
         spawn(receive(), name="sync-receive"),
         spawn(pump(), name="sync-pump"),
         spawn(engine.pcap_sender.run(conn), name="sync-pcap"),  # streams PCAP transfers
     ]
-    stopper = spawn(stop.wait(), name="sync-stop")
-    try:
-        finished, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in [*tasks, stopper]:
-            task.cancel()
-        await asyncio.gather(*tasks, stopper, return_exceptions=True)
-    for task in finished:
-        if task is not stopper and task.exception() is not None:
-            exc = task.exception()
-            if isinstance(exc, SyncTransportError):
-                raise exc
-            raise SyncTransportError(f"sync session failed: {exc!r}") from exc
+    await supervise(tasks, stop, "sync session")
     if stop.is_set():
         # Clean shutdown: say offline ourselves (a clean disconnect suppresses the will).
         with contextlib.suppress(SyncTransportError):

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -23,6 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from otwatch.errors import OtwatchError
+
+if TYPE_CHECKING:
+    from otwatch.config import BrokerSection
 
 __all__ = [
     "BrokerConfig",
@@ -70,6 +74,18 @@ class BrokerConfig:
     timeout_s: float = 10.0
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     max_inflight: int = 64
+
+    @classmethod
+    def from_section(cls, section: BrokerSection, default_username: str = "") -> BrokerConfig:
+        """The configuration file's ``[sync]`` or ``[central]`` broker settings (reads the
+        password file now)."""
+        return cls(
+            tls_ca=section.ca_file,
+            tls_cert=section.cert_file,
+            tls_key=section.key_file,
+            username=section.username or default_username or None,
+            password=section.read_password(),
+        ).with_url(section.broker)
 
     def with_url(self, url: str) -> BrokerConfig:
         host, port, tls = parse_broker_url(url)

@@ -25,10 +25,10 @@ from otwatch.agent.sensor import SensorIdentity
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action
 from otwatch.central.ingest import CentralSync
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol import messages
 from otwatch.sync.protocol.streams import NS, StreamLimits
 from otwatch.sync.protocol.topics import TopicError, parse_topic
+from otwatch.sync.sensor_sync import SensorSync
 from tests.factories import T0, detection
 from tests.fuzz.frames import Mutator, env_count, rss_mib
 from tests.syncnet import Net, central_alerts, sensor_alerts

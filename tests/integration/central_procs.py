@@ -143,7 +143,7 @@ class NodeThread:
         from otwatch.central.pcapstore import PcapStore
         from otwatch.central.service import CentralService
         from otwatch.central.store.db import open_central_store
-        from otwatch.sync.daemon import Backoff
+        from otwatch.sync.supervision import Backoff
 
         self.store = open_central_store(self.db_url)
         self.pcaps = PcapStore(self.store, self.pcap_dir) if self.pcap_dir else None

@@ -21,7 +21,7 @@ from otwatch.central.service import CentralService
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.demo.parts import wait_until
-from otwatch.sync.daemon import Backoff
+from otwatch.sync.supervision import Backoff
 from otwatch.sync.transport import BrokerConfig
 
 OTWATCH = Path(sys.executable).with_name("otwatch")
@@ -106,10 +106,13 @@ class CentralThread:
     def wait_connected(self, timeout: float = 10) -> None:
         wait_until(lambda: self.service.connected.is_set(), timeout, "central to connect")
 
-    def issue(self, sensor_id: str, kind: str, **kwargs: Any):
-        future = asyncio.run_coroutine_threadsafe(
-            self.service.issue_command(sensor_id, kind, **kwargs), self.loop
-        )
+    def issue(self, sensor_id: str, command: Any, **kwargs: Any):
+        """Issue a command by kind string or as a spec (``otwatch.central.commands``)."""
+        if isinstance(command, str):
+            coro = self.service.issue_command(sensor_id, command, **kwargs)
+        else:
+            coro = self.service.issue(sensor_id, command, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(10)
 
     def stop(self) -> None:

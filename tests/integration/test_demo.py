@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert as SensorAlert
 from otwatch.agent.store.models import AuditEvent
+from otwatch.agent.store.readonly import open_for_reading
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.demo import parts
@@ -80,7 +80,7 @@ def test_demo_end_to_end(tmp_path):
     assert at_central[("modbus_exception", "192.0.2.20")] == ("closed", "muted")
 
     # The sensor applied central's status change and learn, audited with origin central.
-    sensor = open_store(workdir / "sensor", read_only=True)
+    sensor = open_for_reading(workdir / "sensor")
     with sensor.session() as s:
         alerts = {(a.type_id, a.source_address): a for a in s.scalars(select(SensorAlert))}
         scan = alerts[("port_scan_detected", "192.0.2.66")]

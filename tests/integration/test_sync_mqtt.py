@@ -17,6 +17,7 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.store.db import open_store
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action
+from otwatch.central.commands import Unchecked
 from otwatch.central.store import search_backlog
 from otwatch.central.store.models import Command
 from otwatch.sync.transport import BrokerConfig
@@ -107,7 +108,7 @@ def test_end_to_end_both_directions(world, mosquitto):  # noqa: F811
     agent.manager.flush()
     # Central-side change, a sensor-only one sent anyway, a learn of a non-learnable type.
     closed = central.issue("s1", "status", alert_id=7, value="closed", actor="admin")
-    muted = central.issue("s1", "mute", alert_id=8, actor="admin", precheck=False)
+    muted = central.issue("s1", Unchecked("mute", alert_id=8), actor="admin")
     wait_until(lambda: equal(agent, db_url) and sensor_table(agent.store)[7][0] == "closed", 30,
                "changes both ways")  # fmt: skip
     assert sensor_table(agent.store)[5][0] == "active"

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
+from otwatch.agent.replay import DetectionOptions
 from otwatch.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from otwatch.sync.transport import BrokerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "otwatch.toml"
@@ -32,7 +35,7 @@ def test_empty_file_is_valid_and_has_defaults(tmp_path):
     assert cfg.sync.broker == "mqtts://127.0.0.1:8883"
     assert cfg.detection.learning_period_ns is None
     assert cfg.engines.settings == {} and cfg.engines.disabled == ()
-    assert [e.name for e in cfg.enabled_engines()][:1] == ["assets"]
+    assert [e.name for e in DetectionOptions.from_config(cfg).engines][:1] == ["assets"]
     assert cfg.source == str(tmp_path / "otwatch.toml")
 
 
@@ -140,7 +143,7 @@ def test_environment_overrides_file_and_is_named_in_problems(tmp_path):
     cfg = load_config(path, env)
     assert (cfg.sensor.id, cfg.sensor.site) == ("from-env", "north")
     assert cfg.detection.ot_subnets == ["192.0.2.0/24", "198.51.100.0/24"]
-    assert "port_scan" not in [e.name for e in cfg.enabled_engines()]
+    assert "port_scan" not in [e.name for e in DetectionOptions.from_config(cfg).engines]
     assert cfg.capture.promisc is False
     assert cfg.source.endswith("+ environment")
 
@@ -169,12 +172,12 @@ def test_capture_ring_and_evidence_settings_convert(tmp_path):
         ),
         {},
     )
-    capture = cfg.capture_config()
+    capture = CaptureConfig.from_section(cfg.capture)
     assert capture.interfaces == ("eth1",) and capture.bpf == "tcp port 502"
-    ring = cfg.ring_config(tmp_path)
+    ring = RingConfig.from_section(cfg.pcap, tmp_path)
     assert ring.max_bytes == 10 << 30 and ring.segment_seconds == 60.0
     assert ring.directory.is_relative_to(tmp_path)
-    assert cfg.evidence_config(tmp_path).before_s == 10.0
+    assert EvidenceConfig.from_section(cfg.pcap, tmp_path).before_s == 10.0
     assert cfg.detection.learning_period_ns == 14 * 86400 * 10**9
 
 
@@ -184,7 +187,7 @@ def test_password_is_read_from_its_file_only(tmp_path):
     cfg = load_config(write(tmp_path, f'[sync]\npassword_file = "{secret}"\nusername = "s1"\n'), {})
     assert cfg.sync.read_password() == "s3cret"
     assert "s3cret" not in repr(cfg) and "s3cret" not in str(cfg.redacted())
-    broker = cfg.sync.broker_config()
+    broker = BrokerConfig.from_section(cfg.sync)
     assert (broker.username, broker.password, broker.tls) == ("s1", "s3cret", True)
     secret.unlink()
     with pytest.raises(ConfigError, match="cannot read"):

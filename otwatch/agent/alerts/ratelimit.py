@@ -14,8 +14,13 @@ back) starts a new window rather than extending a limit into the future. Pure: n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from otwatch.agent.engines.detection import Detection, dedup_key
+from otwatch.timeutil import parse_duration_ns
+
+if TYPE_CHECKING:
+    from otwatch.config import DetectionSection
 
 __all__ = ["DEFAULT_RATE_LIMIT", "Folded", "RateLimit", "RateLimiter", "aggregate_key"]
 
@@ -33,6 +38,13 @@ class RateLimit:
     @property
     def window_s(self) -> float:
         return self.window_ns / 1e9
+
+    @classmethod
+    def from_section(cls, detection: DetectionSection) -> RateLimit:
+        """The configuration file's ``detection.alert_rate_*``."""
+        window = detection.alert_rate_window
+        window_ns = parse_duration_ns(window) if window else DEFAULT_RATE_LIMIT.window_ns
+        return cls(limit=detection.alert_rate_limit, window_ns=window_ns)
 
 
 DEFAULT_RATE_LIMIT = RateLimit()

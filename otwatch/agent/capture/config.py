@@ -6,12 +6,16 @@ evidence code reads them. Sizes given as text (``64MiB``, ``2G``) go through :fu
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from otwatch.errors import OtwatchError
+from otwatch.timeutil import NS_PER_S, parse_duration_ns
+from otwatch.units import SizeError, parse_size
+
+if TYPE_CHECKING:
+    from otwatch.config import CaptureSection, PcapSection
 
 __all__ = [
     "CAPTURE_METHODS",
@@ -36,21 +40,6 @@ ones (frames the sensor host sends itself are skipped)."""
 
 MiB = 1 << 20
 GiB = 1 << 30
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
-_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
-
-
-class SizeError(OtwatchError):
-    """A size given on the command line or in config could not be read."""
-
-
-def parse_size(text: str) -> int:
-    """Parse ``4096``, ``64k``, ``64KiB``, ``1.5G``, ``2GB`` into bytes (powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise SizeError(f"invalid size {text!r}; use a number and an optional unit K, M, G, T")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    return int(number * (1024 ** _POWERS[unit]))
 
 
 def default_method() -> str:
@@ -76,6 +65,17 @@ class CaptureConfig:
     fanout_group: int | None = None
     """PACKET_FANOUT group id shared by the worker processes (None: no fanout)."""
 
+    @classmethod
+    def from_section(cls, section: CaptureSection) -> CaptureConfig:
+        """The configuration file's ``[capture]``."""
+        return cls(
+            interfaces=tuple(section.interfaces),
+            method=section.method or default_method(),
+            bpf=section.bpf or None,
+            promisc=section.promisc,
+            direction=section.direction,
+        )
+
 
 @dataclass(frozen=True)
 class RingConfig:
@@ -91,6 +91,17 @@ class RingConfig:
     buffer_bytes: int = 1 * MiB
     """Frames are written in chunks of about this size (and at least every tick)."""
 
+    @classmethod
+    def from_section(cls, pcap: PcapSection, data_dir: Path) -> RingConfig:
+        """The configuration file's ``[pcap]`` ring settings, for the sensor in ``data_dir``."""
+        return cls(
+            directory=ring_directory(data_dir),
+            segment_bytes=parse_size(pcap.segment_size),
+            segment_seconds=parse_duration_ns(pcap.segment_duration) / NS_PER_S,
+            max_bytes=parse_size(pcap.ring_budget),
+            max_percent=pcap.ring_budget_percent,
+        )
+
 
 @dataclass(frozen=True)
 class EvidenceConfig:
@@ -103,6 +114,17 @@ class EvidenceConfig:
     """Budget for all evidence files together (oldest evidence deleted first)."""
     alert_max_bytes: int = 32 * MiB
     """Budget for one alert's file (its oldest packets go first)."""
+
+    @classmethod
+    def from_section(cls, pcap: PcapSection, data_dir: Path) -> EvidenceConfig:
+        """The configuration file's ``[pcap]`` evidence settings."""
+        return cls(
+            directory=evidence_directory(data_dir),
+            before_s=parse_duration_ns(pcap.evidence_before) / NS_PER_S,
+            after_s=parse_duration_ns(pcap.evidence_after) / NS_PER_S,
+            max_bytes=parse_size(pcap.evidence_budget),
+            alert_max_bytes=parse_size(pcap.evidence_alert_budget),
+        )
 
 
 def ring_directory(data_dir: Path) -> Path:

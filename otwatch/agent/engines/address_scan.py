@@ -40,6 +40,7 @@ class Config:
 
 class AddressScanEngine(Engine):
     name = "address_scan"
+    settings_class = Config
     type_ids = frozenset({ADDRESS_SCAN, LONG_SCAN})
     apps = frozenset({EVENT_SYN, EVENT_UDP, EVENT_ICMP})
 

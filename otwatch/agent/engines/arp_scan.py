@@ -34,6 +34,7 @@ class Config:
 
 class ArpScanEngine(Engine):
     name = "arp_scan"
+    settings_class = Config
     type_ids = frozenset({ARP_SCAN})
     apps = frozenset({EVENT_ARP})
 

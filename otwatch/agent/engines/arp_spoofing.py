@@ -48,6 +48,7 @@ class _Claim:
 
 class ArpSpoofingEngine(Engine):
     name = "arp_spoofing"
+    settings_class = Config
     type_ids = frozenset({ARP_SPOOFING})
     apps = frozenset({EVENT_ARP})
 

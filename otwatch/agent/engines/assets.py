@@ -36,6 +36,7 @@ class Config:
 
 class NewAssetEngine(Engine):
     name = "assets"
+    settings_class = Config
     type_ids = frozenset({NEW_ASSET})
     apps = frozenset({EVENT_FLOW, EVENT_ARP, EVENT_ICMP, EVENT_IP})  # senders, not packets
 

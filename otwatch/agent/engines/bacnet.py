@@ -84,6 +84,7 @@ def _object_text(value: int) -> str:
 
 class BacnetEngine(OtEngine):
     name = "bacnet"
+    settings_class = Config
     protocol = "bacnet"
     type_ids = frozenset({
         RESET, OBJECT_ACCESS, ROUTE, ILLEGAL, PROTOCOL_VERSION, FAILED, MALFORMED_SESSION,

@@ -54,6 +54,7 @@ def _parse(keys: set[str], limit: int) -> dict[str, int]:
 
 class BandwidthEngine(Engine):
     name = "bandwidth"
+    settings_class = Config
     type_ids = frozenset({DEVICE_BW, CHANNEL_BW})
     apps = frozenset()  # ticks only: the flow table already counts every packet's bytes
 

@@ -8,13 +8,14 @@ suppression: that is the alert manager's job.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from otwatch.agent.decode.flows import Flow, FlowTable
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.baseline import Baseline, LearningClock
+from otwatch.agent.engines.config import engine_config
 from otwatch.agent.engines.detection import Detection, DetectionFactory
 
 __all__ = [
@@ -122,6 +123,16 @@ class Engine:
     apps: ClassVar[frozenset[str] | None] = None
     """Application protocol tags (and ``EVENT_*`` tags) this engine inspects; None means every
     packet. An instance may set an empty set in ``__init__`` to be never called."""
+    settings_class: ClassVar[type | None] = None
+    """The engine's frozen settings dataclass (its ``[engines.<name>]`` thresholds), if any:
+    the configuration check describes and validates the table with it."""
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ``EngineSettingsError`` (or ``ValueError``) for settings the engine would
+        refuse, without starting it (``otwatch config check``)."""
+        if cls.settings_class is not None:
+            engine_config(cls.settings_class, settings, cls.name)
 
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx

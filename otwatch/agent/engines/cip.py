@@ -93,6 +93,7 @@ class _FlowState:
 
 class CipEngine(OtEngine):
     name = "cip"
+    settings_class = Config
     protocol = "cip"
     type_ids = frozenset({
         STOP, RESET, MODE, FIRMWARE_UPDATE, FIRMWARE_VERSION, NEW_COMMAND, NEW_CLASS,

@@ -39,6 +39,7 @@ class _Pending:
 
 class DhcpFailureEngine(Engine):
     name = "dhcp_failure"
+    settings_class = Config
     type_ids = frozenset({DHCP_FAILED})
     apps = frozenset({"dhcp"})
 

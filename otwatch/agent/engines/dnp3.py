@@ -132,6 +132,7 @@ class _FlowState:
 
 class Dnp3Engine(OtEngine):
     name = "dnp3"
+    settings_class = Config
     protocol = "dnp3"
     type_ids = frozenset({
         UNPERMITTED_FC, UNPERMITTED_IIN, INTEGRITY_SCAN, RESTARTED, RESTARTS_FREQUENTLY,

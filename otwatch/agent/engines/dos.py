@@ -34,6 +34,7 @@ class Config:
 
 class DosEngine(Engine):
     name = "dos"
+    settings_class = Config
     type_ids = frozenset({DOS})
     apps = frozenset({EVENT_SYN})
 

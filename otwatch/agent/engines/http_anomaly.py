@@ -57,6 +57,7 @@ class _Head:
 
 class HttpAnomalyEngine(Engine):
     name = "http_anomaly"
+    settings_class = Config
     type_ids = frozenset({HEADER_LENGTH, HEADER_COUNT, ILLEGAL_CONTENT, MESSAGE_LENGTH})
     apps = frozenset({"http", "ftp"})
 

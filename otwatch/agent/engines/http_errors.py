@@ -32,6 +32,7 @@ class Config:
 
 class HttpErrorEngine(Engine):
     name = "http_errors"
+    settings_class = Config
     type_ids = frozenset({HTTP_CLIENT_ERROR})
     apps = frozenset({"http"})
 

@@ -34,6 +34,7 @@ class Config:
 
 class IcmpFloodEngine(Engine):
     name = "icmp_flood"
+    settings_class = Config
     type_ids = frozenset({ICMP_FLOODING})
     apps = frozenset({EVENT_ICMP})
 

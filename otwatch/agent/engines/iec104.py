@@ -121,6 +121,7 @@ class _FlowState:
 
 class Iec104Engine(OtEngine):
     name = "iec104"
+    settings_class = Config
     protocol = "iec104"
     type_ids = frozenset({
         UNPERMITTED, ILLEGAL_TYPE, ILLEGAL_COT, ILLEGAL_CA, ILLEGAL_IOA, RESET, MALFORMED_SESSION,

@@ -68,6 +68,7 @@ class Config:
 
 class IllegalIpEngine(Engine):
     name = "illegal_ip"
+    settings_class = Config
     type_ids = frozenset({ILLEGAL_IP})
     apps = frozenset({EVENT_FLOW, EVENT_ICMP, EVENT_IP})  # the addresses of a flow do not change
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from otwatch.agent.decode.dns import parse_dns
 from otwatch.agent.decode.flows import Flow
@@ -58,18 +60,27 @@ class Config:
     names_per_address: int = 8
 
 
+def _internal_subnets(c: Config) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(s, strict=False) for s in c.internal_subnets)
+    except ValueError as exc:
+        raise EngineSettingsError(f"settings for detector 'internet': {exc}") from None
+
+
 class InternetEngine(Engine):
     name = "internet"
+    settings_class = Config
     type_ids = frozenset({INTERNET_ACCESS, CONNECTIVITY, EXTERNAL_INSIDE})
     apps = frozenset({EVENT_SYN, EVENT_SYNACK, EVENT_UDP, EVENT_ICMP})
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> None:
+        _internal_subnets(engine_config(Config, settings, cls.name))
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
         self.config = c = engine_config(Config, ctx.settings.get(self.name), self.name)
-        try:
-            explicit = tuple(ipaddress.ip_network(s, strict=False) for s in c.internal_subnets)
-        except ValueError as exc:
-            raise EngineSettingsError(f"settings for detector 'internet': {exc}") from None
+        explicit = _internal_subnets(c)
         self._explicit = bool(explicit)
         self._subnets = explicit + ctx.scope.subnets
         self._patterns = tuple(p.lower().rstrip(".") for p in c.fqdn_allowlist)

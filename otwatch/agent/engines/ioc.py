@@ -16,6 +16,9 @@ costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from otwatch.agent.decode.dns import parse_dns, parse_dns_tcp
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
@@ -37,6 +40,20 @@ _KEYS = frozenset({"ip_files", "domain_files", "url_files"})
 _CACHE_MAX = 100_000
 
 
+def _ioc_files(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``ip_files``, ``domain_files`` and ``url_files`` from the engine's settings, checked."""
+    unknown = sorted(set(settings) - _KEYS)
+    if unknown:
+        raise EngineSettingsError(
+            f"settings for detector 'ioc': unknown key(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_KEYS))})"
+        )
+    for key, value in settings.items():
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise EngineSettingsError(f"settings for detector 'ioc': {key} must be a list")
+    return dict(settings)
+
+
 class IocEngine(Engine):
     name = "ioc"
     type_ids = frozenset(
@@ -44,19 +61,13 @@ class IocEngine(Engine):
     )
     apps = None
 
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Any]) -> None:
+        load_iocs(**_ioc_files(settings))  # the files exist and parse
+
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
-        settings = dict(ctx.settings.get(self.name, {}))
-        unknown = sorted(set(settings) - _KEYS)
-        if unknown:
-            raise EngineSettingsError(
-                f"settings for detector 'ioc': unknown key(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(_KEYS))})"
-            )
-        for key, value in settings.items():
-            if isinstance(value, str) or not isinstance(value, list | tuple):
-                raise EngineSettingsError(f"settings for detector 'ioc': {key} must be a list")
-        self.iocs = load_iocs(**settings)
+        self.iocs = load_iocs(**_ioc_files(ctx.settings.get(self.name, {})))
         self._check_ips = self.iocs.has_addresses()
         self._check_names = bool(self.iocs.domains or self.iocs.domain_patterns)
         self._check_paths = bool(self.iocs.paths or self.iocs.path_prefixes)

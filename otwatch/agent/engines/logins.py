@@ -52,6 +52,7 @@ class Config:
 
 class LoginEngine(Engine):
     name = "logins"
+    settings_class = Config
     type_ids = frozenset(
         {EXCESSIVE_LOGINS, PASSWORD_GUESSING, EXCESSIVE_SMB, FTP_FAILED, DB_FAILED}
     )

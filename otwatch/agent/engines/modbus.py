@@ -106,6 +106,7 @@ class _FlowState:
 
 class ModbusEngine(OtEngine):
     name = "modbus"
+    settings_class = Config
     protocol = "modbus"
     type_ids = frozenset({
         UNPERMITTED_FC, EXCEPTION, RANGE, SCHNEIDER, FC_ZERO, MASTER_EXCEPTION, RESERVED_FC,

@@ -53,6 +53,7 @@ class Config:
 
 class MulticastEngine(Engine):
     name = "multicast"
+    settings_class = Config
     type_ids = frozenset({UNAUTHORIZED_MULTICAST})
     apps = frozenset({EVENT_UDP, EVENT_ICMP})
 

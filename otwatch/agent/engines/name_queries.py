@@ -59,6 +59,7 @@ def looks_generated(name: str, config: Config = Config()) -> bool:
 
 class NameQueriesEngine(Engine):
     name = "name_queries"
+    settings_class = Config
     type_ids = frozenset({NAME_QUERIES})
     apps = frozenset({"dns"})
 

@@ -33,6 +33,7 @@ class Config:
 
 class NameQueryEngine(Engine):
     name = "name_query"
+    settings_class = Config
     type_ids = frozenset({UNAUTHORIZED_NAME_QUERY})
     apps = frozenset({"dns"})
 

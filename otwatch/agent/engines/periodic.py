@@ -70,6 +70,7 @@ def _median(values: list[int]) -> int:
 
 class PeriodicEngine(Engine):
     name = "periodic"
+    settings_class = Config
     type_ids = frozenset({ABNORMAL_PERIOD, INACTIVE})
     apps = None
 

@@ -37,6 +37,7 @@ class Config:
 
 class PlcScanEngine(Engine):
     name = "plc_scan"
+    settings_class = Config
     type_ids = frozenset({PLC_SCAN})
     apps = frozenset({EVENT_SYN, EVENT_UDP})
 

@@ -100,6 +100,7 @@ class Config:
 
 class ProfinetEngine(OtEngine):
     name = "profinet"
+    settings_class = Config
     protocol = "profinet"
     type_ids = frozenset({FRAME_TYPE, CONFIG_CHANGE, FACTORY_RESET, DCP_FAILED})
     apps = frozenset({EVENT_L2})  # frames without IP: PROFINET has its own ethertype

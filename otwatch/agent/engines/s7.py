@@ -116,6 +116,7 @@ class _FlowState:
 
 class S7Engine(OtEngine):
     name = "s7"
+    settings_class = Config
     protocol = "s7comm"
     type_ids = frozenset({
         STOP, PROGRAMMING, UPLOAD, CONFIG_READ, CONFIG_WRITE, CONTROL_FUNCTION, USER_FUNCTION,

@@ -54,6 +54,7 @@ class _Window:
 
 class PortScanEngine(Engine):
     name = "port_scan"
+    settings_class = Config
     type_ids = frozenset({PORT_SCAN})
     apps = frozenset({EVENT_SYN, EVENT_UDP})  # connection attempts only
 

@@ -33,6 +33,7 @@ class Config:
 
 class SensorTrafficEngine(Engine):
     name = "sensor_traffic"
+    settings_class = Config
     type_ids = frozenset({NO_TRAFFIC, TRAFFIC_BACK})
     apps = frozenset()  # ticks only
 

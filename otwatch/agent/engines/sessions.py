@@ -30,6 +30,7 @@ class Config:
 
 class SessionsEngine(Engine):
     name = "sessions"
+    settings_class = Config
     type_ids = frozenset({EXCESSIVE_SESSIONS})
     apps = frozenset({EVENT_SYN})
 

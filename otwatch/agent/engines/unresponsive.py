@@ -33,6 +33,7 @@ class Config:
 
 class UnresponsiveEngine(Engine):
     name = "unresponsive"
+    settings_class = Config
     type_ids = frozenset({UNRESPONSIVE})
     apps = None
 

@@ -94,22 +94,10 @@ def _create_db_file(db_path: Path, directory: Path) -> None:
         os.close(fd)
 
 
-def open_store(
-    data_dir: str | os.PathLike[str], *, migrate_schema: bool = True, read_only: bool = False
-) -> Store:
-    """Open (creating if needed) the store in ``data_dir``, migrated to the current schema.
-
-    ``read_only`` opens an existing, current database without write access (see
-    ``store/readonly.py``); when there is none yet, or it needs an upgrade, it is created or
-    migrated as usual if this user may write it.
-    """
+def open_store(data_dir: str | os.PathLike[str], *, migrate_schema: bool = True) -> Store:
+    """Open (creating if needed) the store in ``data_dir``, migrated to the current schema
+    (``store.readonly.open_for_reading`` opens it without write access)."""
     directory = Path(data_dir)
-    if read_only:
-        from otwatch.agent.store.readonly import open_read_only
-
-        store = open_read_only(directory)
-        if store is not None:
-            return store
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -30,10 +30,11 @@ from otwatch.agent.store.db import (
     StorePermissionError,
     current_revision,
     head_revision,
+    open_store,
 )
 from otwatch.dbcommon import BUSY_TIMEOUT_MS
 
-__all__ = ["ReadOnlyStore", "open_read_only"]
+__all__ = ["ReadOnlyStore", "open_for_reading", "open_read_only"]
 
 
 def _fingerprint(path: Path) -> tuple[int, int, int, int]:
@@ -119,3 +120,11 @@ def open_read_only(directory: Path) -> ReadOnlyStore | None:
             "to upgrade it"
         )
     return store
+
+
+def open_for_reading(data_dir: str | os.PathLike[str]) -> Store:
+    """The store in ``data_dir`` for commands that only read: an existing, current database
+    without write access (``open_read_only``); when there is none yet, or it needs an
+    upgrade, it is created or migrated as usual (``open_store``) if this user may write it."""
+    store = open_read_only(Path(data_dir))
+    return store if store is not None else open_store(data_dir)

@@ -1,4 +1,4 @@
-"""The central HTTP API."""
+"""The central HTTP API: ``create_app`` assembles one router module per concern."""
 
 from otwatch.central.api.app import Commander, LocalCommander, create_app
 

@@ -14,7 +14,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,7 +22,7 @@ from otwatch.central.api.sessions import COOKIE, CSRF_HEADER, session_user
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.tokens import ApiRole, verify_token
 
-__all__ = ["CSRF_REFUSED", "Caller", "require_admin", "require_reader", "require_user"]
+__all__ = ["CSRF_REFUSED", "Caller", "require_admin", "require_reader", "require_user", "router"]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: otwatch central token create")
 _cookie = APIKeyCookie(
@@ -114,3 +114,13 @@ async def require_user(caller: Annotated[Caller, Depends(require_reader)]) -> Ca
             status.HTTP_403_FORBIDDEN, "this needs a signed-in portal user, not an API token"
         )
     return caller
+
+
+router = APIRouter(tags=["auth"])
+
+
+@router.get("/whoami")
+def whoami(caller: Annotated[Caller, Depends(require_reader)]) -> dict[str, str]:
+    """The caller's name, role and kind (token or user); a session's CSRF token."""
+    out = {"name": caller.name, "role": caller.role.value, "kind": caller.kind}
+    return out | ({"csrf_token": caller.csrf_token} if caller.csrf_token else {})

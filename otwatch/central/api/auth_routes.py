@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from otwatch.central.api.auth import Caller, require_reader
+from otwatch.central.api.auth import Caller, require_user
 from otwatch.central.api.sessions import COOKIE, portal_state
 from otwatch.central.store.portal_sessions import end_session, prune_sessions, start_session
 from otwatch.central.store.users import MAX_PASSWORD, UserInfo, authenticate
@@ -93,10 +93,8 @@ def _sign_out(request: Request) -> None:
 
 
 @router.post("/logout", status_code=204, response_class=Response)
-async def logout(request: Request, caller: Annotated[Caller, Depends(require_reader)]) -> Response:
-    """Sign out: the session is deleted on the server (the cookie is useless afterwards)."""
-    if caller.kind != "user":
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "sign-out is for portal sessions")
+async def logout(request: Request, _caller: Annotated[Caller, Depends(require_user)]) -> Response:
+    """Sign out (a portal session, not a token): the session is deleted on the server."""
     await run_in_threadpool(_sign_out, request)
     response = Response(status_code=204)
     response.delete_cookie(

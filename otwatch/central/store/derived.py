@@ -7,7 +7,7 @@ bulk loads) keeps them right without knowing about them.
   SQLite has an FTS5 table with the ``trigram`` tokenizer over the columns joined by a
   separator (``alerts_search``, external content from the view ``alerts_search_doc``: it
   stores trigrams, not text), which ``LIKE`` uses; PostgreSQL a ``pg_trgm`` GIN index on the
-  same joined text (``ix_alerts_search``), which ``ILIKE`` uses. ``search_condition``
+  same joined text (``ix_alerts_search``), which ``ILIKE`` uses. ``store.search``
   writes the matching condition for either.
 - **Counts** (``alert_counts``): the number of alerts per sensor, site, zone, engine,
   category, name, status and severity. A group-by over those columns, filtered only by them,
@@ -24,18 +24,14 @@ Migration ``0003`` runs ``install`` and ``rebuild`` from here, so the DDL in thi
 revision 0003's: do not change what ``install`` creates. A change to the triggers or the
 search index is a new module (or new functions) and a new migration that replaces them, as
 ``search_backlog`` (revision 0004) did for SQLite's search triggers: the index is now filled
-behind ingest, and ``search_condition`` also matches the alerts still queued for it.
+behind ingest, and ``store.search`` also matches the alerts still queued for it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, literal_column, select, text
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
-
-from otwatch.central.store.models import Alert
+from sqlalchemy import Connection
 
 __all__ = [
     "COUNT_DIMENSIONS",
@@ -46,7 +42,6 @@ __all__ = [
     "include_name",
     "install",
     "rebuild",
-    "search_condition",
 ]
 
 SEARCH_COLUMNS = (
@@ -223,45 +218,3 @@ def rebuild(conn: Connection) -> None:
     )
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
-
-
-# -- queries ---------------------------------------------------------------------------------
-
-
-def _like_escape(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def search_condition(
-    session: Session, term: str, *, dense_limit: int | None = None
-) -> ColumnElement[bool] | None:
-    """The indexed condition for alerts whose search columns contain ``term`` (any case), or
-    None when the caller's plain ``ILIKE`` over the columns is the better plan.
-
-    ``dense_limit`` (SQLite, listing newest first): when more alerts than that match, the
-    newest-first scan meets a page of matches after a few thousand rows, sooner than the
-    index can hand over every match; the index is asked for at most ``dense_limit + 1`` rows
-    to find out, and fewer are used as they are. PostgreSQL's planner makes that choice
-    itself (column statistics)."""
-    if len(term) < SHORTEST_INDEXED:
-        return None
-    if session.get_bind().dialect.name == "postgresql":
-        return literal_column(f"({PG_SEARCH_EXPR})").ilike(f"%{_like_escape(term)}%")
-    if any(c in term for c in "%_\\"):
-        return None  # the index takes LIKE without ESCAPE only: scan for these (rare) texts
-    from otwatch.central.store.search_backlog import pending_match
-
-    matches = (
-        select(literal_column("rowid"))
-        .select_from(text(FTS_TABLE))
-        .where(text("doc LIKE :pattern").bindparams(pattern=f"%{term}%"))
-    )
-    # alerts not indexed yet are matched by scanning their text (``search_backlog``)
-    if dense_limit is not None:
-        found = list(session.scalars(matches.limit(dense_limit + 1)))
-        if len(found) <= dense_limit:
-            found += session.scalars(pending_match(term).limit(dense_limit + 1 - len(found)))
-        if len(found) > dense_limit:
-            return None
-        return Alert.id.in_(found)  # already at hand: do not search twice
-    return Alert.id.in_(matches.union_all(pending_match(term)))

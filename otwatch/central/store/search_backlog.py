@@ -14,7 +14,7 @@ replaces those triggers:
 - ``index_pending`` moves pending alerts into the index many thousand rows per statement,
   about half the work per row; central runs it whenever ingest has been idle for a moment,
   and every second while more than ``MAX_BACKLOG`` wait (``otwatch.central.service``);
-- ``search_condition`` (``derived``) matches pending alerts with ``LIKE`` over the same
+- ``search_condition`` (``store.search``) matches pending alerts with ``LIKE`` over the same
   text, so a search finds an alert from the moment it is committed.
 
 PostgreSQL is unchanged: its ``pg_trgm`` GIN index already defers work (``fastupdate``).
@@ -148,7 +148,7 @@ def resume_triggers(conn: Connection) -> None:
 
 def pending_match(term: str) -> Select:
     """Ids of pending alerts whose text contains ``term`` (no LIKE wildcards in it: the
-    caller, ``derived.search_condition``, checks), as a select of ``id``."""
+    caller, ``search.search_condition``, checks), as a select of ``id``."""
     return (
         select(literal_column("id"))
         .select_from(text(FTS_DOC_VIEW))

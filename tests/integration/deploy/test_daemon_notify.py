@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from otwatch.agent.store.db import open_store
+from otwatch.agent.store.readonly import open_for_reading
 from otwatch.agent.store.state import get_state
-from otwatch.health import SYNC_STATE
+from otwatch.sync.tracker import SYNC_STATE
 from tests.integration.mqtt_broker import free_port, make_broker, mosquitto  # noqa: F401
 from tests.integration.sync_procs import OTWATCH
 
@@ -108,7 +108,7 @@ def test_sync_daemon_speaks_sd_notify(tmp_path, mosquitto, notify):  # noqa: F81
         for _ in range(3):  # fed about every 0.5 s
             notify.wait_for("WATCHDOG", "1", timeout=10)
         notify.wait_for("STATUS", "connected to", timeout=10)  # refreshed
-        store = open_store(data, read_only=True)
+        store = open_for_reading(data)
         with store.session() as s:
             saved = get_state(s, SYNC_STATE)
         store.close()
@@ -117,7 +117,7 @@ def test_sync_daemon_speaks_sd_notify(tmp_path, mosquitto, notify):  # noqa: F81
         code = stop(proc)
     assert code == 0, log.read_text()
     assert notify.wait_for("STOPPING")["STOPPING"] == "1"
-    store = open_store(data, read_only=True)
+    store = open_for_reading(data)
     with store.session() as s:
         assert get_state(s, SYNC_STATE)["state"] == "stopped"
     store.close()

@@ -13,11 +13,12 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action
-from otwatch.central.ingest import CentralSync, CommandRefused
+from otwatch.central.commands import CommandRefused, Unchecked
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert, AuditEvent, Command, Sensor
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.streams import NS, StreamLimits
 from otwatch.sync.protocol.topics import down_topic, up_topic
+from otwatch.sync.sensor_sync import SensorSync
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 from tests.factories import T0, detection
 from tests.syncnet import Net, central_alerts, sensor_alerts
@@ -180,7 +181,7 @@ def test_refused_command_is_reverted_centrally(net, manager):
 def test_sensor_only_command_sent_anyway_is_refused_and_the_refusal_reaches_central(net, kind):
     with pytest.raises(CommandRefused, match="only possible on the sensor"):
         net.issue("s1", kind, alert_id=6, actor="admin")
-    result = net.issue("s1", kind, alert_id=6, actor="admin", precheck=False)
+    result = net.issue("s1", Unchecked(kind, alert_id=6), actor="admin")
     net.settle()
     with net.central.store.session() as s:
         cmd = s.get(Command, result.command_id)
@@ -264,8 +265,8 @@ def test_a_detection_after_a_rewind_is_not_lost_to_the_older_copy(net, manager):
 def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
     """One message of 1,000 new alerts: upserted many rows per statement, the derived search
     index and group counts (kept by triggers) follow every row."""
-    from otwatch.central.store import derived
     from otwatch.central.store.models_api import AlertCount
+    from otwatch.central.store.search import search_condition
     from tests.integration.sync_procs import bulk_alerts
 
     bulk_alerts(store, 100, 1_000, T0)
@@ -273,7 +274,7 @@ def test_a_full_batch_lands_whole_with_its_search_and_counts(net, store):
     assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
     with net.central.store.session() as s:
         assert s.scalar(select(func.sum(AlertCount.n)).where(AlertCount.sensor == "s1")) == 1_006
-        found = derived.search_condition(s, "alert 1099")
+        found = search_condition(s, "alert 1099")
         assert list(s.scalars(select(Alert.alert_id).where(found))) == [1099]
 
 

@@ -12,8 +12,8 @@ from otwatch.agent.sensor import SensorIdentity
 from otwatch.alerts.catalog import load_catalog
 from otwatch.central.ingest import CentralSync
 from otwatch.central.pcap import PcapAssembler, PcapDone, PcapError
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.messages import ProtocolError, encode_pcap_chunk
+from otwatch.sync.sensor_sync import SensorSync
 from tests.centralapi import pcap_chunks
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 from tests.factories import detection

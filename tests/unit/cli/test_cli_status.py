@@ -13,9 +13,11 @@ from otwatch.agent.capture.status import CAPTURE_STATE
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.baseline import save_learning_ns
 from otwatch.agent.store.state import put_state
+from otwatch.central.health import central_health
 from otwatch.central.store.sensors import touch_sensor
 from otwatch.cli.main import cli
-from otwatch.health import SyncTracker, central_health, sensor_health
+from otwatch.health import sensor_health
+from otwatch.sync.tracker import SyncTracker
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
 from tests.integration.central_procs import sensor_with_pcaps
 

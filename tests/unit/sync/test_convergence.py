@@ -24,12 +24,13 @@ from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import AuditEvent as SensorAudit
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action
-from otwatch.central.ingest import CentralSync, CommandRefused
+from otwatch.central.commands import CommandRefused
+from otwatch.central.ingest import CentralSync
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import AuditEvent as CentralAudit
 from otwatch.central.store.models import Command
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.streams import NS, StreamLimits
+from otwatch.sync.sensor_sync import SensorSync
 from tests.factories import T0, detection
 from tests.syncnet import Net, central_alerts, sensor_alerts
 

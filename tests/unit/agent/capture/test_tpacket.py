@@ -9,7 +9,8 @@ import pytest
 
 from otwatch.agent.capture import tpacket
 from otwatch.agent.capture.config import CaptureConfig
-from otwatch.agent.capture.source import CaptureError, SourceStats, open_source
+from otwatch.agent.capture.opener import open_source
+from otwatch.agent.capture.source import CaptureError, SourceStats
 
 BLOCK = 4096
 

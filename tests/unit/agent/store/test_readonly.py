@@ -1,4 +1,4 @@
-"""``open_store(read_only=True)``: reads without write access, never writes, never tears.
+"""``open_for_reading``: reads without write access, never writes, never tears.
 
 Real permission boundaries (a reader who may not write) are tested with real Unix users in
 tests/integration/deploy/test_roles.py; here the store runs as the test user.
@@ -23,7 +23,7 @@ from otwatch.agent.store.db import (
     sqlite_engine,
 )
 from otwatch.agent.store.models import Alert
-from otwatch.agent.store.readonly import ReadOnlyStore
+from otwatch.agent.store.readonly import ReadOnlyStore, open_for_reading
 from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection
 
@@ -45,7 +45,7 @@ def count_alerts(store) -> int:
 def test_closed_database_is_read_immutably_and_never_written(tmp_path):
     seed(tmp_path)
     assert not (tmp_path / f"{DB_FILENAME}-wal").exists()
-    store = open_store(tmp_path, read_only=True)
+    store = open_for_reading(tmp_path)
     assert isinstance(store, ReadOnlyStore)
     assert count_alerts(store) == 2
     with pytest.raises(StoreError, match="readonly"), store.session() as session:
@@ -62,7 +62,7 @@ def test_reader_sees_commits_of_a_running_writer(tmp_path):
     writer.execute("UPDATE alerts SET severity='low'")
     writer.commit()
     assert (tmp_path / f"{DB_FILENAME}-wal").exists()
-    store = open_store(tmp_path, read_only=True)
+    store = open_for_reading(tmp_path)
     with store.session() as session:
         assert session.scalar(select(Alert.severity)) == "low"
     writer.close()
@@ -71,7 +71,7 @@ def test_reader_sees_commits_of_a_running_writer(tmp_path):
 
 def test_a_change_during_an_unlocked_read_fails_the_read(tmp_path):
     seed(tmp_path, 1)
-    store = open_store(tmp_path, read_only=True)
+    store = open_for_reading(tmp_path)
     db = tmp_path / DB_FILENAME
     with (
         pytest.raises(StoreError, match="changed while it was read"),
@@ -84,7 +84,7 @@ def test_a_change_during_an_unlocked_read_fails_the_read(tmp_path):
 
 
 def test_missing_database_is_created_when_this_user_may(tmp_path):
-    store = open_store(tmp_path / "fresh", read_only=True)
+    store = open_for_reading(tmp_path / "fresh")
     assert not isinstance(store, ReadOnlyStore)
     assert count_alerts(store) == 0
     store.close()
@@ -94,7 +94,7 @@ def test_outdated_schema_is_upgraded_when_this_user_may(tmp_path):
     engine = sqlite_engine(tmp_path / DB_FILENAME)
     migrate(engine, "0001")
     engine.dispose()
-    store = open_store(tmp_path, read_only=True)
+    store = open_for_reading(tmp_path)
     assert not isinstance(store, ReadOnlyStore)
     assert current_revision(store.engine) == head_revision()
     store.close()

@@ -73,6 +73,9 @@ def test_total_beyond_the_cap_of_a_scanned_filter_is_a_lower_bound(world, monkey
     monkeypatch.setattr(views, "TOTAL_CAP", 1)
     scanned = listing(client, protocol="dnp3")
     assert (scanned["total"], scanned["total_at_least"]) == (None, 2)
+    searched = listing(client, search="alert")  # SQLite: the search index alone says so
+    assert (searched["total"], searched["total_at_least"]) == (None, 2)
+    assert listing(client, search="alert 7")["total"] == 1
     counted = listing(client, severity="medium")  # from alert_counts: exact whatever its size
     assert (counted["total"], counted["total_at_least"]) == (3, 3)
 

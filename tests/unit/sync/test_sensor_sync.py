@@ -1,4 +1,4 @@
-"""The sensor's sync engine against a real SQLite store: commands, acks, hostile input."""
+"""SensorSync against a real SQLite store: commands, acks, hostile input."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action
-from otwatch.sync.engine import SensorSync
 from otwatch.sync.protocol.messages import MAX_BYTES, decode_pcap_chunk
 from otwatch.sync.protocol.topics import down_topic, up_topic
+from otwatch.sync.sensor_sync import SensorSync
 from tests.factories import T0, detection
 
 NOW = 1_800_000_000 * 1_000_000_000
