@@ -618,10 +618,10 @@ def test_comment_from_the_portal(admin, plant):
     def on_sensor() -> bool:
         from sqlalchemy import select
 
-        from otwatch.agent.store.db import open_store
         from otwatch.agent.store.models import AuditEvent
+        from otwatch.agent.store.readonly import open_for_reading
 
-        store = open_store(plant.sensor_dir, read_only=True)
+        store = open_for_reading(plant.sensor_dir)
         try:
             with store.session() as s:
                 events = s.scalars(
