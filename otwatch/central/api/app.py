@@ -27,7 +27,9 @@ from fastapi.responses import JSONResponse
 from otwatch import __version__
 from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
+from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from otwatch.central.api.portal import install_portal
+from otwatch.central.api.preauth import AuthBeforeBody
 from otwatch.central.api.sessions import PortalState
 from otwatch.central.pcap_requests import PcapRequests, Progress
 from otwatch.central.pcapstore import PcapStore
@@ -59,6 +61,7 @@ def create_app(
     *,
     progress: Progress | None = None,
     portal: PortalState | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store``; ``commander`` queues commands (``CentralService`` or
     ``LocalCommander``); ``progress(request_id)`` reports PCAP chunks received/total."""
@@ -75,6 +78,8 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
+    app.add_middleware(AuthBeforeBody)  # the token is checked before any body is read
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: 413 before all else
     app.state.store = store
     app.state.commander = commander
     app.state.pcaps = pcaps

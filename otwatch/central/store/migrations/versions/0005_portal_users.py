@@ -1,7 +1,7 @@
 """Portal users, their sessions and preferences; indexes to sort the Alerts grid
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"  # after main's chain 0004 → 0007 → 0006 (land order)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

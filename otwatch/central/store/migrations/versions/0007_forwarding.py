@@ -1,7 +1,7 @@
 """alert forwarding rules and per-target delivery cursors
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0004
 Create Date: 2026-12-07
 
 The same tables on the sensor and on central (``otwatch.forwarding.migration``).
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from otwatch.forwarding.migration import create_tables, drop_tables
 
 revision: str = "0007"
-down_revision: str | None = "0005"  # after the portal's 0005 (one chain, one head)
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
