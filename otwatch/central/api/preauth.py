@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from otwatch.central.api.auth import require_reader
+from otwatch.central.api.sessions import COOKIE
 
 __all__ = ["AuthBeforeBody"]
 
@@ -46,7 +47,8 @@ class AuthBeforeBody:
         ):
             request = Request(scope)
             try:
-                await require_reader(request, _credentials(request))
+                # a portal session (cookie, with its CSRF check) counts like a token
+                await require_reader(request, _credentials(request), request.cookies.get(COOKIE))
             except HTTPException as exc:
                 response = JSONResponse(
                     {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
