@@ -1,5 +1,7 @@
-"""Fixtures of the portal's browser tests: one system and one headless Chromium per test run,
-a fresh browser context per test, signed in as the role the test asks for. Every test also
+"""Fixtures of the portal's browser tests: one system and one headless Chromium per test run
+(module scope: the browser tests are one module, and Playwright's event loop must be gone
+before other modules in the same worker call ``asyncio.run``), a fresh browser context per
+test, signed in as the role the test asks for. Every test also
 checks that the browser asked nothing of any host but central and that no dialog opened
 (an XSS payload that ran would open one)."""
 
@@ -14,7 +16,7 @@ import pytest
 from tests.portal.harness import CHROMIUM, CHROMIUM_FLAGS, USERS, VIEWPORT, Plant, start_plant
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def plant(tmp_path_factory) -> Iterator[Plant]:
     root = tmp_path_factory.mktemp("portal")
     screens = root / "screens"
@@ -25,7 +27,7 @@ def plant(tmp_path_factory) -> Iterator[Plant]:
     print(f"\nportal screenshots: {screens}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -37,7 +39,7 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def signed_in(browser, plant, tmp_path_factory) -> dict[str, Path]:
     """A stored sign-in (cookie) per role, made once through the sign-in API."""
     out = {}
@@ -134,7 +136,7 @@ def reader(session_for) -> Session:
     return session_for("reader")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _docs_screenshots(plant) -> Iterator[None]:
     """Screens made for the README and docs/portal.md go to docs/img/ at the end."""
     yield

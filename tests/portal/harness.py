@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert as SensorAlert
+from otwatch.agent.store.readonly import open_for_reading
 from otwatch.central.store.db import open_central_store
 from otwatch.demo.parts import wait_until
 from tests.centralapi import add_alerts, add_sensor, snapshot, token
@@ -114,7 +114,7 @@ class Plant:
     def sensor_alert(self, central_id: str) -> dict[str, Any] | None:
         """The alert in the sensor's own store (what the sensor's CLI shows)."""
         alert_id = int(central_id.split("-", 1)[0])
-        store = open_store(self.sensor_dir, read_only=True)
+        store = open_for_reading(self.sensor_dir)
         try:
             with store.session() as s:
                 a = s.get(SensorAlert, alert_id)

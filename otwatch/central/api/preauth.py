@@ -48,6 +48,7 @@ class AuthBeforeBody:
         ):
             request = Request(scope)
             try:
+                # a portal session (cookie, with its CSRF check) counts like a token
                 await require_reader(request, _credentials(request), request.cookies.get(COOKIE))
             except HTTPException as exc:
                 response = JSONResponse(
