@@ -96,7 +96,7 @@ def stop(cli: CliContext) -> None:
 @pass_cli
 def status(cli: CliContext, fmt: str) -> None:
     """Learning mode, and how many facts of each kind the baseline holds."""
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         remaining = load_learning_ns(session)
         kinds = dict(
             session.execute(
@@ -163,7 +163,7 @@ def _fact_rows(session: Session, kind: str | None) -> list[dict[str, Any]]:
 @pass_cli
 def list_facts(cli: CliContext, kind: str | None, limit: int | None, fmt: str) -> None:
     """List baseline facts and learned alert rules."""
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         rows = _fact_rows(session, kind)
     if limit:
         rows = rows[:limit]
@@ -178,7 +178,7 @@ def list_facts(cli: CliContext, kind: str | None, limit: int | None, fmt: str) -
 def export(cli: CliContext, output: str, force: bool) -> None:
     """Export the baseline and the learned alert rules as JSON."""
     check_output(output, force=force)
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         facts = [
             {
                 "kind": f.kind,

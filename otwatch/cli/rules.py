@@ -203,7 +203,7 @@ def custom_add(
 @pass_cli
 def custom_list(cli: CliContext, fmt: str) -> None:
     """List custom rules."""
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         rows = [
             _custom_row(custom_rule_dict(r))
             for r in session.scalars(select(CustomRule).order_by(CustomRule.id))
@@ -254,7 +254,7 @@ def custom_delete(cli: CliContext, rule: str) -> None:
 @pass_cli
 def custom_events(cli: CliContext, rule_ref: str | None, limit: int, fmt: str) -> None:
     """Events recorded by rules whose action is 'event', newest first."""
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         stmt = select(CustomRuleEvent).order_by(CustomRuleEvent.id.desc()).limit(limit)
         if rule_ref:
             stmt = stmt.where(CustomRuleEvent.rule_id == _find(session, CustomRule, rule_ref).id)
@@ -426,7 +426,7 @@ def exclusion_add(
 @pass_cli
 def exclusion_list(cli: CliContext, fmt: str) -> None:
     """List exclusion rules."""
-    with cli.store().session() as session:
+    with cli.store(read_only=True).session() as session:
         rows = [
             _exclusion_row(r)
             for r in session.scalars(select(ExclusionRule).order_by(ExclusionRule.id))

@@ -50,6 +50,12 @@ READ_COMMANDS = [
     ("alerts", "export", "-o", "-"),
     ("pcap", "status"),
     ("status",),
+    ("baseline", "status"),
+    ("baseline", "list"),
+    ("baseline", "export", "-o", "-"),
+    ("rules", "custom", "list"),
+    ("rules", "custom", "events"),
+    ("rules", "exclusion", "list"),
 ]
 
 
