@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "catalog": "otwatch.cli.catalog:catalog",
     "central": "otwatch.cli.central:central",
     "config": "otwatch.cli.config:config",
+    "devices": "otwatch.cli.devices:devices",
     "demo": "otwatch.cli.demo:demo",
     "maintenance": "otwatch.cli.maintenance:maintenance",
     "pcap": "otwatch.cli.pcap:pcap",
