@@ -16,8 +16,10 @@ from otwatch.agent.store.models_devices import DeviceRow
 from otwatch.timeutil import format_iso
 
 __all__ = [
+    "DEVICE_REF_KEYS",
     "GROUPS",
     "DeviceFilter",
+    "add_device_refs",
     "device_record",
     "group_devices",
     "ip_history_of_mac",
@@ -26,6 +28,9 @@ __all__ = [
 ]
 
 GROUPS = ("vendor", "type", "protocol")
+DEVICE_REF_KEYS = ("source_device_id", "source_device", "destination_device_id",
+                   "destination_device")  # fmt: skip
+"""What :func:`add_device_refs` adds to an alert record, in this order."""
 
 
 @dataclass(frozen=True)
@@ -146,3 +151,23 @@ def recent_alerts(session: Session, ip: str | None, limit: int = 10) -> list[dic
         }
         for a in session.scalars(stmt)
     ]
+
+
+def add_device_refs(session: Session, alerts: list[dict[str, Any]]) -> None:
+    """Give alert records (``alert_to_dict``) their devices: ``source_device_id`` and
+    ``source_device`` (the device's name where known, its address otherwise), the same for
+    the destination. One query for the whole page."""
+    addresses = {a.get(f"{side}_address") for a in alerts for side in ("source", "destination")}
+    addresses.discard(None)
+    known: dict[str, tuple[int, str | None]] = {}
+    if addresses:
+        stmt = select(DeviceRow.key, DeviceRow.id, DeviceRow.name).where(
+            DeviceRow.key.in_(addresses)
+        )
+        known = {key: (id_, name) for key, id_, name in session.execute(stmt)}
+    for alert in alerts:
+        for side in ("source", "destination"):
+            address = alert.get(f"{side}_address")
+            ref = known.get(address) if address else None
+            alert[f"{side}_device_id"] = ref[0] if ref else None
+            alert[f"{side}_device"] = (ref[1] if ref and ref[1] else None) or address

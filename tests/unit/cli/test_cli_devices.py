@@ -75,3 +75,14 @@ def test_show_set_export_forget(data_dir) -> None:
     assert shown["type"] == "PLC" and shown["name"] == '=HYPERLINK("x")'
     assert "forgot device 192.0.2.66" in run(data_dir, "devices", "forget", "192.0.2.66", "--yes")
     assert "no device" in run(data_dir, "devices", "show", "192.0.2.66", ok=False)
+
+
+def test_alerts_name_their_devices(data_dir) -> None:
+    run(data_dir, "devices", "set", "192.0.2.20", "--name", "Filler PLC")
+    rows = json.loads(run(data_dir, "alerts", "list", "--format", "json"))
+    upload = next(r for r in rows if r["name"] == "Unauthorized PLC Program Upload")
+    assert upload["destination_device"] == "Filler PLC" and upload["destination_device_id"]
+    assert upload["source_device"] == "192.0.2.30"  # no name known: the address
+    assert "Filler PLC" in run(data_dir, "alerts", "list")
+    shown = json.loads(run(data_dir, "alerts", "show", str(upload["id"]), "--format", "json"))
+    assert shown["destination_device"] == "Filler PLC"
