@@ -20,6 +20,8 @@ DEFAULT_MAX_DEVICES = 100_000
 MAX_PEERS = 256
 """Peers remembered per device (the stored peer count saturates there too)."""
 _MAX_NAMES = 16
+_FACT_REFRESH_NS = 3_600_000_000_000
+"""An unchanged fact is written again (its time moves) at most once an hour."""
 _MAX_SERVICES = 64
 
 
@@ -57,16 +59,18 @@ class Device:
         self.vlan: int | None = None
         self.first_ns = self.last_ns = ts_ns
         self.packets_in = self.packets_out = self.bytes_in = self.bytes_out = 0
-        self.macs: dict[str, list[int]] = {}
+        # Created on first use: most devices have one MAC, few names or facts (memory).
+        self.macs: dict[str, list[int]] | None = None
         """MAC -> [first_ns, last_ns] seen with this IP."""
-        self.names: dict[str, tuple[str, int]] = {}
-        """name -> (source, ts_ns): DNS answers, DHCP, mDNS, LLMNR, NetBIOS."""
-        self.facts: dict[tuple[str, str], tuple[str, int]] = {}
+        self.names: dict[str, tuple[str, int]] | None = None
+        """name -> (source, ts_ns): DNS answers, DHCP, mDNS, LLMNR."""
+        self.facts: dict[tuple[str, str], tuple[str, int]] | None = None
         """(field, source) -> (value, ts_ns) from the device's own identification."""
-        self.services: set[str] = set()
-        """``server:<proto>/<port>/<app>`` and ``client:<app>`` entries."""
-        self.peers: set[str] = set()
-        self.evidence: dict[str, int] = {}
+        self.services: list[str] = []
+        """``server:<transport>/<port>/<app>`` and ``client:<app>`` entries (a list: they
+        are few and compact; only first packets of flow directions look them up)."""
+        self.peers: list[str] = []
+        self.evidence: dict[str, int] | None = None
         """Role evidence tag -> ts_ns (e.g. ``program_transfer``, ``dnp3_master``)."""
         self.dirty = True
 
@@ -106,37 +110,51 @@ class DeviceTable:
             devices.move_to_end(key)
         if mac is not None:
             dev.mac = mac
-            seen = dev.macs.get(mac)
+            macs = dev.macs
+            if macs is None:
+                macs = dev.macs = {}
+            seen = macs.get(mac)
             if seen is None:
-                dev.macs[mac] = [ts_ns, ts_ns]
+                macs[mac] = [ts_ns, ts_ns]
             elif ts_ns > seen[1]:
                 seen[1] = ts_ns
         dev.touch(ts_ns)
         return dev
 
     def add_fact(self, dev: Device, field: str, source: str, value: str, ts_ns: int) -> None:
-        old = dev.facts.get((field, source))
-        if old is None or old[0] != value or ts_ns - old[1] > 3_600_000_000_000:
-            dev.facts[(field, source)] = (value, ts_ns)
+        facts = dev.facts
+        if facts is None:
+            facts = dev.facts = {}
+        old = facts.get((field, source))
+        if old is None or old[0] != value or ts_ns - old[1] > _FACT_REFRESH_NS:
+            facts[(field, source)] = (value, ts_ns)
             dev.dirty = True
 
     def add_name(self, dev: Device, name: str, source: str, ts_ns: int) -> None:
-        if name not in dev.names and len(dev.names) < _MAX_NAMES:
-            dev.names[name] = (source, ts_ns)
+        names = dev.names
+        if names is None:
+            names = dev.names = {}
+        if name not in names and len(names) < _MAX_NAMES:
+            names[name] = (source, ts_ns)
             dev.dirty = True
 
     def add_service(self, dev: Device, service: str) -> None:
-        if service not in dev.services and len(dev.services) < _MAX_SERVICES:
-            dev.services.add(service)
+        services = dev.services
+        if service not in services and len(services) < _MAX_SERVICES:
+            services.append(service)
             dev.dirty = True
 
     def add_peer(self, dev: Device, peer: str) -> None:
-        if len(dev.peers) < MAX_PEERS:
-            dev.peers.add(peer)
+        peers = dev.peers
+        if len(peers) < MAX_PEERS and peer not in peers:
+            peers.append(peer)
 
     def add_evidence(self, dev: Device, tag: str, ts_ns: int) -> None:
-        if tag not in dev.evidence:
-            dev.evidence[tag] = ts_ns
+        evidence = dev.evidence
+        if evidence is None:
+            evidence = dev.evidence = {}
+        if tag not in evidence:
+            evidence[tag] = ts_ns
             dev.dirty = True
 
     def count(self, ip: str, packets_out: int, bytes_out: int, packets_in: int,
@@ -163,10 +181,10 @@ class DeviceTable:
                     "first_ns": dev.first_ns, "last_ns": dev.last_ns,
                     "packets_in": dev.packets_in, "packets_out": dev.packets_out,
                     "bytes_in": dev.bytes_in, "bytes_out": dev.bytes_out,
-                    "macs": {mac: list(span) for mac, span in dev.macs.items()},
-                    "names": dict(dev.names), "facts": dict(dev.facts),
+                    "macs": {mac: list(span) for mac, span in (dev.macs or {}).items()},
+                    "names": dict(dev.names or {}), "facts": dict(dev.facts or {}),
                     "services": sorted(dev.services), "peers": sorted(dev.peers),
-                    "evidence": dict(dev.evidence),
+                    "evidence": dict(dev.evidence or {}),
                 }
             )  # fmt: skip
             dev.packets_in = dev.packets_out = dev.bytes_in = dev.bytes_out = 0
