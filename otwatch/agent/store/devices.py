@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from otwatch.agent.inventory.roles import guess_role
@@ -33,6 +34,11 @@ FACT_PRIORITY = ("modbus-fc43", "enip-listidentity", "cip-identity", "s7-szl", "
                  "bacnet-iam", "profinet-dcp", "dhcp", "dnp3")  # fmt: skip
 """Which source's value a listed column shows when several sources say something."""
 _MAX_SERVICES, _MAX_NAMES, _CHUNK = 64, 16, 500
+_EMPTY: dict[str, Any] = {
+    "packets_in": 0, "packets_out": 0, "bytes_in": 0, "bytes_out": 0, "macs": {}, "names": {},
+    "facts": [], "services": [], "peers": [], "evidence": {}, "device_type": "Unknown",
+    "type_reason": "", "protocols": [], "learned": False, "updated_ns": 0,
+}  # fmt: skip
 
 
 def _facts_by_key(facts: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -110,18 +116,19 @@ def save_devices(
     for start in range(0, len(changes), _CHUNK):
         chunk = changes[start : start + _CHUNK]
         keys = [c["key"] for c in chunk]
+        # Rows for new devices first, as the transaction's write: it takes SQLite's write
+        # lock before anything is read, so two worker processes that met the same device
+        # neither collide on the key nor overwrite each other's counters.
+        skeletons = [
+            {"key": c["key"], "ip": c["ip"], "first_seen_ns": c["first_ns"],
+             "last_seen_ns": c["last_ns"], **_EMPTY}
+            for c in chunk
+        ]  # fmt: skip
+        session.execute(insert(DeviceRow).on_conflict_do_nothing(index_elements=["key"]),
+                        skeletons)  # fmt: skip
         rows = {r.key: r for r in session.scalars(select(DeviceRow).where(DeviceRow.key.in_(keys)))}
         for change in chunk:
-            row = rows.get(change["key"])
-            if row is None:
-                row = DeviceRow(
-                    key=change["key"], ip=change["ip"], first_seen_ns=change["first_ns"],
-                    last_seen_ns=change["last_ns"], packets_in=0, packets_out=0, bytes_in=0,
-                    bytes_out=0, macs={}, names={}, facts=[], services=[], peers=[],
-                    evidence={},
-                )  # fmt: skip
-                session.add(row)
-                rows[row.key] = row
+            row = rows[change["key"]]
             _merge(row, change)
             row.learned = row.ip in learned if row.ip else False
             row.updated_ns = now_ns
