@@ -14,8 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Text, cast, func, or_, select
 
+from otwatch.csvsafe import csv_cell
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import format_iso
 
@@ -40,7 +41,12 @@ ALERT_KEYS = (
     "zone", "tactics", "learnable", "message",
 )  # fmt: skip
 
-GROUP_BY = ("engine", "name", "sensor", "severity", "site", "status", "zone", "category")
+GROUP_BY = (
+    "engine", "name", "sensor", "severity", "site", "status", "zone", "category", "protocol",
+    "type",
+)  # fmt: skip
+_COLUMN = {"type": "type_id"}
+"""Keys whose column has another name."""
 
 SORT_KEYS = {
     "last_detection": "last_detection_ns",
@@ -51,7 +57,18 @@ SORT_KEYS = {
     "id": "id",
     "name": "name",
     "status": "status",
+    "site": "site",
+    "engine": "engine",
+    "sensor": "sensor",
+    "zone": "zone",
+    "category": "category",
+    "protocol": "protocol",
+    "type": "type_id",
+    "source_address": "source_address",
+    "destination_address": "destination_address",
+    "tactics": "tactics",
 }
+"""Every column of the portal's grid (source/destination device: their address)."""
 
 CSV_COLUMNS = (
     "id", "name", "severity", "status", "engine", "category", "source_address",
@@ -87,6 +104,7 @@ class AlertFilter:
     search: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    learnable: bool | None = None
 
 
 def _like_escape(text: str) -> str:
@@ -134,6 +152,8 @@ def filtered(model: Any, flt: AlertFilter, stmt: Select[Any] | None = None) -> S
                 )
             )
         )
+    if flt.learnable is not None:
+        stmt = stmt.where(model.learnable == flt.learnable)
     if flt.since_ns is not None:
         stmt = stmt.where(model.last_detection_ns >= flt.since_ns)
     if flt.until_ns is not None:
@@ -152,6 +172,8 @@ def sorted_query(model: Any, stmt: Select[Any], sort: str = "-last_detection") -
         from sqlalchemy import case
 
         column = case(_SEVERITY_RANK, value=model.severity, else_=-1)
+    elif key == "tactics":
+        column = cast(column, Text)  # a JSON list: ordered by its text (indexed on central)
     order = column.desc() if descending else column.asc()
     return stmt.order_by(order, model.id.desc() if descending else model.id.asc())
 
@@ -163,7 +185,7 @@ def group_counts(
     ``where``: extra conditions of the caller's store (central hides unified members)."""
     if by not in GROUP_BY:
         raise QueryError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
-    column = getattr(model, by)
+    column = getattr(model, _COLUMN.get(by, by))
     stmt = filtered(model, flt, select(column, func.count()).select_from(model).where(*where))
     stmt = stmt.group_by(column).order_by(func.count().desc(), column)
     return [(str(value), int(count)) for value, count in session.execute(stmt).all()]
@@ -207,14 +229,14 @@ def alerts_to_csv(rows: Iterable[dict[str, Any]], out: io.TextIOBase | Any) -> i
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: _csv_value(row.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: csv_cell(row.get(k), _csv_value) for k in CSV_COLUMNS})
         count += 1
     return count
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else value
+    return "" if value is None else str(value)

@@ -38,14 +38,14 @@ def api_options(func: Callable) -> Callable:
         ),
         click.option(
             "--auto-close-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
             default=90,
             show_default=True,
             help="Close New alerts without identical traffic for this many days (0: never).",
         ),
         click.option(
             "--retention-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
             default=90,
             show_default=True,
             help="Delete alerts first detected this many days ago (0: keep).",
@@ -56,6 +56,20 @@ def api_options(func: Callable) -> Callable:
             default=60.0,
             show_default=True,
             help="Seconds between unification/auto-close/retention/PCAP-cache runs.",
+        ),
+        click.option(
+            "--session-idle-minutes",
+            type=click.IntRange(min=1),
+            default=30,
+            show_default=True,
+            help="Portal sign-in sessions end after this long without use.",
+        ),
+        click.option(
+            "--session-max-hours",
+            type=click.IntRange(min=1),
+            default=12,
+            show_default=True,
+            help="Portal sign-in sessions end this long after sign-in, however busy.",
         ),
     ]
     for option in reversed(options):
@@ -79,20 +93,28 @@ def run_central(
     client_id: str,
     share_group: str | None,
     pcap_dir: Path | None,
+    max_clock_skew_ms: int | None = None,
+    max_body_bytes: int | None = None,
 ) -> None:
     """Open the store, bind the API, and run ingest + API + maintenance until a signal."""
     # Imported here: uvicorn and FastAPI cost a second of start-up every other command skips.
+    from otwatch.central.api.sessions import PortalState
     from otwatch.central.maintenance import DAY_NS, MaintenanceSettings
     from otwatch.central.node import CentralNode
     from otwatch.central.pcapstore import PcapStore
     from otwatch.central.server import ServerOptions, bind, parse_listen, serve
     from otwatch.central.service import CentralService
+    from otwatch.central.store.portal_sessions import SessionLimits
 
     listen = params.pop("listen", None)
     allow_remote = params.pop("allow_remote", False)
     address = parse_listen(listen, allow_remote=allow_remote) if listen else None
     days = {k: params.pop(k) for k in ("auto_close_days", "retention_days")}
     interval = params.pop("maintenance_interval")
+    limits = SessionLimits(
+        idle_ns=params.pop("session_idle_minutes") * 60 * 1_000_000_000,
+        absolute_ns=params.pop("session_max_hours") * 3600 * 1_000_000_000,
+    )
     settings = MaintenanceSettings(
         auto_close_ns=days["auto_close_days"] * DAY_NS or None,
         retention_ns=days["retention_days"] * DAY_NS or None,
@@ -101,10 +123,18 @@ def run_central(
     sock = None
     try:
         pcaps = PcapStore(store, pcap_dir or _default_pcap_dir(store))
-        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None)
+        skew = {} if max_clock_skew_ms is None else {"max_clock_skew_ms": max_clock_skew_ms}
+        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None, **skew)
         service = CentralService(node, broker, client_id=client_id, share_group=share_group)
         sock = bind(address) if address else None
-        options = ServerOptions(listen=sock, maintenance=settings, maintenance_interval_s=interval)
+        limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+        options = ServerOptions(
+            listen=sock,
+            maintenance=settings,
+            maintenance_interval_s=interval,
+            portal=PortalState(limits=limits),
+            **limit,
+        )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
         run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))
     except OSError as exc:

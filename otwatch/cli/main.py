@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "config": "otwatch.cli.config:config",
     "devices": "otwatch.cli.devices:devices",
     "demo": "otwatch.cli.demo:demo",
+    "forwarding": "otwatch.cli.forwarding:forwarding",
     "maintenance": "otwatch.cli.maintenance:maintenance",
     "pcap": "otwatch.cli.pcap:pcap",
     "rules": "otwatch.cli.rules:rules",

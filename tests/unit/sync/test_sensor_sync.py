@@ -83,12 +83,28 @@ def test_status_command_is_applied_once_audited_as_central_and_acked(engine, sto
     assert count(store, AuditEvent, AuditEvent.action == "status") == 1
 
 
-@pytest.mark.parametrize("kind", ["unlearn", "mute", "unmute", "comment"])
+@pytest.mark.parametrize("kind", ["unlearn", "mute", "unmute"])
 def test_sensor_only_actions_from_central_are_refused_with_the_reason(engine, store, kind):
     [ack] = send(engine, command(kind, alert_id=2, value="x"))
     assert (ack["result"], ack["outcome"]) == ("rejected", "refused")
     assert "only possible on the sensor" in ack["reason"]
     assert alert(store, 2).status == "new"
+
+
+def test_a_comment_from_central_is_stored_with_its_author(engine, store):
+    text = "Checked with the plant: <b>planned</b> work, ticket #42 ünïcode"
+    [ack] = send(engine, command("comment", alert_id=2, actor="user:alice", text=text))
+    assert (ack["result"], ack["outcome"]) == ("applied", "applied")
+    with store.session() as s:
+        [row] = s.scalars(select(AuditEvent).where(AuditEvent.action == "comment"))
+        assert (row.actor, row.origin, row.detail["text"]) == (
+            "central:user:alice",
+            "central",
+            text,
+        )
+    assert alert(store, 2).status == "new"  # a comment changes nothing else
+    [empty] = send(engine, command("comment", alert_id=2, text="  "))
+    assert (empty["result"], empty["outcome"]) == ("rejected", "invalid")
 
 
 def test_learn_of_a_non_learnable_type_is_refused(engine, store):
@@ -283,3 +299,18 @@ def test_published_snapshots_fit_the_schema_whatever_the_store_holds(engine, sto
     got = events[2].alert
     assert (len(got.name), len(got.message), len(got.source_address)) == (200, 4096, 64)
     assert (len(got.tactics), len(got.remediation[0]), len(got.fields)) == (32, 4096, 64)
+
+
+def test_an_ack_of_rows_never_sent_deletes_nothing_and_starts_a_new_epoch(engine, store):
+    """Issue 15: central's mark moved past what this sensor sent (forged events or ack)."""
+    [batch] = engine.poll(NOW)
+    engine.published(batch, NOW)
+    with store.session() as s:
+        before = list(s.scalars(select(OutboxEvent.seq)))
+    old_epoch = engine.epoch
+    ack = {"v": 1, "sensor_id": "s1", "epoch": old_epoch, "hw": before[-1] + 3}
+    out = engine.on_message(down_topic("s1", "acks"), json.dumps(ack).encode(), NOW)
+    assert engine.dropped["ack_unsent"] == 1 and engine.epoch != old_epoch
+    assert [o.topic for o in out] == [up_topic("s1", "birth")]
+    [again] = engine.poll(NOW + 2 * 10**9)  # every alert again, in the new epoch
+    assert {e["alert_id"] for e in json.loads(again.payload)["events"]} == {1, 2}
