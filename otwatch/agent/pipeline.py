@@ -25,6 +25,7 @@ from otwatch.agent.engines.custom_rules import CustomRuleEngine
 from otwatch.agent.engines.detection import Detection, DetectionFactory
 from otwatch.agent.engines.gate import split_settings
 from otwatch.agent.engines.registry import ENGINES
+from otwatch.agent.inventory.engine import InventoryEngine
 from otwatch.agent.store.baseline import (
     BASELINE_VERSION,
     load_baseline,
@@ -33,6 +34,7 @@ from otwatch.agent.store.baseline import (
     save_learning_ns,
 )
 from otwatch.agent.store.db import Store
+from otwatch.agent.store.devices import save_devices
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.rules import load_custom_rules, save_rule_events
 from otwatch.agent.store.state import ALERTS_VERSION, get_state
@@ -82,6 +84,8 @@ class PacketPath:
         ctx.settings, self.enabled_types = split_settings(engines, ctx.settings)
         self.ctx = ctx
         self._sink = sink
+        self.flows = FlowTable(max_flows)
+        ctx.flows = self.flows
         self.engines = [engine_cls(ctx) for engine_cls in engines]
         self._tickers = [
             (engine.name, engine.tick)
@@ -93,8 +97,6 @@ class PacketPath:
         self._interface: str | None = ctx.interface
         self._next_refresh_ns = 0
         self._reset_routes()
-        self.flows = FlowTable(max_flows)
-        ctx.flows = self.flows
         self._interface_last = ctx.interface_last_ns
         self.stats = PipelineStats()
         self._error_logged: set[str] = set()
@@ -255,6 +257,7 @@ class Pipeline(PacketPath):
         settings: dict | None = None,
         engines: tuple[type[Engine], ...] = ENGINES,
         max_flows: int = DEFAULT_MAX_FLOWS,
+        inventory: bool = True,
     ) -> None:
         self.manager = manager
         self.store = manager.store
@@ -281,8 +284,19 @@ class Pipeline(PacketPath):
             scope=NetworkScope(ot_subnets),
             settings=settings,
         )
+        if inventory:
+            engines = (*engines, InventoryEngine)
         super().__init__(ctx, engines, manager.observe, max_flows=max_flows)
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
+        self.inventory = next((e for e in self.engines if isinstance(e, InventoryEngine)), None)
+        if self.inventory is not None:
+            note, observe = self.inventory.note_detection, manager.observe
+
+            def sink(det: Detection) -> object:
+                note(det)
+                return observe(det)
+
+            self._sink = sink
 
     def flush(self) -> None:
         """Write pending alerts, newly learned baseline facts, rule events and the learning
@@ -292,8 +306,15 @@ class Pipeline(PacketPath):
         dirty = self.ctx.baseline.take_dirty()
         events = [event for engine in self._custom for event in engine.take_events()]
         learning = self.ctx.learning
+        devices = []
+        if self.inventory is not None:
+            self.inventory.fold(self.flows)
+            devices = self.inventory.table.take_dirty()
         with self.store.session() as session:
             save_baseline(session, dirty, origin="learning")
+            if devices:
+                learned = self.ctx.baseline.kind("device")
+                save_devices(session, devices, learned, self._last_ns())
             save_rule_events(session, events)
             stored = load_learning_ns(session)
             if stored != self._learning_saved:  # `otwatch baseline start|stop` changed it
@@ -302,6 +323,9 @@ class Pipeline(PacketPath):
                 save_learning_ns(session, learning.remaining_ns)
             self._learning_saved = learning.remaining_ns
             self._reload_changed(session)
+
+    def _last_ns(self) -> int:
+        return max(self._interface_last.values(), default=0)
 
     def _reload_changed(self, session) -> None:  # type: ignore[no-untyped-def]
         version = int(get_state(session, ALERTS_VERSION, 0))

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts import build
 from otwatch.agent.alerts.triage import ActionResult
+from otwatch.agent.store.devices_query import add_device_refs
 from otwatch.agent.store.models import Alert, AuditEvent
 from otwatch.alerts.catalog import Engine, Severity
 from otwatch.alerts.lifecycle import Action, Origin, Status
@@ -50,7 +51,14 @@ LIST_COLUMNS = (
     "id", "severity", "status", "name", "source_address", "destination_address", "protocol",
     "detections", "last_detection",
 )  # fmt: skip
-LIST_WIDTHS = {"name": 48, "source_address": 39, "destination_address": 39}
+LIST_WIDTHS = {"name": 48, "source_address": 39, "destination_address": 39,
+               "source_device": 39, "destination_device": 39}  # fmt: skip
+SENSOR_LIST_COLUMNS = (
+    "id", "severity", "status", "name", "source_device", "destination_device", "protocol",
+    "detections", "last_detection",
+)  # fmt: skip
+"""The sensor's list shows the spec's Source/Destination device: the inventory's name for
+the address where one is known, the address otherwise (``add_device_refs``)."""
 
 
 def _split(values: Sequence[str]) -> tuple[str, ...]:
@@ -208,7 +216,8 @@ def list_alerts(
         if limit:
             stmt = stmt.limit(limit)
         rows = [alert_to_dict(a) for a in session.scalars(stmt)]
-    emit_records(rows, fmt, LIST_COLUMNS, widths=LIST_WIDTHS)
+        add_device_refs(session, rows)
+    emit_records(rows, fmt, SENSOR_LIST_COLUMNS, widths=LIST_WIDTHS)
 
 
 def _audit_rows(session: Any, alert_id: int) -> list[dict[str, Any]]:
@@ -283,6 +292,7 @@ def _sensor_alert(cli: CliContext, alert_id: int) -> dict[str, Any]:
         if alert is None:
             raise click.ClickException(f"alert {alert_id} does not exist")
         data = alert_to_dict(alert)
+        add_device_refs(session, [data])
         data["parameters"] = dict(alert.fields)
         data["remediation"] = list(alert.remediation)
         data["audit"] = _audit_rows(session, alert_id)

@@ -252,6 +252,8 @@ def _run(story: Story, mosquitto: str) -> None:
                   str(capture), "--ring", "--learning-period", "5m", "--sensor-id", SENSOR,
                   "--site", "demo-plant", "--zone", "cell-1")  # fmt: skip
     local = story.sensor_json("alerts", "list")
+    click.echo("the sensor's device inventory (type and Purdue level guessed from the traffic):")
+    story.otwatch("--data-dir", str(story.sensor), "devices", "list")
 
     _step("5. The sensor's sync daemon: the alerts go to central, commands come back")
     sync = story.start(

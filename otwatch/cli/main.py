@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "catalog": "otwatch.cli.catalog:catalog",
     "central": "otwatch.cli.central:central",
     "config": "otwatch.cli.config:config",
+    "devices": "otwatch.cli.devices:devices",
     "demo": "otwatch.cli.demo:demo",
     "forwarding": "otwatch.cli.forwarding:forwarding",
     "maintenance": "otwatch.cli.maintenance:maintenance",

@@ -51,6 +51,9 @@ class PlantProfile:
     functions: tuple[int, ...] = (3, 4)
     write_every: int = 40
     """Every N-th poll of a PLC by its first HMI is a function 6 write (normal operation)."""
+    engineering: bool = False
+    """Add an engineering station (192.0.2.30) that uploads the first PLC's program over
+    S7comm once during learning (the device inventory's role guesses need one)."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -213,6 +216,26 @@ def _attack(
         t += NS
 
 
+ENGINEERING_STATION = _device(30)
+
+
+def _s7_job(function: int, body: bytes = b"") -> bytes:
+    """TPKT + COTP DT + an S7 job whose parameter starts with ``function``."""
+    param = bytes([function]) + body
+    s7 = bytes([0x32, 0x01, 0, 0, 0, 1]) + len(param).to_bytes(2, "big") + b"\x00\x00" + param
+    cotp = bytes([0x02, 0xF0, 0x80])
+    return bytes([3, 0]) + (4 + len(cotp) + len(s7)).to_bytes(2, "big") + cotp + s7
+
+
+def _engineering(build: _Builder, plc: Device, t: int) -> Iterator[tuple[int, bytes]]:
+    """The engineering station connects to the PLC's S7 port and starts a block upload."""
+    eng = ENGINEERING_STATION
+    yield t, build.tcp(eng, plc, 49152, 102, "S")
+    yield t + 1_000_000, build.tcp(plc, eng, 102, 49152, "SA")
+    yield t + 2_000_000, build.tcp(eng, plc, 49152, 102, "PA", _s7_job(0x1D, bytes(17)))
+    yield t + 3_000_000, build.tcp(eng, plc, 49152, 102, "FA")
+
+
 def write_plant_capture(
     path: str | Path, profile: PlantProfile | None = None, *, with_attack: bool = True
 ) -> int:
@@ -228,6 +251,8 @@ def write_plant_capture(
     learn_end = START_NS + int(profile.learning_s * NS)
     end = learn_end + int(profile.attack_s * NS)
     frames = list(_normal(profile, build, hmis, plcs, START_NS, end))
+    if profile.engineering:
+        frames += list(_engineering(build, plcs[0], START_NS + 30 * NS))
     if with_attack:
         frames += list(_attack(build, hmis, plcs, learn_end + 10 * NS))
     frames.sort(key=lambda item: item[0])

@@ -43,15 +43,19 @@ class Flow:
         "app",
         "bytes",
         "client",
+        "client_dir",
         "client_port",
         "directions",
         "first_ns",
+        "folded",
         "last_ns",
         "packets",
         "proto",
         "server",
         "server_port",
         "state",
+        "up_bytes",
+        "up_packets",
     )
 
     def __init__(
@@ -70,6 +74,14 @@ class Flow:
         self.first_ns = self.last_ns = ts_ns
         self.packets = 0
         self.bytes = 0
+        self.up_packets = 0
+        self.up_bytes = 0
+        """Packets and bytes from the client to the server (the rest went the other way)."""
+        self.client_dir = 1
+        """Which key direction (1 or 2, see ``directions``) is the client's."""
+        self.folded: tuple[int, int, int, int] = (0, 0, 0, 0)
+        """``(packets, bytes, up_packets, up_bytes)`` already counted by the device
+        inventory (``InventoryEngine.fold``)."""
         self.directions = 0
         """Directions seen since the last refresh (1: the lower key end sent, 2: the other;
         4 and 8: the same with payload)."""
@@ -133,8 +145,10 @@ class FlowTable:
             )
             if server_is_src:
                 flow = Flow(dst, dport, src, sport, proto, app, ts_ns)
+                flow.client_dir = 3 - direction
             else:
                 flow = Flow(src, sport, dst, dport, proto, app, ts_ns)
+                flow.client_dir = direction
             if len(flows) >= self.max_flows:
                 flows.popitem(last=False)
                 self.evicted += 1
@@ -143,6 +157,9 @@ class FlowTable:
             flow.directions = 0
         flow.packets += 1
         flow.bytes += size
+        if direction == flow.client_dir:
+            flow.up_packets += 1
+            flow.up_bytes += size
         if ts_ns > flow.last_ns:
             flow.last_ns = ts_ns
         seen = flow.directions

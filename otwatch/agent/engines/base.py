@@ -8,7 +8,7 @@ suppression: that is the alert manager's job.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -113,6 +113,10 @@ class EngineContext:
     """Time of the latest packet per capture interface (kept by the pipeline)."""
     flows: FlowTable | None = None
     """The pipeline's flow table, for detectors that sum flows on ticks instead of per packet."""
+    identified: Callable[[str, PacketRecord, bytes], None] | None = None
+    """Where an engine that already parses a protocol hands a packet carrying the sender's
+    identification (``(protocol, packet, payload)``): the device inventory, so it need not
+    look at every packet of that protocol itself."""
 
 
 class Engine:

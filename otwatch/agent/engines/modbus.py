@@ -396,6 +396,9 @@ class ModbusEngine(OtEngine):
     def _identification(self, rec, where: str, unit: int, payload: bytes, out) -> None:
         from scapy.contrib.modbus import ModbusADUResponse
 
+        if self.ctx.identified is not None:
+            self.ctx.identified("modbus", rec, payload)
+
         adu = self._cache.get(ModbusADUResponse, payload)
         revision = None
         layer = adu

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.store.devices_query import DEVICE_REF_KEYS
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.views import ALERT_KEYS, CSV_COLUMNS
 from otwatch.cli.main import cli
@@ -52,7 +53,7 @@ def as_json(data_dir, *args: str):
 
 def test_list_json_has_the_contract_keys_and_newest_first(seeded):
     rows = as_json(seeded, "alerts", "list")
-    assert [tuple(r) for r in rows] == [ALERT_KEYS] * 3
+    assert [tuple(r) for r in rows] == [(*ALERT_KEYS, *DEVICE_REF_KEYS)] * 3
     assert [r["last_detection"] for r in rows] == sorted(
         (r["last_detection"] for r in rows), reverse=True
     )
