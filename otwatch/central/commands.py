@@ -24,9 +24,7 @@ from otwatch.alerts.lifecycle import (
     Action,
     AlertState,
     Change,
-    CloseReason,
     Origin,
-    Status,
     TransitionRefused,
     plan,
 )
@@ -225,15 +223,7 @@ def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, A
 
 
 def _plan(alert: Alert, spec: _Triage) -> Change | None:
-    state = AlertState(
-        id=alert.alert_id,
-        type_id=alert.type_id,
-        status=Status(alert.status),
-        close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
-        severity=alert.severity,
-        learnable=alert.learnable,
-        mutable=alert.mutable,
-    )
+    state = AlertState.of(alert, alert.alert_id)
     try:
         return plan(state, spec.action, Origin.CENTRAL, spec.value)
     except (TransitionRefused, ValueError) as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from otwatch.agent.capture.evidence import export_alert_pcap
+from otwatch.agent.capture.evidence_export import export_alert_pcap
 from otwatch.agent.capture.status import format_bytes, pcap_status
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, aggregate_key
-from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert, OutboxEvent

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapfile import open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.cli.main import cli
 from tests.factories import T0, eth
 

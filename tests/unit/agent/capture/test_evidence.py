@@ -11,14 +11,15 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig, evidence_directory
-from otwatch.agent.capture.evidence import (
-    Evidence,
+from otwatch.agent.capture.evidence import Evidence
+from otwatch.agent.capture.evidence_export import (
     EvidenceNotFound,
-    HostMatcher,
     PcapUnavailable,
     export_alert_pcap,
 )
-from otwatch.agent.capture.ring import RingWriter, iter_segment
+from otwatch.agent.capture.evidence_hosts import HostMatcher
+from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection, ether_frames
