@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime
@@ -71,8 +72,14 @@ def format_iso(ts_ns: int | None) -> str | None:
     if ts_ns is None:
         return None
     seconds, rem = divmod(ts_ns, NS_PER_S)
-    stamp = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{_iso_seconds(seconds)}.{rem // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    """The date and time part (alert forwarding formats three per alert: a sixth of its
+    cost with ``strftime`` each time)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def age_s(ts_ns: int | None, now: int) -> float | None:

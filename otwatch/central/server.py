@@ -23,7 +23,9 @@ from otwatch.central.maintenance import MaintenanceSettings
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.service import CentralService
+from otwatch.central.store.forwarding import central_backend
 from otwatch.errors import OtwatchError
+from otwatch.forwarding.worker import Forwarder
 from otwatch.sync.tasks import spawn
 
 __all__ = ["ListenError", "ServerOptions", "bind", "parse_listen", "serve"]
@@ -116,6 +118,7 @@ async def serve(
 ) -> None:
     """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
     tasks = [spawn(_maintenance(service, node, options, stop), name="central-maintenance")]
+    tasks.append(spawn(Forwarder(central_backend(node.store)).run(stop), name="central-fwd"))
     server = None
     if options.listen is not None:
         app = create_app(node.store, service, pcaps, progress=node.pcap_progress)

@@ -23,7 +23,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from otwatch import __version__
-from otwatch.central.api import alerts, auth, pcap, sensors, triage
+from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
 from otwatch.central.pcap_requests import PcapRequests, Progress
 from otwatch.central.pcapstore import PcapStore
@@ -38,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     triage.router,
     pcap.router,
+    forwarding.router,
 )
 """The JSON API's routers, included under ``API`` in this order."""
 
