@@ -22,9 +22,8 @@ from otwatch.agent.capture.ring import RingWriter
 from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.alerts.catalog import load_catalog
-from tests.factories import T0, detection, ether_frames
+from tests.factories import SEC, T0, detection, ether_frames
 
-SEC = 1_000_000_000
 A, B, C = "192.0.2.10", "198.51.100.20", "203.0.113.30"
 
 

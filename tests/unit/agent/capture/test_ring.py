@@ -19,9 +19,8 @@ from otwatch.agent.capture.ring_repair import repair_ring
 from otwatch.agent.capture.ring_segments import iter_segment, scan_segment
 from otwatch.agent.store.models_pcap import PcapSegment
 from otwatch.agent.store.state import get_state
-from tests.factories import T0
+from tests.factories import SEC, T0
 
-SEC = 1_000_000_000
 MiB = 1 << 20
 
 
