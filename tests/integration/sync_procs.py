@@ -131,9 +131,7 @@ class CentralThread:
         serve_in_thread(
             self,
             lambda: CentralService(
-                lambda: CentralService(
-                    self.engine, self.broker, backoff=Backoff(base_s=0.1, cap_s=1.0)
-                ),
+                self.engine, self.broker, backoff=Backoff(base_s=0.1, cap_s=1.0)
             ),
             "central",
         )
