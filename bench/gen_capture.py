@@ -17,7 +17,7 @@ import struct
 import sys
 import time
 
-from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 
 __all__ = ["SERVER_IP", "SERVER_PORT", "START_NS", "main", "mixed_plant", "modbus_polling"]
 

@@ -101,7 +101,7 @@ def cached(cache: Path, name: str, packets: int, write: Callable[[str, int], int
 def distinct_flows(path: str, packets: int) -> int:
     """A capture where every packet opens a new UDP flow: one client, one server, flows
     differ by port pair, so detections stay few."""
-    from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
+    from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 
     eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
     src, dst = bytes((192, 0, 2, 10)), bytes((192, 0, 2, 20))

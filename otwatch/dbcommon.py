@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Integer, MetaData, inspect, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from otwatch.errors import OtwatchError
 
@@ -21,6 +25,7 @@ __all__ = [
     "Migrations",
     "PrimaryKey",
     "SchemaTooNewError",
+    "SessionStore",
     "run_alembic_env",
     "set_sqlite_pragmas",
     "set_sqlite_pragmas_durable",
@@ -160,6 +165,31 @@ class Migrations:
         from alembic import command
 
         command.upgrade(self.config(engine), revision)
+
+
+class SessionStore:
+    """An engine plus a session factory: the part both stores share. A subclass says how a
+    database error reads to its users (:meth:`database_error`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def database_error(self, exc: OperationalError) -> Exception:
+        """The error ``session()`` raises for an operational database error."""
+        return exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One short transaction: commits on success, rolls back on error."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise self.database_error(exc) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def run_alembic_env(metadata: MetaData) -> None:

@@ -31,7 +31,8 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, RateLimit
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
-from otwatch.agent.capture.ring import repair_ring, ring_budget
+from otwatch.agent.capture.ring import ring_budget
+from otwatch.agent.capture.ring_repair import repair_ring
 from otwatch.agent.capture.source import CaptureError
 from otwatch.agent.capture.status import CAPTURE_STATE, format_bytes
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS

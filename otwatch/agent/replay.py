@@ -18,7 +18,8 @@ from otwatch.agent.alerts.ratelimit import RateLimit
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig
 from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.pcapfile import CaptureFile, open_capture
-from otwatch.agent.capture.ring import RingWriter, repair_ring
+from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_repair import repair_ring
 from otwatch.agent.engines.base import Engine
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline

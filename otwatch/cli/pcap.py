@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from otwatch.agent.capture.evidence import export_alert_pcap
+from otwatch.agent.capture.evidence_export import export_alert_pcap
 from otwatch.agent.capture.status import format_bytes, pcap_status
 from otwatch.cli.central_client import ALERT_ID_MAX
 from otwatch.cli.context import CliContext, pass_cli

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 
 __all__ = ["ATTACK_STEPS", "PlantProfile", "write_plant_capture"]
 

@@ -14,7 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otwatch.agent.capture.evidence import EvidenceNotFound, PcapUnavailable, export_alert_pcap
+from otwatch.agent.capture.evidence_export import (
+    EvidenceNotFound,
+    PcapUnavailable,
+    export_alert_pcap,
+)
 from otwatch.agent.capture.status import CAPTURE_STATE
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state

@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from otwatch.agent.capture.ring import iter_segment, repair_ring, resolve_path, scan_segment
+from otwatch.agent.capture.ring import resolve_path
+from otwatch.agent.capture.ring_repair import repair_ring
+from otwatch.agent.capture.ring_segments import iter_segment, scan_segment
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models_pcap import PcapSegment
 from otwatch.agent.store.state import get_state

@@ -31,7 +31,7 @@ from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.central.store.models import AuditEvent as CentralAudit
 from otwatch.central.store.models import Command
 from otwatch.sync.transport import BrokerConfig
-from tests.factories import T0, detection
+from tests.factories import SEC, T0, detection
 from tests.faults.harness import report
 from tests.integration.mqtt_broker import make_broker  # noqa: F401
 from tests.integration.sync_procs import (
@@ -43,7 +43,6 @@ from tests.integration.sync_procs import (
 )
 
 HOUR_NS = 3600 * 1_000_000_000
-SEC = 1_000_000_000
 
 
 class Sensor:

@@ -21,13 +21,14 @@ from sqlalchemy import func, select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.alerts.ratelimit import DEFAULT_RATE_LIMIT, aggregate_key
-from otwatch.agent.capture.pcapfile import pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert, OutboxEvent
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import DetectionOutcome
 from otwatch.sync.transport import BrokerConfig
+from tests.factories import SEC, T0
 from tests.fuzz.frames import env_count, rss_mib
 from tests.integration.mqtt_broker import make_broker, mosquitto  # noqa: F401
 from tests.integration.sync_procs import (
@@ -38,8 +39,6 @@ from tests.integration.sync_procs import (
     wait_until,
 )
 
-SEC = 1_000_000_000
-T0 = 1_790_000_000 * SEC
 AGENT_RSS_BOUND_MIB = 300  # issue 3: the agent with 1M flows
 SCANNERS = 500
 """More scanners than the rate limit lets alert per type and window: the rest fold."""

@@ -10,8 +10,8 @@ from otwatch.agent.alerts.ratelimit import RateLimit
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.alerts.catalog import load_catalog
 from otwatch.forwarding.events import ForwardEvent
+from tests.factories import T0
 
-T0 = 1_790_000_000 * 1_000_000_000
 HOSTILE = 'pipe| eq= back\\ slash\\| new\nline cr\r tab\t quote" bracket] ü 日本 \x00ctl'
 LONG_UA = "Mozilla/5.0 " + "A|=\\" * 2048  # 8 KB user agent full of CEF specials
 

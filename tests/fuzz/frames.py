@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.factories import T0
+
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO.parent / "shared" / "pcaps"
-T0 = 1_790_000_000 * 1_000_000_000
 Seed = tuple[int, bytes]
 """(link type, frame bytes)"""
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otwatch.agent.capture.pcapfile import CaptureFileError, open_capture
-from otwatch.agent.capture.ring import iter_segment, repair_ring, scan_segment
+from otwatch.agent.capture.ring_repair import repair_ring
+from otwatch.agent.capture.ring_segments import iter_segment, scan_segment
 from otwatch.config import ConfigError, load_config
 from tests.fuzz.frames import PCAPS, Mutator, env_count
 

@@ -4,7 +4,6 @@ sensor store with alerts and matching packets in its PCAP ring."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -18,7 +17,13 @@ from otwatch.agent.store.db import open_store
 from otwatch.alerts.catalog import load_catalog
 from tests.factories import T0, detection, ether_frames, modbus_request
 from tests.integration.mqtt_broker import free_port
-from tests.integration.sync_procs import OTWATCH
+from tests.integration.sync_procs import (
+    OTWATCH,
+    serve_in_thread,
+    spawn_logged,
+    stop_service_thread,
+    terminate,
+)
 
 HOST = "127.0.0.1"
 
@@ -65,9 +70,7 @@ class CentralProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> CentralProcess:
-        self._fh = self.log.open("a")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.args, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        self.proc, self._fh = spawn_logged(self.args, self.log)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -85,15 +88,9 @@ class CentralProcess:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = terminate(self.proc, 20)
         self._fh.close()
-        code, self.proc = self.proc.returncode, None
+        self.proc = None
         return code
 
 
@@ -136,8 +133,6 @@ class NodeThread:
         self.thread = None
 
     def start(self) -> NodeThread:
-        import asyncio
-        import threading
 
         from otwatch.central.node import CentralNode
         from otwatch.central.pcapstore import PcapStore
@@ -150,30 +145,18 @@ class NodeThread:
         self.engine = CentralNode(
             self.store, pcap_sink=self.pcaps, shared=self.share_group is not None
         )
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-
-            async def main() -> None:
-                self.stop_event = asyncio.Event()
-                self.service = CentralService(
-                    self.engine,
-                    self.broker,
-                    client_id=self.client_id,
-                    share_group=self.share_group,
-                    poll_interval_s=self.poll_interval_s,
-                    backoff=Backoff(base_s=0.1, cap_s=1.0),
-                )
-                ready.set()
-                await self.service.run(self.stop_event)
-
-            self.loop.run_until_complete(main())
-
-        self.thread = threading.Thread(target=run, name=self.client_id, daemon=True)
-        self.thread.start()
-        ready.wait(10)
+        serve_in_thread(
+            self,
+            lambda: CentralService(
+                self.engine,
+                self.broker,
+                client_id=self.client_id,
+                share_group=self.share_group,
+                poll_interval_s=self.poll_interval_s,
+                backoff=Backoff(base_s=0.1, cap_s=1.0),
+            ),
+            self.client_id,
+        )
         return self
 
     def call(self, coro, timeout: float = 30):
@@ -188,10 +171,4 @@ class NodeThread:
         wait_until(lambda: self.service.connected.is_set(), timeout, f"{self.client_id} up")
 
     def stop(self) -> None:
-        if self.thread is None:
-            return
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(15)
-        self.loop.close()
-        self.store.close()
-        self.thread = None
+        stop_service_thread(self)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import create_engine, select
 
@@ -28,6 +28,60 @@ OTWATCH = Path(sys.executable).with_name("otwatch")
 COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")
 
 
+def spawn_logged(args: list[str], log: Path) -> tuple[subprocess.Popen, IO[str]]:
+    """Start ``args`` with stdout and stderr appended to ``log``; returns the process and the
+    log's open file (the caller closes it once the process is gone)."""
+    fh = log.open("a")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env), fh
+
+
+def terminate(proc: subprocess.Popen, timeout_s: float) -> int | None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def serve_in_thread(owner: Any, make_service: Any, name: str) -> None:
+    """Run ``make_service()`` (a ``CentralService``) on a private event loop in a daemon
+    thread; sets ``owner.loop``, ``owner.stop_event``, ``owner.service`` and ``owner.thread``
+    and returns once the service exists."""
+    owner.loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(owner.loop)
+
+        async def main() -> None:
+            owner.stop_event = asyncio.Event()
+            owner.service = make_service()
+            ready.set()
+            await owner.service.run(owner.stop_event)
+
+        owner.loop.run_until_complete(main())
+
+    owner.thread = threading.Thread(target=run, name=name, daemon=True)
+    owner.thread.start()
+    ready.wait(10)
+
+
+def stop_service_thread(owner: Any) -> None:
+    """Stop what :func:`serve_in_thread` started and close ``owner.store``."""
+    if owner.thread is None:
+        return
+    owner.loop.call_soon_threadsafe(owner.stop_event.set)
+    owner.thread.join(15)
+    owner.loop.close()
+    owner.store.close()
+    owner.thread = None
+
+
 class SensorDaemon:
     """``otwatch --data-dir D sync run`` as a subprocess."""
 
@@ -39,9 +93,7 @@ class SensorDaemon:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> SensorDaemon:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._fh = self.log.open("a")
-        self.proc = subprocess.Popen(self.args, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        self.proc, self._fh = spawn_logged(self.args, self.log)
         return self
 
     def alive(self) -> bool:
@@ -55,15 +107,9 @@ class SensorDaemon:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = terminate(self.proc, 15)
         self._fh.close()
-        return self.proc.returncode
+        return code
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -81,26 +127,14 @@ class CentralThread:
     def start(self) -> CentralThread:
         self.store = open_central_store(self.db_url)
         self.engine = CentralSync(self.store, **self.engine_kwargs)
-        self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-
-            async def main() -> None:
-                self.stop_event = asyncio.Event()
-                self.service = CentralService(
-                    self.engine, self.broker, backoff=Backoff(base_s=0.1, cap_s=1.0)
-                )
-                ready.set()
-                await self.service.run(self.stop_event)
-
-            self.loop.run_until_complete(main())
-
-        self.thread = threading.Thread(target=run, name="central", daemon=True)
-        self.thread.start()
-        ready.wait(10)
+        serve_in_thread(
+            self,
+            lambda: CentralService(
+                self.engine, self.broker, backoff=Backoff(base_s=0.1, cap_s=1.0)
+            ),
+            "central",
+        )
         return self
 
     def wait_connected(self, timeout: float = 10) -> None:
@@ -116,13 +150,7 @@ class CentralThread:
         return future.result(10)
 
     def stop(self) -> None:
-        if self.thread is None:
-            return
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(15)
-        self.loop.close()
-        self.store.close()
-        self.thread = None
+        stop_service_thread(self)
 
 
 def sensor_table(store) -> dict[int, tuple]:

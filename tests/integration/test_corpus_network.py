@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapfile import open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.engines.network import NETWORK_ENGINES
 from otwatch.agent.replay import DetectionOptions, replay
 from otwatch.agent.store.db import open_store

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapfile import open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.replay import replay
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert

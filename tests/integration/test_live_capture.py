@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import func, select
 
 from otwatch.agent.capture.pcapfile import open_capture
-from otwatch.agent.capture.ring import iter_segment
+from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_pcap import PcapEvidence, PcapSegment

@@ -18,6 +18,29 @@ from itertools import islice
 from types import TracebackType
 from typing import BinaryIO
 
+from otwatch.agent.capture.pcapformat import (
+    _EPB,
+    _IDB,
+    _NS,
+    _OPB,
+    _PCAP_NS,
+    _PCAP_US,
+    _SPB,
+    _U32,
+    MAX_CAPLEN,
+    Frame,
+)
+from otwatch.agent.capture.pcapng_blocks import (
+    _EPB_BODY,
+    _PCAPNG_SHB,
+    _check_shb,
+    _Corrupt,
+    _Interface,
+    _packet_block,
+    _parse_idb,
+    _partial_packet,
+    _pcapng_block_header,
+)
 from otwatch.errors import OtwatchError
 
 __all__ = [
@@ -26,82 +49,24 @@ __all__ = [
     "CaptureFileError",
     "Frame",
     "open_capture",
-    "pcap_record",
-    "write_pcap_header",
 ]
 
-Frame = tuple[int, int, int, bytes]
-"""``(ts_ns, wire_len, linktype, data)``; ``len(data)`` is the captured length."""
-
-MAX_CAPLEN = 262_144
-"""Largest captured length accepted for one frame (libpcap's own limit for Ethernet)."""
 
 _CHUNK = 1 << 20
 _CHUNK_FRAMES = 1024
-_NS = 1_000_000_000
 # A record may exceed the file's snaplen (tools disagree), but not by 10x; tiny or zero snaplens
 # occur in real files (one in the corpus says 1), so that rule never goes below 64 KiB.
 _MIN_SNAPLEN_LIMIT = 65_535
-_MAX_BLOCK = 16 << 20  # pcapng blocks larger than this are treated as corrupt (as Wireshark does)
 
-_PCAP_US = 0xA1B2C3D4
-_PCAP_NS = 0xA1B23C4D
 _PCAP_MODIFIED = 0xA1B2CD34
-_PCAPNG_SHB = 0x0A0D0D0A
-_PCAPNG_BOM = 0x1A2B3C4D
 
-_IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
-_OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 
 _PCAP_HDR = {"<": struct.Struct("<IHHiIII"), ">": struct.Struct(">IHHiIII")}
 _PCAP_REC = {"<": struct.Struct("<IIII"), ">": struct.Struct(">IIII")}
-_U32 = {"<": struct.Struct("<I"), ">": struct.Struct(">I")}
-_BLOCK_HDR = {"<": struct.Struct("<II"), ">": struct.Struct(">II")}
-_SHB_VER = {"<": struct.Struct("<HH"), ">": struct.Struct(">HH")}
-_IDB_BODY = {"<": struct.Struct("<HHI"), ">": struct.Struct(">HHI")}
-_EPB_BODY = {"<": struct.Struct("<IIIII"), ">": struct.Struct(">IIIII")}
-_OPB_BODY = {"<": struct.Struct("<HHIIII"), ">": struct.Struct(">HHIIII")}
-_OPT_HDR = {"<": struct.Struct("<HH"), ">": struct.Struct(">HH")}
-_I64 = {"<": struct.Struct("<q"), ">": struct.Struct(">q")}
-_WRITE_HDR = struct.Struct("<IHHiIII")
-_WRITE_REC = struct.Struct("<IIII")
 
 
 class CaptureFileError(OtwatchError):
     """A capture file cannot be opened or read; the message starts with the file name."""
-
-
-class _Interface:
-    """One pcapng interface: link type, snaplen and timestamp scaling to nanoseconds."""
-
-    __slots__ = ("div", "linktype", "mul", "offset_ns", "shift", "snaplen")
-
-    def __init__(self, linktype: int, snaplen: int) -> None:
-        self.linktype = linktype
-        self.snaplen = snaplen
-        self.mul, self.shift, self.div = 1000, 0, 1  # default resolution: microseconds
-        self.offset_ns = 0
-
-    def set_tsresol(self, value: int) -> None:
-        exp = value & 0x7F
-        if value & 0x80:  # 2^-exp seconds
-            self.mul, self.shift, self.div = _NS, exp, 1
-        elif exp <= 9:
-            self.mul, self.shift, self.div = 10 ** (9 - exp), 0, 1
-        else:
-            self.mul, self.shift, self.div = 1, 0, 10 ** (exp - 9)
-
-    @property
-    def nanosecond(self) -> bool:
-        """True when ticks are finer than one microsecond."""
-        return (self.shift > 19) or (self.shift == 0 and self.mul < 1000)
-
-    def ts_ns(self, ticks: int) -> int:
-        return ((ticks * self.mul) >> self.shift) // self.div + self.offset_ns
-
-
-class _Corrupt(Exception):
-    """Internal: a pcapng block cannot be trusted; carries the one-line reason."""
 
 
 class CaptureFile:
@@ -460,108 +425,6 @@ class CaptureFile:
             self.packets, self.bytes = packets, nbytes
 
 
-def _pcapng_block_header(buf: bytes, pos: int, order: str) -> tuple[int, int, str]:
-    """Block type, validated total length and the (possibly new) byte order at ``pos``."""
-    btype = _U32[order].unpack_from(buf, pos)[0]
-    if btype == _PCAPNG_SHB:
-        if _U32["<"].unpack_from(buf, pos + 8)[0] == _PCAPNG_BOM:
-            order = "<"
-        elif _U32[">"].unpack_from(buf, pos + 8)[0] == _PCAPNG_BOM:
-            order = ">"
-        else:
-            raise _Corrupt("section header has no byte-order magic")
-    blen = _U32[order].unpack_from(buf, pos + 4)[0]
-    if blen < 12 or blen % 4 or blen > _MAX_BLOCK:
-        raise _Corrupt(f"block length {blen}")
-    if btype == _PCAPNG_SHB and blen < 28:
-        raise _Corrupt(f"section header length {blen}")
-    return btype, blen, order
-
-
-def _check_shb(buf: bytes, pos: int, order: str) -> None:
-    major, minor = _SHB_VER[order].unpack_from(buf, pos + 12)
-    if major != 1:
-        raise _Corrupt(f"unsupported pcapng version {major}.{minor}")
-
-
-def _parse_idb(buf: bytes, pos: int, blen: int, order: str) -> _Interface:
-    if blen < 20:
-        raise _Corrupt(f"interface block length {blen}")
-    linktype, _, snaplen = _IDB_BODY[order].unpack_from(buf, pos + 8)
-    iface = _Interface(linktype, snaplen)
-    opt = _OPT_HDR[order].unpack_from
-    p, end = pos + 16, pos + blen - 4
-    while p + 4 <= end:  # malformed options are ignored, they do not affect packets
-        code, olen = opt(buf, p)
-        if code == 0 or p + 4 + olen > end:
-            break
-        if code == _OPT_TSRESOL and olen >= 1:
-            iface.set_tsresol(buf[p + 4])
-        elif code == _OPT_TSOFFSET and olen == 8:
-            iface.offset_ns = _I64[order].unpack_from(buf, p + 4)[0] * _NS
-        p += 4 + ((olen + 3) & ~3)
-    return iface
-
-
-def _packet_block(
-    btype: int, buf: bytes, pos: int, blen: int, order: str, ifaces: list[_Interface], last: int
-) -> Frame:
-    """A frame from a simple or obsolete packet block (complete block at ``pos``)."""
-    if not ifaces:
-        raise _Corrupt("packet before any interface block")
-    if btype == _SPB:
-        if blen < 16:
-            raise _Corrupt(f"simple packet block length {blen}")
-        wlen = _U32[order].unpack_from(buf, pos + 8)[0]
-        iface = ifaces[0]
-        caplen = min(wlen, blen - 16)
-        if iface.snaplen:
-            caplen = min(caplen, iface.snaplen)
-        # A simple packet block has no timestamp: reuse the previous packet's.
-        return (last, wlen, iface.linktype, buf[pos + 12 : pos + 12 + caplen])
-    if blen < 32:
-        raise _Corrupt(f"packet block length {blen}")
-    iface_id, _, hi, lo, caplen, wlen = _OPB_BODY[order].unpack_from(buf, pos + 8)
-    if caplen > blen - 32 or caplen > MAX_CAPLEN:
-        raise _Corrupt(f"captured length {caplen} exceeds block")
-    if iface_id >= len(ifaces):
-        raise _Corrupt(f"undefined interface {iface_id}")
-    iface = ifaces[iface_id]
-    return (iface.ts_ns((hi << 32) | lo), wlen, iface.linktype, buf[pos + 28 : pos + 28 + caplen])
-
-
-def _partial_packet(
-    btype: int, buf: bytes, order: str, ifaces: list[_Interface], last: int
-) -> Frame | None:
-    """The bytes present of a packet block cut short by the end of the file, if any."""
-    if btype not in (_EPB, _OPB) or len(buf) < 28 or not ifaces:
-        return None
-    if btype == _EPB:
-        iface_id, hi, lo, caplen, wlen = _EPB_BODY[order].unpack_from(buf, 8)
-    else:
-        iface_id, _, hi, lo, caplen, wlen = _OPB_BODY[order].unpack_from(buf, 8)
-    if iface_id >= len(ifaces):
-        return None
-    iface = ifaces[iface_id]
-    return (iface.ts_ns((hi << 32) | lo), wlen, iface.linktype, buf[28 : 28 + caplen])
-
-
 def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     """Open a pcap or pcapng file, validating its header now (raises :class:`CaptureFileError`)."""
     return CaptureFile(path)
-
-
-def write_pcap_header(
-    f: BinaryIO, linktype: int, snaplen: int = MAX_CAPLEN, nanosecond: bool = True
-) -> None:
-    """Write a little-endian classic pcap file header to ``f``."""
-    magic = _PCAP_NS if nanosecond else _PCAP_US
-    f.write(_WRITE_HDR.pack(magic, 2, 4, 0, 0, snaplen, linktype))
-
-
-def pcap_record(ts_ns: int, wire_len: int, data: bytes, nanosecond: bool = True) -> bytes:
-    """One little-endian pcap record (header + data) for a file written with that resolution."""
-    sec, frac = divmod(ts_ns, _NS)
-    if not nanosecond:
-        frac //= 1000
-    return _WRITE_REC.pack(sec, frac, len(data), wire_len) + data

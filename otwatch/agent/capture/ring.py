@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import os
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,15 +43,11 @@ from otwatch.errors import OtwatchError
 
 __all__ = [
     "EVICTED_STATE",
-    "RepairReport",
     "RingError",
     "RingStats",
     "RingWriter",
-    "iter_segment",
-    "repair_ring",
     "resolve_path",
     "ring_budget",
-    "scan_segment",
     "store_path",
 ]
 
@@ -496,198 +491,3 @@ def _unlink(path: Path) -> None:
 
 
 # -- reading and repair -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SegmentScan:
-    valid_end: int
-    """Bytes of header plus complete records."""
-    size: int
-    packets: int
-    first_ns: int | None
-    last_ns: int | None
-    linktype: int
-    nanosecond: bool
-
-
-def _open_map(path: Path) -> tuple[mmap.mmap | None, int]:
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return None, 0
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), size
-
-
-def scan_segment(path: Path) -> SegmentScan | None:
-    """Walk a ring segment's records; None when it has no valid pcap header."""
-    mm, size = _open_map(path)
-    if mm is None or size < 24:
-        if mm is not None:
-            mm.close()
-        return None
-    try:
-        magic, major, _minor, _z, _s, _snap, linktype = _FILE_HDR.unpack_from(mm, 0)
-        if magic not in (_MAGIC_US, _MAGIC_NS) or major != 2:
-            return None
-        nanosecond = magic == _MAGIC_NS
-        mul = 1 if nanosecond else 1000
-        pos, packets = 24, 0
-        first = last = None
-        while pos + 16 <= size:
-            sec, frac, caplen, _wlen = _rec_unpack(mm, pos)
-            if caplen > MAX_CAPLEN or pos + 16 + caplen > size:
-                break
-            ts = sec * _NS + frac * mul
-            if first is None or ts < first:
-                first = ts
-            if last is None or ts > last:
-                last = ts
-            packets += 1
-            pos += 16 + caplen
-        return SegmentScan(pos, size, packets, first, last, linktype & 0xFFFF, nanosecond)
-    finally:
-        mm.close()
-
-
-def iter_segment(
-    path: Path, limit: int | None = None, start_ns: int | None = None, end_ns: int | None = None
-) -> Iterator[Frame]:
-    """Frames of a ring segment up to byte ``limit`` (complete records only), optionally
-    only those with ``start_ns <= ts <= end_ns``."""
-    try:
-        mm, size = _open_map(path)
-    except FileNotFoundError:
-        return
-    if mm is None:
-        return
-    try:
-        if size < 24:
-            return
-        magic, _major, _minor, _z, _s, _snap, linktype = _FILE_HDR.unpack_from(mm, 0)
-        if magic not in (_MAGIC_US, _MAGIC_NS):
-            return
-        mul = 1 if magic == _MAGIC_NS else 1000
-        lt = linktype & 0xFFFF
-        end = size if limit is None else min(size, limit)
-        lo = -1 if start_ns is None else start_ns
-        hi = _UNLIMITED if end_ns is None else end_ns
-        pos = 24
-        ns = _NS
-        while pos + 16 <= end:
-            sec, frac, caplen, wlen = _rec_unpack(mm, pos)
-            nxt = pos + 16 + caplen
-            if caplen > MAX_CAPLEN or nxt > end:
-                return
-            ts = sec * ns + frac * mul
-            if lo <= ts <= hi:
-                yield (ts, wlen, lt, mm[pos + 16 : nxt])
-            pos = nxt
-    finally:
-        mm.close()
-
-
-@dataclass(slots=True)
-class RepairReport:
-    repaired: int = 0
-    """Segments left open by a process that is gone, now closed and indexed."""
-    truncated_bytes: int = 0
-    """Bytes of partial trailing records cut off."""
-    indexed: int = 0
-    """Segment files found without an index row, now indexed."""
-    removed: int = 0
-    """Index rows whose file was missing, or unusable files, removed."""
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def repair_ring(store: Store, directory: Path) -> RepairReport:
-    """Close and index what a crash left behind; safe beside running writers (their open
-    segments, owned by live processes, are left alone)."""
-    report = RepairReport()
-    data_dir = Path(store.data_dir)
-    directory = Path(directory)
-    with store.session() as session:
-        rows = session.execute(
-            select(PcapSegment.id, PcapSegment.path, PcapSegment.closed, PcapSegment.owner_pid)
-        ).all()
-    known = set()
-    for row_id, recorded, closed, pid in rows:
-        path = resolve_path(recorded, data_dir)
-        known.add(path.resolve())
-        if not path.exists():
-            with store.session() as session:
-                session.execute(delete(PcapSegment).where(PcapSegment.id == row_id))
-            report.removed += 1
-            continue
-        if closed or _pid_alive(pid):
-            continue
-        scan = _repair_file(path, report)
-        with store.session() as session:
-            if scan is None or scan.packets == 0:
-                _unlink(path)
-                session.execute(delete(PcapSegment).where(PcapSegment.id == row_id))
-                report.removed += 1
-                continue
-            session.execute(
-                update(PcapSegment)
-                .where(PcapSegment.id == row_id)
-                .values(
-                    first_ns=scan.first_ns,
-                    last_ns=scan.last_ns,
-                    packets=scan.packets,
-                    bytes=scan.valid_end,
-                    closed=True,
-                )
-            )
-        report.repaired += 1
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.pcap")):
-            if path.resolve() in known:
-                continue
-            scan = _repair_file(path, report)
-            if scan is None or scan.packets == 0:
-                _unlink(path)
-                report.removed += 1
-                continue
-            with store.session() as session:
-                session.add(
-                    PcapSegment(
-                        path=store_path(path, data_dir),
-                        writer=path.name.split("-", 1)[0][:32],
-                        owner_pid=0,
-                        linktype=scan.linktype,
-                        nanosecond=scan.nanosecond,
-                        first_ns=scan.first_ns,
-                        last_ns=scan.last_ns,
-                        packets=scan.packets,
-                        bytes=scan.valid_end,
-                        closed=True,
-                        created_ns=time.time_ns(),
-                    )
-                )
-            report.indexed += 1
-    return report
-
-
-def _repair_file(path: Path, report: RepairReport) -> SegmentScan | None:
-    try:
-        scan = scan_segment(path)
-    except OSError:
-        return None
-    if scan is not None and scan.valid_end < scan.size:
-        try:
-            os.truncate(path, scan.valid_end)
-        except OSError as exc:
-            raise RingError(f"cannot repair PCAP segment {path}: {exc.strerror}") from None
-        report.truncated_bytes += scan.size - scan.valid_end
-    return scan

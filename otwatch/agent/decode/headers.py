@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 import struct
 
+from otwatch.agent.decode.ipv6 import _IP_CACHE_MAX, _ipv6
+
 __all__ = [
     "ACK",
     "CWR",
@@ -53,16 +55,13 @@ _RAW_IP_LINKTYPES = frozenset((LINKTYPE_RAW, 12, 14))  # DLT_RAW is 12 or 14 on 
 _ETHERTYPE_IPV4, _ETHERTYPE_ARP, _ETHERTYPE_IPV6 = 0x0800, 0x0806, 0x86DD
 _VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100))
 _MAX_VLAN_TAGS = 8
-_MAX_IPV6_EXT = 8
-_IPV6_EXT_PLAIN = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options
 _AF_INET6 = frozenset((10, 24, 28, 30))  # Linux, OpenBSD/NetBSD, FreeBSD, macOS
-_IP_CACHE_MAX = 65_536
+
 
 _eth = struct.Struct("!6s6sH").unpack_from
 _fast = struct.Struct("!6s6sHBxHxxHBBxx4s4sHHI4xBB").unpack_from
 _vlan = _ports = struct.Struct("!HH").unpack_from
 _ip4 = struct.Struct("!BxHxxHBBxx4s4s").unpack_from
-_ip6 = struct.Struct("!IHBB16s16s").unpack_from
 _tcp = struct.Struct("!HHI4xBB").unpack_from
 _udp = struct.Struct("!HHH").unpack_from
 _u16 = struct.Struct("!H").unpack_from
@@ -72,11 +71,9 @@ _sll2 = struct.Struct("!H6xHBB8s").unpack_from
 _u32le = struct.Struct("<I").unpack_from
 _u32be = struct.Struct(">I").unpack_from
 _ntoa = socket.inet_ntoa
-_ntop = socket.inet_ntop
 
 # Small bounded caches of address text: most traffic on an OT network is between few hosts.
 _ip4_text: dict[bytes, str] = {}
-_ip6_text: dict[bytes, str] = {}
 
 
 class PacketRecord:
@@ -159,16 +156,6 @@ def _ip4_str(raw: bytes) -> str:
     return text
 
 
-def _ip6_str(raw: bytes) -> str:
-    text = _ip6_text.get(raw)
-    if text is None:
-        text = _ntop(socket.AF_INET6, raw)
-        if len(_ip6_text) >= _IP_CACHE_MAX:
-            _ip6_text.clear()
-        _ip6_text[raw] = text
-    return text
-
-
 def _link(linktype: int, data: bytes, n: int) -> tuple[int, int | None, bytes | None, str | None]:
     """Non-Ethernet link layers: ``(offset, ethertype, src_mac, malformed)``; offset -1 = stop."""
     if linktype == LINKTYPE_LINUX_SLL:
@@ -207,62 +194,6 @@ def _link(linktype: int, data: bytes, n: int) -> tuple[int, int | None, bytes | 
             return 4, _ETHERTYPE_IPV6, None, None
         return 4, None, None, None
     return -1, None, None, f"link: unsupported link type {linktype}"
-
-
-def _ipv6(
-    data: bytes, off: int, n: int, wire_len: int
-) -> tuple[str | None, str | None, int | None, int | None, int, int, bool, bool, str | None]:
-    """IPv6 header and extension headers.
-
-    Returns ``(src, dst, proto, hlim, l4_offset, end, non_first_fragment, fragment, malformed)``;
-    l4_offset is -1 when the upper layer cannot be located.
-    """
-    if n - off < 40:
-        return None, None, None, None, -1, n, False, False, "ipv6: header shorter than 40 bytes"
-    vtcfl, plen, nh, hlim, src, dst = _ip6(data, off)
-    if vtcfl >> 28 != 6:
-        return None, None, None, None, -1, n, False, False, f"ipv6: version {vtcfl >> 28}"
-    src_ip, dst_ip = _ip6_str(src), _ip6_str(dst)
-    p = off + 40
-    end = p + plen
-    malformed = None
-    if plen == 0:  # jumbogram, or a segmentation-offload frame captured on the sender
-        end = n
-    elif end > n:
-        end = n
-        if n == wire_len:
-            malformed = f"ipv6: payload length {plen} beyond packet"
-    l4 = -1
-    nonfirst = fragment = False
-    for _ in range(_MAX_IPV6_EXT):
-        if nh in _IPV6_EXT_PLAIN or nh == 51:
-            if p + 8 > end:
-                malformed = "ipv6: extension header beyond packet"
-                break
-            size = (data[p + 1] + 2) * 4 if nh == 51 else (data[p + 1] + 1) * 8
-            nh = data[p]
-            p += size
-            if p > end:
-                malformed = "ipv6: extension header beyond packet"
-                break
-        elif nh == 44:
-            if p + 8 > end:
-                malformed = "ipv6: fragment header beyond packet"
-                break
-            offflags = _u16(data, p + 2)[0]
-            nh = data[p]
-            p += 8
-            fragment = True
-            if offflags >> 3:  # fragment offset: the upper-layer header is in the first one
-                nonfirst = True
-                l4 = p
-                break
-        else:
-            l4 = p
-            break
-    else:
-        malformed = "ipv6: too many extension headers"
-    return src_ip, dst_ip, nh, hlim, l4, end, nonfirst, fragment, malformed
 
 
 def _arp_fields(

@@ -10,15 +10,12 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
-from otwatch.dbcommon import Migrations, set_sqlite_pragmas
+from otwatch.dbcommon import Migrations, SessionStore, set_sqlite_pragmas
 from otwatch.errors import OtwatchError
 
 __all__ = ["DB_FILENAME", "Store", "StoreError", "StorePermissionError", "open_store"]
@@ -41,44 +38,25 @@ def sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-def head_revision() -> str:
-    return _MIGRATIONS.head()
-
-
-def current_revision(engine: Engine) -> str | None:
-    return _MIGRATIONS.current(engine)
+head_revision = _MIGRATIONS.head
+current_revision = _MIGRATIONS.current
+migrate = _MIGRATIONS.upgrade
+"""Upgrade the schema to a revision (default head); a no-op when it is already there."""
 
 
 def refuse_unknown_revision(revision: str | None, where: str) -> None:
     _MIGRATIONS.refuse_unknown(revision, where)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision``; a no-op when it is already there."""
-    _MIGRATIONS.upgrade(engine, revision)
-
-
-class Store:
+class Store(SessionStore):
     """The sensor database: an engine plus a session factory."""
 
     def __init__(self, engine: Engine, data_dir: Path) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.data_dir = data_dir
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One short transaction: commits on success, rolls back on error."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except OperationalError as exc:
-            raise StoreError(
-                f"database error in {self.data_dir / DB_FILENAME}: {exc.orig}"
-            ) from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
+    def database_error(self, exc: OperationalError) -> StoreError:
+        return StoreError(f"database error in {self.data_dir / DB_FILENAME}: {exc.orig}")
 
 
 def _create_db(db_path: Path, directory: Path) -> None:

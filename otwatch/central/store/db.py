@@ -7,16 +7,13 @@ plain file path (SQLite). PostgreSQL URLs use the psycopg 3 driver (extra ``post
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
-from otwatch.dbcommon import Migrations, set_sqlite_pragmas_durable
+from otwatch.dbcommon import Migrations, SessionStore, set_sqlite_pragmas_durable
 from otwatch.errors import OtwatchError
 
 __all__ = ["CentralStore", "CentralStoreError", "migrate", "normalize_url", "open_central_store"]
@@ -59,35 +56,19 @@ def _engine(url: str) -> Engine:
         ) from None
 
 
-def head_revision() -> str:
-    return _MIGRATIONS.head()
+head_revision = _MIGRATIONS.head
+current_revision = _MIGRATIONS.current
+migrate = _MIGRATIONS.upgrade
+"""Upgrade the schema to a revision (default head); a no-op when it is already there."""
 
 
-def current_revision(engine: Engine) -> str | None:
-    return _MIGRATIONS.current(engine)
-
-
-def migrate(engine: Engine, revision: str = "head") -> None:
-    _MIGRATIONS.upgrade(engine, revision)
-
-
-class CentralStore:
+class CentralStore(SessionStore):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.dialect = engine.dialect.name
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One short transaction: commits on success, rolls back on error."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except OperationalError as exc:
-            raise CentralStoreError(f"central database error: {exc.orig}") from exc
-
-    def close(self) -> None:
-        self.engine.dispose()
+    def database_error(self, exc: OperationalError) -> CentralStoreError:
+        return CentralStoreError(f"central database error: {exc.orig}")
 
 
 def open_central_store(url: str, *, migrate_schema: bool = True) -> CentralStore:

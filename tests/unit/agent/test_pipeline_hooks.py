@@ -11,8 +11,7 @@ from otwatch.agent.store.baseline import BASELINE_VERSION, load_learning_ns, sav
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.state import bump_version
-from tests.factories import modbus_request
-from tests.netfactories import (
+from tests.factories import (
     SEC,
     T0,
     A,
@@ -20,6 +19,7 @@ from tests.netfactories import (
     arp_request,
     feed,
     make_pipeline,
+    modbus_request,
     syn,
     tcp,
     udp,

@@ -15,7 +15,7 @@ from otwatch.agent.engines.modbus import ModbusEngine
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import FLOW_REFRESH_NS
 from otwatch.cli.main import cli
-from tests.netfactories import (
+from tests.factories import (
     SEC,
     A,
     B,

@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from otwatch.agent.capture.config import RingConfig
-from otwatch.agent.capture.ring import RingWriter, iter_segment
+from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.capture.source import CaptureSource, SourceStats
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.models import BaselineFact

@@ -9,11 +9,10 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapfile import open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.cli.main import cli
-from tests.factories import T0, eth
-
-SEC = 1_000_000_000
+from tests.factories import SEC, T0, eth
 
 
 def invoke(data_dir, *args: str):

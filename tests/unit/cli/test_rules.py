@@ -13,8 +13,7 @@ from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.models import Alert, AuditEvent
 from otwatch.alerts.catalog import load_catalog
 from otwatch.cli.main import cli
-from tests.factories import T0, ether_frames, modbus_request
-from tests.netfactories import arp_request
+from tests.factories import T0, arp_request, ether_frames, modbus_request
 
 A, B = "192.0.2.10", "198.51.100.20"
 USER_RULE = "unauthorized_operation_was_detected_by_a_user_defined_rule"

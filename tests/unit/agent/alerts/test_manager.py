@@ -9,9 +9,8 @@ from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.store.models import Alert, AlertRule, AuditEvent, ExclusionRule, OutboxEvent
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action, DetectionOutcome, Origin
-from tests.factories import T0, detection
+from tests.factories import SEC, T0, detection
 
-SEC = 1_000_000_000
 EXC = "modbus_exception"  # not learnable, mutable
 FC = "unpermitted_usage_of_modbus_function_code"  # learnable, not mutable
 

@@ -10,9 +10,8 @@ from otwatch.agent.alerts.ratelimit import MAX_SOURCES, RateLimit, RateLimiter, 
 from otwatch.agent.store.models import Alert, AuditEvent, OutboxEvent
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import Action, DetectionOutcome
-from tests.factories import T0, detection
+from tests.factories import SEC, T0, detection
 
-SEC = 1_000_000_000
 FC = "unpermitted_usage_of_modbus_function_code"
 EXC = "modbus_exception"
 

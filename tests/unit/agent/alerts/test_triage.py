@@ -10,9 +10,7 @@ from otwatch.agent.alerts.triage import Triage
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.models import Alert, AlertRule, OutboxEvent
 from otwatch.alerts.lifecycle import Action, DetectionOutcome, Origin
-from tests.factories import T0, detection
-
-SEC = 1_000_000_000
+from tests.factories import SEC, T0, detection
 
 
 def _raise_alert(store, **kwargs) -> tuple[AlertManager, int]:

@@ -14,14 +14,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from otwatch.agent.capture.evidence import (
-    Evidence,
-    HostMatcher,
-    _unavailable_message,
-    ring_frames,
-)
+from otwatch.agent.capture.evidence import Evidence
+from otwatch.agent.capture.evidence_window import unavailable_message
+from otwatch.agent.capture.evidence_hosts import HostMatcher
+from otwatch.agent.capture.evidence_window import ring_frames
 from otwatch.agent.capture.pcapfile import Frame
-from otwatch.agent.capture.ring import file_header, iter_segment, store_path
+from otwatch.agent.capture.ring import file_header, store_path
+from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.models_pcap import PcapEvidence
 
 _NS = 1_000_000_000
@@ -272,7 +271,7 @@ class OldEvidence(Evidence):
                 current.status, current.message = "ready", None
             elif not covered:
                 current.status = "unavailable"
-                current.message = _unavailable_message(session, job.start, job.end)
+                current.message = unavailable_message(session, job.start, job.end)
             else:
                 current.status = "empty"
                 current.message = "no packets of the alert's hosts in the window"

@@ -11,19 +11,19 @@ from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.capture.config import EvidenceConfig, RingConfig, evidence_directory
-from otwatch.agent.capture.evidence import (
-    Evidence,
+from otwatch.agent.capture.evidence import Evidence
+from otwatch.agent.capture.evidence_export import (
     EvidenceNotFound,
-    HostMatcher,
     PcapUnavailable,
     export_alert_pcap,
 )
-from otwatch.agent.capture.ring import RingWriter, iter_segment
+from otwatch.agent.capture.evidence_hosts import HostMatcher
+from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.models_pcap import PcapEvidence
 from otwatch.alerts.catalog import load_catalog
-from tests.factories import T0, detection, ether_frames
+from tests.factories import SEC, T0, detection, ether_frames
 
-SEC = 1_000_000_000
 A, B, C = "192.0.2.10", "198.51.100.20", "203.0.113.30"
 
 

@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from gen_capture import modbus_polling  # noqa: E402
 
-SEC = 1_000_000_000
+from tests.factories import SEC  # noqa: E402
+
 KiB = 1024
 
 

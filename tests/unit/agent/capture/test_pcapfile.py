@@ -17,14 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otwatch.agent.capture.pcapfile import (
-    MAX_CAPLEN,
-    CaptureFile,
-    CaptureFileError,
-    open_capture,
-    pcap_record,
-    write_pcap_header,
-)
+from otwatch.agent.capture.pcapfile import MAX_CAPLEN, CaptureFile, CaptureFileError, open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.errors import OtwatchError
 
 PCAPS = Path(__file__).resolve().parents[4].parent / "shared" / "pcaps"

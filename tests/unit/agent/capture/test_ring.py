@@ -14,19 +14,13 @@ from sqlalchemy import select
 
 from otwatch.agent.capture.config import RingConfig, ring_directory
 from otwatch.agent.capture.pcapfile import open_capture
-from otwatch.agent.capture.ring import (
-    EVICTED_STATE,
-    RingError,
-    RingWriter,
-    iter_segment,
-    repair_ring,
-    scan_segment,
-)
+from otwatch.agent.capture.ring import EVICTED_STATE, RingError, RingWriter
+from otwatch.agent.capture.ring_repair import repair_ring
+from otwatch.agent.capture.ring_segments import iter_segment, scan_segment
 from otwatch.agent.store.models_pcap import PcapSegment
 from otwatch.agent.store.state import get_state
-from tests.factories import T0
+from tests.factories import SEC, T0
 
-SEC = 1_000_000_000
 MiB = 1 << 20
 
 

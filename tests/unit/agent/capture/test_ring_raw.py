@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from otwatch.agent.capture.pcapfile import open_capture, pcap_record, write_pcap_header
+from otwatch.agent.capture.pcapfile import open_capture
+from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.capture.ring import RingWriter
 from tests.unit.agent.capture.test_ring import SEC, capinfos, frames, read_all, ring_config, rows
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.address_scan import AddressScanEngine
-from tests.netfactories import SEC, T0, A, feed, icmp_echo, make_pipeline, netstore, syn, udp
+from tests.factories import SEC, T0, A, feed, icmp_echo, make_pipeline, netstore, syn, udp
 
 __all__ = ["netstore"]
 ENGINES = (AddressScanEngine,)

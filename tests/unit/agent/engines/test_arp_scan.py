@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.arp_scan import ArpScanEngine
-from tests.netfactories import SEC, T0, A, arp_reply, arp_request, feed, make_pipeline, netstore
+from tests.factories import SEC, T0, A, arp_reply, arp_request, feed, make_pipeline, netstore
 
 __all__ = ["netstore"]
 ENGINES = (ArpScanEngine,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.arp_spoofing import ArpSpoofingEngine
-from tests.netfactories import SEC, T0, arp_reply, arp_request, feed, make_pipeline, netstore
+from tests.factories import SEC, T0, arp_reply, arp_request, feed, make_pipeline, netstore
 
 __all__ = ["netstore"]
 ENGINES = (ArpSpoofingEngine,)

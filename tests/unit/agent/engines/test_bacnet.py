@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import pytest
 from scapy.packet import Raw
 
 from otwatch.agent.decode.layers.bacnet import (
@@ -17,7 +14,7 @@ from otwatch.agent.decode.layers.bacnet import (
     encode_password,
 )
 from otwatch.agent.engines.bacnet import BacnetEngine
-from tests.otframes import CLIENT, SERVER, EngineRun, of_type, types, udp
+from tests.factories import CLIENT, SERVER, Case, EngineRun, case_tests, of_type, types, udp
 
 AV1 = b"\x0c" + ((2 << 22) | 1).to_bytes(4, "big")  # [0] analog-value 1
 PRESENT_VALUE = b"\x19\x55"  # [1] property 85
@@ -46,14 +43,6 @@ BAD_LENGTH = udp(CLIENT, SERVER, 47808, 47808, bytes(BVLC(length=40) / NPDU() /
                                                      BACnetConfirmedRequest()))  # fmt: skip
 
 
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: [READ])
-
-
 CASES = [
     Case("controller_reset", [reinitialize(0)], [reinitialize(2)]),
     Case("unauthorized_bacnet_object_access", [WRITE], [READ]),
@@ -73,18 +62,7 @@ def engine_run() -> EngineRun:
     return EngineRun(BacnetEngine, settings={"bacnet": {"enable": ("*",)}})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(CASES, engine_run, learn=[READ])
 
 
 def test_reinitialize_message_and_fields() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.bandwidth import BandwidthEngine
-from tests.netfactories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (BandwidthEngine,)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-
-import pytest
 
 from otwatch.agent.engines.cip import CipEngine
-from tests.otframes import CLIENT, SERVER, EngineRun, of_type, to_client, to_server, types
+from tests.factories import (
+    CLIENT,
+    SERVER,
+    Case,
+    EngineRun,
+    case_tests,
+    of_type,
+    to_client,
+    to_server,
+    types,
+)
 
 CTX = b"ctx00001"
 
@@ -79,14 +86,6 @@ READ_ATTR = request(creq(0x0E, path(0x01, 1, 7)))
 POLL = [READ_ATTR, reply(crsp(0x0E, 0, b"\x01\x00"))]
 
 
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: list(POLL))
-
-
 CASES = [
     Case("controller_stop", [to_server(44818, unit(creq(0x07, path(0x8E))))],
          [to_server(44818, unit(creq(0x0E, path(0x8E, 1, 1))))]),
@@ -118,18 +117,7 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = EngineRun(CipEngine)
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = EngineRun(CipEngine)
-    run.learn(case.learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(CASES, lambda: EngineRun(CipEngine), learn=POLL)
 
 
 def test_stop_inside_a_multiple_service_packet() -> None:

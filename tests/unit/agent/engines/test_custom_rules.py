@@ -6,8 +6,19 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
-from tests.factories import modbus_request
-from tests.netfactories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp, udp
+from tests.factories import (
+    SEC,
+    T0,
+    A,
+    B,
+    C,
+    feed,
+    make_pipeline,
+    modbus_request,
+    netstore,
+    tcp,
+    udp,
+)
 
 __all__ = ["netstore"]
 ENGINES = (CustomRuleEngine,)

@@ -7,7 +7,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.dhcp_failure import DhcpFailureEngine
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (DhcpFailureEngine,)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import pytest
 from scapy.packet import Raw
 
 from otwatch.agent.decode.layers.dnp3 import (
@@ -14,7 +11,17 @@ from otwatch.agent.decode.layers.dnp3 import (
     DNP3Transport,
 )
 from otwatch.agent.engines.dnp3 import Dnp3Engine
-from tests.otframes import CLIENT, SERVER, EngineRun, of_type, to_client, to_server, types
+from tests.factories import (
+    CLIENT,
+    SERVER,
+    Case,
+    EngineRun,
+    case_tests,
+    of_type,
+    to_client,
+    to_server,
+    types,
+)
 
 CLASS_123 = bytes.fromhex("3c02063c03063c0406")
 CLASS_0 = bytes.fromhex("3c0106")
@@ -50,15 +57,6 @@ def corrupt(pkt):
 
 
 POLL = [request(1, CLASS_123), response()]
-
-
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: list(POLL))
-    quiet_learn: list | None = None
 
 
 CASES = [
@@ -106,18 +104,7 @@ def engine_run() -> EngineRun:
     return EngineRun(Dnp3Engine, settings={"dnp3": {"enable": ("*",)}})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn if case.quiet_learn is None else case.quiet_learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(CASES, engine_run, learn=POLL)
 
 
 def test_cold_restart_alert_names_the_outstation_as_source() -> None:

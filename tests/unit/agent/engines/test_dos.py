@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from otwatch.agent.engines.dos import DosEngine
-from tests.netfactories import SEC, T0, B, feed, make_pipeline, netstore, syn
+from tests.factories import SEC, T0, B, feed, make_pipeline, netstore, syn
 
 __all__ = ["netstore"]
 ENGINES = (DosEngine,)

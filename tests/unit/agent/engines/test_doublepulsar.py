@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from otwatch.agent.decode.smb import SMB1_TRANS2
 from otwatch.agent.engines.doublepulsar import DoublePulsarEngine
-from tests.netfactories import A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import A, B, feed, make_pipeline, netstore, tcp
 from tests.unit.agent.decode.test_smb import smb1, trans2_request
 
 __all__ = ["netstore"]

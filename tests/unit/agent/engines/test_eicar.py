@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.eicar import EICAR, EicarEngine
-from tests.netfactories import A, B, feed, make_pipeline, netstore, syn, tcp, udp
+from tests.factories import A, B, feed, make_pipeline, netstore, syn, tcp, udp
 
 __all__ = ["netstore"]
 ENGINES = (EicarEngine,)
@@ -42,7 +42,7 @@ def test_similar_bytes_are_quiet(netstore):
 def test_found_wherever_the_segments_split_it(netstore):
     """Every split point: the tail kept may be "X", "X5", "X5O…", and the rest may hold no "X"
     at all (a pure ACK in between does not lose it)."""
-    from tests.netfactories import tcp as segment
+    from tests.factories import tcp as segment
 
     for cut in range(1, len(EICAR)):
         p, got = make_pipeline(netstore, ENGINES)

@@ -4,7 +4,7 @@ Header Content and Unexpected message length from packets."""
 from __future__ import annotations
 
 from otwatch.agent.engines.http_anomaly import HttpAnomalyEngine
-from tests.netfactories import A, B, feed, make_pipeline, netstore, syn, tcp
+from tests.factories import A, B, feed, make_pipeline, netstore, syn, tcp
 
 __all__ = ["netstore"]
 ENGINES = (HttpAnomalyEngine,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.http_errors import HttpErrorEngine
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (HttpErrorEngine,)

@@ -6,7 +6,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.icmp_flood import IcmpFloodEngine
-from tests.netfactories import SEC, A, B, feed, icmp_echo, make_pipeline, netstore
+from tests.factories import SEC, A, B, feed, icmp_echo, make_pipeline, netstore
 
 __all__ = ["netstore"]
 ENGINES = (IcmpFloodEngine,)

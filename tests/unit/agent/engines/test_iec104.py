@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-
-import pytest
 
 from otwatch.agent.engines.iec104 import Iec104Engine, frame_length
-from tests.otframes import CLIENT, SERVER, EngineRun, of_type, to_client, to_server, types
+from tests.factories import (
+    CLIENT,
+    SERVER,
+    Case,
+    EngineRun,
+    case_tests,
+    of_type,
+    to_client,
+    to_server,
+    types,
+)
 
 
 def asdu(type_id: int, cot: int = 6, ca: int = 3, element: bytes = b"\x01") -> bytes:
@@ -31,14 +38,6 @@ STARTDT = to_server(2404, b"\x68\x04\x07\x00\x00\x00")
 SHORT_I = to_server(2404, apdu(b"\x2d\x01\x06"))  # I-format with a 3-octet "ASDU"
 
 
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: [STARTDT, command(100), command(45)])
-
-
 CASES = [
     Case("unpermitted_usage_of_asdu_types", [command(50)], [command(100)]),
     Case("slave_device_received_illegal_asdu_type", [command(24)], [command(45)]),
@@ -57,18 +56,9 @@ def engine_run() -> EngineRun:
     return EngineRun(Iec104Engine, settings={"iec104": {"enable": ("*",)}})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(
+    CASES, engine_run, learn=[STARTDT, command(100), command(45)]
+)
 
 
 def test_negative_causes_make_the_controlling_station_the_source() -> None:

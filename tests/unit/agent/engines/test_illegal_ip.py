@@ -6,7 +6,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.illegal_ip import IllegalIpEngine
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore
 
 __all__ = ["netstore"]
 ENGINES = (IllegalIpEngine,)

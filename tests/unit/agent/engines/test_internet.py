@@ -6,7 +6,7 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from otwatch.agent.engines.internet import InternetEngine
-from tests.netfactories import (
+from tests.factories import (
     SEC,
     T0,
     A,

@@ -9,7 +9,7 @@ from scapy.layers.dns import DNS, DNSQR
 from otwatch.agent.engines.config import EngineSettingsError
 from otwatch.agent.engines.ioc import IocEngine
 from otwatch.agent.rules.ioc import IocError
-from tests.netfactories import A, B, C, feed, make_pipeline, netstore, syn, synack, tcp, udp
+from tests.factories import A, B, C, feed, make_pipeline, netstore, syn, synack, tcp, udp
 
 __all__ = ["netstore"]
 ENGINES = (IocEngine,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from otwatch.agent.engines.login_policy import LoginPolicyEngine
-from tests.netfactories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp
 from tests.unit.agent.decode.test_smb import smb2
 
 __all__ = ["netstore"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 from otwatch.agent.engines.logins import LoginEngine
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, syn, tcp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, syn, tcp
 from tests.unit.agent.decode.test_smb import smb2
 
 __all__ = ["netstore"]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-
-import pytest
 
 from otwatch.agent.engines.modbus import ModbusEngine
-from tests.otframes import CLIENT, MIN, SERVER, EngineRun, of_type, to_client, to_server, types
+from tests.factories import (
+    CLIENT,
+    MIN,
+    SERVER,
+    Case,
+    EngineRun,
+    case_tests,
+    mac,
+    of_type,
+    to_client,
+    to_server,
+    types,
+)
 
 
 def mbap(pdu: bytes, unit: int = 1, tid: int = 1, proto: int = 0) -> bytes:
@@ -33,16 +42,6 @@ def ident(revision: bytes):
 
 
 POLL = [read(0, 10), resp(3, b"\x14" + bytes(20))]
-
-
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: list(POLL))
-    step_ns: int = 1_000_000
-    quiet_learn: list | None = None
 
 
 CASES = [
@@ -85,18 +84,7 @@ def engine_run() -> EngineRun:
     return EngineRun(ModbusEngine, settings={"modbus": {"enable": ("*",)}})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger, case.step_ns))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn if case.quiet_learn is None else case.quiet_learn)
-    assert case.type_id not in types(run.feed(case.quiet, case.step_ns))
+test_triggers, test_quiet = case_tests(CASES, engine_run, learn=POLL)
 
 
 def test_unpermitted_write_message_names_the_operation() -> None:
@@ -109,7 +97,7 @@ def test_unpermitted_write_message_names_the_operation() -> None:
         " not seen during learning"
     )
     assert det.fields["source_address"] == CLIENT
-    assert det.fields["destination_mac"] == "02:00:00:00:00:14"
+    assert det.fields["destination_mac"] == mac(SERVER)
     assert det.fields["function_code"] == 16
 
 

@@ -7,7 +7,7 @@ from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.multicast import MulticastEngine
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, udp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, udp
 
 __all__ = ["netstore"]
 ENGINES = (MulticastEngine,)

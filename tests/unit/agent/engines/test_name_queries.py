@@ -8,7 +8,7 @@ import string
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.name_queries import NameQueriesEngine, looks_generated
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, udp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, udp
 
 __all__ = ["netstore"]
 ENGINES = (NameQueriesEngine,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.name_query import NameQueryEngine
-from tests.netfactories import SEC, T0, A, B, C, feed, make_pipeline, netstore, udp
+from tests.factories import SEC, T0, A, B, C, feed, make_pipeline, netstore, udp
 
 __all__ = ["netstore"]
 ENGINES = (NameQueryEngine,)

@@ -28,7 +28,7 @@ from otwatch.agent.engines.ot_support import (
 from otwatch.agent.engines.profinet import ProfinetEngine
 from otwatch.agent.engines.s7 import S7Engine
 from otwatch.alerts.catalog import load_catalog
-from tests.otframes import CLIENT, SERVER, EngineRun, to_client, to_server, udp
+from tests.factories import CLIENT, SERVER, EngineRun, mac, to_client, to_server, udp
 
 MIN = 60 * 10**9
 
@@ -66,12 +66,12 @@ def test_packet_fields_and_reverse() -> None:
     assert fields == {
         "source_address": CLIENT,
         "destination_address": SERVER,
-        "source_mac": "02:00:00:00:00:0a",
-        "destination_mac": "02:00:00:00:00:14",
+        "source_mac": mac(CLIENT),
+        "destination_mac": mac(SERVER),
         "protocol": "modbus",
     }
     swapped = packet_fields(rec, "modbus", reverse=True)
-    assert swapped["source_address"] == SERVER and swapped["source_mac"] == "02:00:00:00:00:14"
+    assert swapped["source_address"] == SERVER and swapped["source_mac"] == mac(SERVER)
 
 
 def test_malformed_counter_reaches_its_threshold_once_per_window() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.periodic import PeriodicEngine
-from tests.factories import modbus_request
-from tests.netfactories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, feed, make_pipeline, modbus_request, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (PeriodicEngine,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.plc_scan import PlcScanEngine
-from tests.netfactories import SEC, T0, A, feed, make_pipeline, netstore, syn, udp
+from tests.factories import SEC, T0, A, feed, make_pipeline, netstore, syn, udp
 
 __all__ = ["netstore"]
 ENGINES = (PlcScanEngine,)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.scans import PortScanEngine
-from tests.netfactories import A, B, feed, make_pipeline, netstore, syn
+from tests.factories import A, B, feed, make_pipeline, netstore, syn
 
 __all__ = ["netstore"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
-import pytest
 from scapy.contrib.pnio import ProfinetIO
 from scapy.contrib.pnio_dcp import ProfinetDCP
 from scapy.layers.inet import IP, TCP
@@ -13,7 +11,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from otwatch.agent.engines.profinet import ProfinetEngine, dcp_blocks, frame_class
-from tests.otframes import EngineRun, of_type, types
+from tests.factories import Case, EngineRun, case_tests, of_type, types
 
 TOOL, DEVICE = "02:00:00:00:00:0a", "02:00:00:00:00:14"
 
@@ -38,14 +36,6 @@ GET_IP = frame(dcp(3, 0, b"\x01\x02"))
 CYCLIC = frame(b"\x80\x00" + bytes(40))
 
 
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: [CYCLIC])
-
-
 CASES = [
     Case("unauthorized_profinet_frame_type", [frame(b"\xfe\x01" + bytes(30))], [CYCLIC]),
     Case("change_of_device_configuration", [SET_IP], [GET_IP]),
@@ -61,18 +51,7 @@ def engine_run() -> EngineRun:
     return EngineRun(ProfinetEngine, settings={"profinet": {"enable": ("*",)}})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = engine_run()
-    run.learn(case.learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(CASES, engine_run, learn=[CYCLIC])
 
 
 def test_set_ip_message_and_mac_addresses() -> None:

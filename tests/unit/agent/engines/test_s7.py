@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import pytest
 from scapy.packet import Raw
 
 from otwatch.agent.decode.layers.s7comm import (
@@ -20,7 +17,17 @@ from otwatch.agent.decode.layers.s7comm import (
     S7VarParameter,
 )
 from otwatch.agent.engines.s7 import S7Engine
-from tests.otframes import CLIENT, SERVER, EngineRun, of_type, to_client, to_server, types
+from tests.factories import (
+    CLIENT,
+    SERVER,
+    Case,
+    EngineRun,
+    case_tests,
+    of_type,
+    to_client,
+    to_server,
+    types,
+)
 
 
 def tpkt(parameter, data: bytes = b"", rosctr: int = 1) -> bytes:
@@ -57,15 +64,6 @@ CYCLIC_PUSH = from_plc(*userdata(2, 1, kind=0), rosctr=7)
 POLL = [SETUP, var(4, 5)]
 
 
-@dataclass
-class Case:
-    type_id: str
-    trigger: list
-    quiet: list
-    learn: list = field(default_factory=lambda: list(POLL))
-    quiet_learn: list | None = None
-
-
 CASES = [
     Case("an_s7_stop_plc_command_was_sent", [job(S7StopParameter())], [pi(b"P_PROGRAM")]),
     Case("unauthorized_plc_programming", [DOWNLOAD], [DOWNLOAD], quiet_learn=[*POLL, DOWNLOAD]),
@@ -81,18 +79,7 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_triggers(case: Case) -> None:
-    run = EngineRun(S7Engine)
-    run.learn(case.learn)
-    assert case.type_id in types(run.feed(case.trigger))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.type_id for c in CASES])
-def test_quiet(case: Case) -> None:
-    run = EngineRun(S7Engine)
-    run.learn(case.learn if case.quiet_learn is None else case.quiet_learn)
-    assert case.type_id not in types(run.feed(case.quiet))
+test_triggers, test_quiet = case_tests(CASES, lambda: EngineRun(S7Engine), learn=POLL)
 
 
 def test_download_alert_names_station_and_block_even_for_jobs_the_plc_sends() -> None:

@@ -10,7 +10,7 @@ from otwatch.agent.engines.dos import DosEngine
 from otwatch.agent.engines.plc_scan import PlcScanEngine
 from otwatch.agent.engines.sessions import SessionsEngine
 from otwatch.agent.engines.unresponsive import UnresponsiveEngine
-from tests.netfactories import SEC, T0, arp_request, make_pipeline, netstore, syn
+from tests.factories import SEC, T0, arp_request, make_pipeline, netstore, syn
 
 __all__ = ["netstore"]
 ENGINES = (

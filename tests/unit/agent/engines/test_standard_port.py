@@ -5,8 +5,7 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.standard_port import StandardPortEngine
-from tests.factories import modbus_request
-from tests.netfactories import A, B, feed, make_pipeline, netstore, syn, tcp, udp
+from tests.factories import A, B, feed, make_pipeline, modbus_request, netstore, syn, tcp, udp
 
 __all__ = ["netstore"]
 ENGINES = (StandardPortEngine,)

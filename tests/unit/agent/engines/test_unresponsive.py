@@ -6,7 +6,7 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.unresponsive import UnresponsiveEngine
-from tests.netfactories import (
+from tests.factories import (
     SEC,
     T0,
     A,
