@@ -76,6 +76,8 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     assert catalog.returncode == 0 and len(catalog.stdout) > 1000
     # a command that writes creates and migrates the store (read-only ones never create it)
     data = str(tmp_path / "data")
+    created = run("--data-dir", data, "baseline", "stop")
+    assert created.returncode == 0, created.stderr
     listed = run("--data-dir", data, "rules", "custom", "list", "--format", "json")
     assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
     assert run("--data-dir", data, "alerts", "list").returncode == 0
