@@ -36,7 +36,8 @@ def require_config(ctx: click.Context | None = None) -> Config:
     cfg = load_config(state.config_path if state else None)
     level = state.log_level if state and state.log_level else cfg.log.level
     fmt = state.log_format if state and state.log_format else cfg.log.format
-    configure_logging(level, fmt)
+    daemon = ctx.parent.info_name if ctx.parent is not None else None
+    configure_logging(level, fmt, service=f"otwatch-{daemon}" if daemon else "otwatch")
     log.info("configuration loaded from %s", cfg.source, extra={"config_source": cfg.source})
     return cfg
 
