@@ -6,7 +6,13 @@ Modbus polling capture (``bench/gen_capture.py``) from one side, the capturer li
 other. Reported per run: frames captured / frames sent, kernel drops, the rate the sender
 reached and the rate the capturer finished at. Ratios only, measured in the same run.
 
-Usage: ``python bench/capture_live.py [--packets N] [--workers 1,2] [--block-count N]``
+Two cases (``--cases``): ``learned``, the steady state: the agent's data directory first
+learns the capture's traffic (``agent replay --learning-period`` over the first 60% of its
+traffic time), so live traffic raises nothing; ``storm``, no baseline: a fresh data
+directory, every client a new asset and every poll a detection (about half the frames).
+
+Usage: ``python bench/capture_live.py [--packets N] [--workers 1,2] [--block-counts N,M]
+[--cases learned,storm]``
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.gen_capture import modbus_polling  # noqa: E402
+from bench.replay import loop_seconds  # noqa: E402
 
 OTWATCH = [sys.executable, "-m", "otwatch.cli"]
 SENDER_IP, SENSOR_IP = "198.51.100.2/24", "198.51.100.1/24"
@@ -120,8 +127,21 @@ def _ring_count(data_dir: Path) -> int:
     return total
 
 
-def bench_otwatch(pair: VethPair, pcap: Path, sent: int, workers: int, blocks: int, args) -> Result:
+def _learn(data_dir: Path, pcap: Path, sent: int) -> None:
+    """Learn the capture's traffic into ``data_dir``: learning ends at 60% of its traffic
+    time (~1 ms per packet), so the agent starts from a finished baseline."""
+    learn_s = max(1, int(sent * 0.001 * 0.6))
+    argv = [*OTWATCH, "--data-dir", str(data_dir), "agent", "replay", str(pcap),
+            "--learning-period", f"{learn_s}s"]  # fmt: skip
+    run(argv, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def bench_otwatch(
+    pair: VethPair, pcap: Path, sent: int, workers: int, blocks: int, args, case: str = "learned"
+) -> Result:
     data_dir = Path(tempfile.mkdtemp(prefix="otwb-data-"))
+    if case == "learned":
+        _learn(data_dir, pcap, sent)
     notify_path = data_dir / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
@@ -172,7 +192,7 @@ def bench_otwatch(pair: VethPair, pcap: Path, sent: int, workers: int, blocks: i
     drops = sum(i["kernel_drops"] for i in st.get("interfaces", {}).values())
     analysed = st.get("pipeline", {}).get("packets", 0)
     captured = _ring_count(data_dir)
-    name = f"otwatch --workers {workers}"
+    name = f"otwatch -w{workers} {case}"
     note = f"(kernel ring {blocks}x{args.block_size}/worker; per worker {split})"
     if agent.returncode:
         note += f" exit {agent.returncode}: {err.decode()[-300:]}"
@@ -271,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the agents' data dirs")
+    parser.add_argument(
+        "--cases", default="learned,storm", help="learned (steady state) and/or storm (no baseline)"
+    )
     parser.add_argument("--read-cost", metavar="IF", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.read_cost:
@@ -282,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     pcap = work / "modbus_polling.pcap"
     sent = modbus_polling(pcap, args.packets, clients=args.clients)
     print(
+        f"plain 10M-iteration Python loop: {loop_seconds():.2f} s (this machine, now)\n"
         f"capture: {sent:,} Modbus/TCP polling packets from {args.clients} clients "
         f"({pcap.stat().st_size / 1e6:.0f} MB); {os.cpu_count()} CPU(s), load average "
         f"{os.getloadavg()[0]:.1f} at start"
@@ -294,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         print(results[-1].line(), flush=True)
         for blocks in (int(b) for b in args.block_counts.split(",")):
             for workers in (int(w) for w in args.workers.split(",")):
-                results.append(bench_otwatch(pair, pcap, sent, workers, blocks, args))
-                print(results[-1].line(), flush=True)
+                for case in args.cases.split(","):
+                    results.append(bench_otwatch(pair, pcap, sent, workers, blocks, args, case))
+                    print(results[-1].line(), flush=True)
     finally:
         pair.close()
         shutil.rmtree(work, ignore_errors=True)

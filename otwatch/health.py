@@ -104,5 +104,6 @@ def sensor_health(store: Store, now: int | None = None) -> dict[str, Any]:
             "files": pcap["evidence"]["files"],
             "bytes": pcap["evidence"]["bytes"],
             "budget_bytes": pcap["evidence"]["budget_bytes"],
+            "backlog": pcap["evidence"]["backlog"],
         },
     }

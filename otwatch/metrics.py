@@ -152,6 +152,12 @@ class SensorCollector:
         yield _single(
             gauge, "otwatch_evidence_bytes", "Bytes of per-alert evidence", h["evidence"]["bytes"]
         )
+        yield _gauge(
+            gauge,
+            "otwatch_evidence_backlog",
+            "Evidence windows waiting to be cut",
+            h["evidence"]["backlog"],
+        )
         if h["evidence"]["budget_bytes"] is not None:
             yield _single(
                 gauge,

@@ -126,9 +126,9 @@ class Collector:
         if kind == "det":
             observe = self.manager.observe
             for det, count, first_ns, last_ns in payload:
-                observe(replace(det, ts_ns=first_ns))
+                observe(det._replace(ts_ns=first_ns))
                 if count > 1:
-                    later = replace(det, ts_ns=last_ns)
+                    later = det._replace(ts_ns=last_ns)
                     for _ in range(count - 1):
                         observe(later)
         elif kind == "stats":
@@ -365,7 +365,9 @@ def _run(store: Store, data_dir: Path, options: DaemonOptions, notifier: Notifie
             extractor = None
         if evidence is not None:  # windows already complete
             try:
-                evidence.extract_due(deadline=time.monotonic() + 10.0)
+                # a pass over a large ring can outlast the stop: cut short, it stays pending
+                until = time.monotonic() + 10.0
+                evidence.extract_due(deadline=until, stopping=lambda: time.monotonic() >= until)
             except (OSError, StoreError) as exc:
                 log.error("evidence extraction failed at stop: %s", exc)
         collector.state = "stopped"

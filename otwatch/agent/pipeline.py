@@ -318,4 +318,4 @@ class Pipeline(PacketPath):
             self._baseline_version = version
             baseline = self.ctx.baseline
             for kind, key in session.execute(select(BaselineFact.kind, BaselineFact.key)):
-                baseline.kind(kind).add(key)
+                baseline.merge(kind, key)

@@ -79,6 +79,8 @@ class ReplaySummary:
     evidence_files: int = 0
     evidence_s: float = 0.0
     """Part of ``seconds`` spent cutting evidence at the end (ring only)."""
+    evidence_cpu_s: float = 0.0
+    """CPU time of that part (this process, user + system)."""
     peak_rss_bytes: int | None = None
     """This process's peak resident memory (Linux ``VmHWM``; None elsewhere): what a sensor
     needs for such a capture. Unlike ``getrusage`` it does not include what the parent had
@@ -101,6 +103,7 @@ class ReplaySummary:
             "ring_packets": self.ring_packets,
             "evidence_files": self.evidence_files,
             "evidence_s": round(self.evidence_s, 3),
+            "evidence_cpu_s": round(self.evidence_cpu_s, 3),
             "peak_rss_bytes": self.peak_rss_bytes,
         }
 
@@ -167,12 +170,13 @@ def _run(
         ring.close()
         summary.ring_packets = ring.stats.packets
         if evidence is not None:
-            cut_started = time.perf_counter()
+            cut_started, cut_cpu = time.perf_counter(), time.process_time()
             cutter = Evidence(store, evidence)
             cutter.schedule(manager.stats.created | manager.stats.updated)
             cutter.extract_due(force=True)
             summary.evidence_files = cutter.extracted
             summary.evidence_s = time.perf_counter() - cut_started
+            summary.evidence_cpu_s = time.process_time() - cut_cpu
     m, stats = manager.stats, pipeline.stats
     summary.packets, summary.bytes = stats.packets, stats.bytes
     summary.malformed, summary.detections = stats.malformed, stats.detections

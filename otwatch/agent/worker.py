@@ -287,7 +287,7 @@ class CaptureLoop:
             ).all()
         baseline = self.pipeline.ctx.baseline
         for row_id, kind, key in rows:
-            baseline.kind(kind).add(key)
+            baseline.merge(kind, key)
             self._baseline_seen = row_id
 
 

@@ -88,7 +88,8 @@ def sensor_text(h: dict[str, Any]) -> str:
     ev = h["evidence"]
     lines += [
         ring_line,
-        f"evidence  {ev['files']} file(s), {_budget(ev['bytes'], ev['budget_bytes'])}",
+        f"evidence  {ev['files']} file(s), {_budget(ev['bytes'], ev['budget_bytes'])}"
+        + (f"; {ev['backlog']:,} window(s) waiting to be cut" if ev["backlog"] else ""),
     ]
     return "\n".join(lines)
 

@@ -87,6 +87,7 @@ def test_sensor_metrics_over_http(tmp_path):
     assert got[("otwatch_outbox_depth", ())] == 3
     assert got[("otwatch_sync_connected", ())] == 0
     assert got[("otwatch_ring_bytes", ())] > 0
+    assert got[("otwatch_evidence_backlog", ())] == 0
     assert got[("otwatch_health_error", ())] == 0
     info = [k for k in got if k[0] == "otwatch_info"]
     assert dict(info[0][1])["daemon"] == "sync"

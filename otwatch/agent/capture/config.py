@@ -114,6 +114,9 @@ class EvidenceConfig:
     """Budget for all evidence files together (oldest evidence deleted first)."""
     alert_max_bytes: int = 32 * MiB
     """Budget for one alert's file (its oldest packets go first)."""
+    pass_alerts: int = 1024
+    """Alerts cut per pass over the ring: bounds one pass's time and memory; more due
+    alerts wait for the next pass (high severity first), counted as the backlog."""
 
     @classmethod
     def from_section(cls, pcap: PcapSection, data_dir: Path) -> EvidenceConfig:

@@ -16,7 +16,6 @@ happen to look like an address do not pull packets in.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import ipaddress
 import os
@@ -27,10 +26,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from otwatch.agent.capture.config import EvidenceConfig
+from otwatch.agent.capture.evidence_cut import (
+    CutJob,
+    FilePlan,
+    Interrupted,
+    SegmentFiles,
+    SegmentRef,
+    cut,
+    plan_file,
+    write_file,
+)
 from otwatch.agent.capture.pcapfile import Frame
 from otwatch.agent.capture.ring import (
     EVICTED_STATE,
@@ -60,9 +69,9 @@ __all__ = [
 
 _NS = 1_000_000_000
 WALL_GRACE_NS = 5 * _NS
+_SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 """A window is complete when the wall clock is this far past its end even if traffic stops."""
 _REC_HDR = 16
-_BATCH = 32
 _pack_rec = struct.Struct("<IIII").pack
 
 
@@ -132,17 +141,16 @@ class HostMatcher:
         return bool(macs) and (rec.src_mac in macs or rec.dst_mac in macs)
 
 
-@dataclass(slots=True)
-class _SegmentRef:
-    path: Path
-    limit: int
-    linktype: int
-    nanosecond: bool
-
-
-def _segments(session: Session, data_dir: Path, start_ns: int, end_ns: int) -> list[_SegmentRef]:
+def _segments(session: Session, data_dir: Path, start_ns: int, end_ns: int) -> list[SegmentRef]:
     rows = session.execute(
-        select(PcapSegment.path, PcapSegment.bytes, PcapSegment.linktype, PcapSegment.nanosecond)
+        select(
+            PcapSegment.path,
+            PcapSegment.bytes,
+            PcapSegment.linktype,
+            PcapSegment.nanosecond,
+            PcapSegment.first_ns,
+            PcapSegment.last_ns,
+        )
         .where(
             PcapSegment.first_ns.is_not(None),
             PcapSegment.first_ns <= end_ns,
@@ -150,12 +158,15 @@ def _segments(session: Session, data_dir: Path, start_ns: int, end_ns: int) -> l
         )
         .order_by(PcapSegment.first_ns, PcapSegment.id)
     ).all()
-    return [_SegmentRef(resolve_path(p, data_dir), size, lt, ns) for p, size, lt, ns in rows]
+    return [
+        SegmentRef(resolve_path(p, data_dir), size, lt, ns, first, last)
+        for p, size, lt, ns, first, last in rows
+    ]
 
 
 def ring_frames(
     store: Store, start_ns: int, end_ns: int, matcher: HostMatcher | None = None
-) -> tuple[list[_SegmentRef], Iterator[Frame]]:
+) -> tuple[list[SegmentRef], Iterator[Frame]]:
     """The ring's frames in ``[start_ns, end_ns]`` (optionally only ``matcher``'s), merged
     in time order across writers; also returns the segments read."""
     with store.session() as session:
@@ -260,39 +271,20 @@ def _file_format(path: Path) -> tuple[int, bool] | None:
     return int.from_bytes(head[20:24], "little") & 0xFFFF, magic == 0xA1B23C4D
 
 
-def _trim_oldest(path: Path, max_bytes: int) -> tuple[int, int]:
-    """Keep the newest records of ``path`` that fit in ``max_bytes``; returns (packets, bytes)."""
-    fmt = _file_format(path)
-    if fmt is None:
-        return 0, 0
-    sizes = [(_REC_HDR + len(f[3])) for f in iter_segment(path)]
-    keep_bytes, keep = 24, 0
-    for size in reversed(sizes):
-        if keep_bytes + size > max_bytes:
-            break
-        keep_bytes += size
-        keep += 1
-    skip = len(sizes) - keep
-    tmp = path.with_suffix(".trim")
-    out = _Appender(tmp, fmt[0], fmt[1])
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    for i, frame in enumerate(iter_segment(path)):
-        if i >= skip:
-            out.add(frame)
-    out.close()
-    if out.packets == 0:
-        tmp.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
-        return 0, 0
-    os.replace(tmp, path)
-    return out.packets, out.bytes + 24
-
-
 class _Job:
-    """One alert's extraction within a batch."""
+    """One alert's extraction within a pass."""
 
-    __slots__ = ("alert_id", "end", "matcher", "out", "packets_before", "path", "row", "start")
+    __slots__ = (
+        "alert_id",
+        "covered",
+        "cut",
+        "end",
+        "matcher",
+        "packets_before",
+        "path",
+        "row",
+        "start",
+    )
 
     def __init__(self, row: PcapEvidence, directory: Path) -> None:
         self.row = row
@@ -309,61 +301,26 @@ class _Job:
             # an extraction interrupted before its bookkeeping: forget what it appended
             os.truncate(self.path, row.bytes)
         self.packets_before = row.packets if row.path else 0
-        self.out: _Appender | None = None
+        self.cut: CutJob | None = None
+        self.covered = False
+        """The ring has segments in this job's window."""
 
-    def rollback(self) -> None:
-        """Forget what this pass appended (the row still describes the file before it)."""
-        if self.row.path is None or self.row.status == "evicted":
-            self.path.unlink(missing_ok=True)
-        elif self.path.exists() and self.path.stat().st_size > self.row.bytes:
-            os.truncate(self.path, self.row.bytes)
-
-    def open(self, default_linktype: int, nanosecond: bool) -> None:
+    def plan(self, refs: list[SegmentRef], max_bytes: int) -> CutJob:
+        """The pass's view of this job. A new file takes the link type of the first segment
+        of the job's window and nanoseconds if any of them has them (the pass reads more
+        segments: the window's alone decide, as when the alert is cut on its own); an
+        existing file keeps its format."""
+        own = [r for r in refs if r.first_ns <= self.end and r.last_ns >= self.start]
+        self.covered = bool(own)
+        default_linktype = own[0].linktype if own else 1
+        nanosecond = any(r.nanosecond for r in own)
         fmt = _file_format(self.path)
         if fmt is not None:
             default_linktype, nanosecond = fmt
-        self.out = _Appender(self.path, default_linktype, nanosecond, chunk=64 * 1024)
-
-
-class _Interrupted(Exception):
-    """Extraction was asked to stop (deadline or shutdown) before the batch was complete."""
-
-
-def _route(
-    frames: Iterable[Frame], jobs: list[_Job], interrupt: Callable[[], bool] | None = None
-) -> None:
-    """Give each frame to the jobs whose hosts and window it matches; ``interrupt()`` is
-    asked every 8,192 frames and raises :class:`_Interrupted` when true."""
-    by_ip4: dict[bytes, list[_Job]] = {}
-    for job in jobs:
-        for packed in job.matcher.packed4:
-            by_ip4.setdefault(packed, []).append(job)
-    v4_only = all(job.matcher.packed4 and not job.matcher.macs for job in jobs)
-    v4_ids = {id(job) for job in jobs if job.matcher.packed4 and not job.matcher.macs}
-    empty: list[_Job] = []
-    for n, frame in enumerate(frames):
-        if interrupt is not None and not n & 0x1FFF and interrupt():
-            raise _Interrupted
-        data = frame[3]
-        if frame[2] == 1 and data[12:14] == b"\x08\x00" and len(data) >= 34:
-            ts = frame[0]
-            src = by_ip4.get(data[26:30], empty)
-            dst = by_ip4.get(data[30:34], empty)
-            for job in src:
-                if job.start <= ts <= job.end:
-                    job.out.add(frame)  # type: ignore[union-attr]
-            for job in dst:
-                if job.start <= ts <= job.end and job not in src:
-                    job.out.add(frame)  # type: ignore[union-attr]
-            if v4_only:
-                continue
-            rest = [job for job in jobs if id(job) not in v4_ids]
-        else:
-            rest = jobs
-        ts = frame[0]
-        for job in rest:
-            if job.start <= ts <= job.end and job.matcher(frame):
-                job.out.add(frame)  # type: ignore[union-attr]
+        self.cut = CutJob(
+            self.matcher, self.start, self.end, default_linktype, nanosecond, max_bytes - 24
+        )
+        return self.cut
 
 
 class Evidence:
@@ -428,14 +385,21 @@ class Evidence:
     # -- extraction (off the hot path) ----------------------------------------------------
 
     def due(self, *, force: bool = False) -> list[int]:
-        """Alert ids whose window the ring now holds completely (all pending with ``force``)."""
+        """Alert ids whose window the ring now holds completely (all pending with ``force``),
+        high severity first, then by window end."""
         with self.store.session() as session:
-            query = select(PcapEvidence.alert_id).where(PcapEvidence.status == "pending")
+            rank = case(_SEVERITY_RANK, value=Alert.severity, else_=len(_SEVERITY_RANK))
+            query = (
+                select(PcapEvidence.alert_id)
+                .outerjoin(Alert, Alert.id == PcapEvidence.alert_id)
+                .where(PcapEvidence.status == "pending")
+            )
             if not force:
                 high = session.scalar(select(func.max(PcapSegment.last_ns))) or 0
                 horizon = max(high, self.wall_ns() - WALL_GRACE_NS)
                 query = query.where(PcapEvidence.window_end_ns <= horizon)
-            return list(session.scalars(query.order_by(PcapEvidence.window_end_ns)))
+            order = (rank, PcapEvidence.window_end_ns, PcapEvidence.alert_id)
+            return list(session.scalars(query.order_by(*order)))
 
     def extract_due(
         self,
@@ -444,36 +408,34 @@ class Evidence:
         deadline: float | None = None,
         stopping: Callable[[], bool] | None = None,
     ) -> int:
-        """Extract every due window, in batches, until ``deadline`` (a ``time.monotonic``
-        value) or ``stopping()``; what is left stays pending for the next call."""
+        """Extract due windows, at most :attr:`EvidenceConfig.pass_alerts` per pass over the
+        ring, until none is left, ``deadline`` (a ``time.monotonic`` value) has passed or
+        ``stopping()``; what is left stays pending (the backlog) for the next call. A pass
+        under way finishes past the deadline (a pass cut short would write nothing); only
+        ``stopping()`` cuts it short."""
         done = 0
         due = self.due(force=force)
-
-        def interrupt() -> bool:
-            if deadline is not None and time.monotonic() >= deadline:
-                return True
-            return stopping is not None and stopping()
-
-        for start in range(0, len(due), _BATCH):
-            batch = due[start : start + _BATCH]
+        step = max(1, self.config.pass_alerts)
+        for start in range(0, len(due), step):
             try:
-                self.extract_many(batch, interrupt=interrupt)
-            except _Interrupted:
-                break  # the batch stays pending; its partial appends are cut back next time
-            done += len(batch)
-            if interrupt():
-                break
-        if done:
+                self.extract_many(due[start : start + step], interrupt=stopping)
+            except Interrupted:
+                break  # the pass stays pending
+            done += len(due[start : start + step])
             self.enforce_budget()
+            if (deadline is not None and time.monotonic() >= deadline) or (
+                stopping is not None and stopping()
+            ):
+                break
         return done
 
     def extract_many(
         self, alert_ids: Iterable[int], *, interrupt: Callable[[], bool] | None = None
     ) -> dict[int, PcapEvidence]:
         """Extend the evidence of these alerts up to their window ends, in one pass over the
-        ring: frames are routed to alerts by address, so many alerts cost little more than
-        one. Returns the updated rows (detached). ``interrupt`` may abort the pass
-        (:class:`_Interrupted`); the rows are then left as they were."""
+        ring (:mod:`~otwatch.agent.capture.evidence_cut`). Returns the updated rows
+        (detached). ``interrupt`` may abort the pass (:class:`Interrupted`) before any file
+        is written; the rows are then left as they were."""
         with self.store.session() as session:
             rows = list(
                 session.scalars(
@@ -487,62 +449,98 @@ class Evidence:
         self.directory.mkdir(parents=True, exist_ok=True)
         jobs = [_Job(row, self.directory) for row in rows]
         live = [job for job in jobs if job.matcher and job.start <= job.end]
-        refs: list[_SegmentRef] = []
+        plans: dict[int, FilePlan] = {}
+        now = self.wall_ns()
+        doomed: set[int] = set()
         if live:
             lo = min(job.start for job in live)
             hi = max(job.end for job in live)
-            refs, frames = ring_frames(self.store, lo, hi)
-            default_lt = refs[0].linktype if refs else 1
-            nanosecond = any(r.nanosecond for r in refs)
-            for job in live:
-                job.open(default_lt, nanosecond)
+            with self.store.session() as session:
+                refs = _segments(session, self.data_dir, lo, hi)
+            limit = self.config.alert_max_bytes
+            cuts = [job.plan(refs, limit) for job in live]
+            odd = cut(refs, cuts, interrupt) if refs else set()
+            files = SegmentFiles(refs, odd)
             try:
-                _route(frames, live, interrupt)
-            except _Interrupted:
                 for job in live:
-                    job.out.close()
-                    job.rollback()
-                raise
+                    plans[job.alert_id] = plan_file(
+                        job.path, job.cut, files, job.packets_before, limit
+                    )
+                doomed = self._doomed(plans, now)
+                for job in live:
+                    if job.alert_id in doomed:
+                        job.path.unlink(missing_ok=True)
+                    else:
+                        write_file(plans[job.alert_id], files, job.path.with_suffix(".trim"))
             finally:
-                for job in live:
-                    job.out.close()
-        return {job.alert_id: self._finish(job, refs) for job in jobs}
-
-    def _finish(self, job: _Job, refs: list[_SegmentRef]) -> PcapEvidence:
-        path = job.path
-        written = job.out.packets if job.out is not None else 0
-        total_packets = job.packets_before + written
-        size = path.stat().st_size if path.exists() else 0
-        if size > self.config.alert_max_bytes:
-            total_packets, size = _trim_oldest(path, self.config.alert_max_bytes)
-        covered = refs
-        now = self.wall_ns()
+                files.close()
         with self.store.session() as session:
-            current = session.get(PcapEvidence, job.alert_id)
-            if current is None:  # the alert was deleted meanwhile
-                path.unlink(missing_ok=True)
-                return job.row
-            current.covered_until_ns = job.end
-            current.packets = total_packets
-            current.bytes = size if total_packets else 0
-            current.updated_ns = now
-            current.path = store_path(path, self.data_dir) if total_packets else None
-            if current.window_end_ns > job.end:
-                current.status = "pending"  # widened again while we were extracting
-            elif total_packets:
-                current.status, current.message = "ready", None
-            elif not covered:
-                current.status = "unavailable"
-                current.message = _unavailable_message(session, job.start, job.end)
-            else:
-                current.status = "empty"
-                current.message = "no packets of the alert's hosts in the window"
-            if not total_packets:
-                path.unlink(missing_ok=True)
-            self.extracted += 1
-            session.flush()
-            session.expunge(current)
-            return current
+            return {
+                job.alert_id: self._finish(
+                    session, job, plans.get(job.alert_id), now, job.alert_id in doomed
+                )
+                for job in jobs
+            }
+
+    def _doomed(self, plans: dict[int, FilePlan], now: int) -> set[int]:
+        """Alerts whose new file :meth:`enforce_budget` would delete as soon as it is written
+        (least recently extended first, these files being the newest): they are not
+        written at all. Under an alert flood this is most of the writing saved."""
+        sizes = {aid: plan.size for aid, plan in plans.items() if plan.packets}
+        with self.store.session() as session:
+            others = session.execute(
+                select(PcapEvidence.updated_ns, PcapEvidence.alert_id, PcapEvidence.bytes).where(
+                    PcapEvidence.path.is_not(None), PcapEvidence.alert_id.not_in(list(plans))
+                )
+            ).all()
+        entries = sorted([*map(tuple, others), *((now, aid, size) for aid, size in sizes.items())])
+        total = sum(entry[2] for entry in entries)
+        doomed = set()
+        for _updated, aid, size in entries:
+            if total <= self.config.max_bytes:
+                break
+            total -= size
+            if aid in sizes:
+                doomed.add(aid)
+        return doomed
+
+    def _finish(
+        self, session: Session, job: _Job, plan: FilePlan | None, now: int, doomed: bool
+    ) -> PcapEvidence:
+        path = job.path
+        if plan is None:  # nothing to look for: the file stays as it is
+            total_packets = job.packets_before
+            size = path.stat().st_size if path.exists() else 0
+        else:
+            total_packets, size = plan.packets, plan.size
+        current = session.get(PcapEvidence, job.alert_id)
+        if current is None:  # the alert was deleted meanwhile
+            path.unlink(missing_ok=True)
+            return job.row
+        current.covered_until_ns = job.end
+        current.packets = total_packets
+        current.bytes = size if total_packets else 0
+        current.updated_ns = now
+        current.path = store_path(path, self.data_dir) if total_packets else None
+        if current.window_end_ns > job.end:
+            current.status = "pending"  # widened again while we were extracting
+        elif total_packets:
+            current.status, current.message = "ready", None
+        elif not job.covered:
+            current.status = "unavailable"
+            current.message = _unavailable_message(session, job.start, job.end)
+        else:
+            current.status = "empty"
+            current.message = "no packets of the alert's hosts in the window"
+        if not total_packets:
+            path.unlink(missing_ok=True)
+        elif doomed:  # as enforce_budget would have, right after writing it
+            current.status, current.path, current.bytes = "evicted", None, 0
+            current.message = f"deleted for the evidence budget at {format_iso(now)}"
+        self.extracted += 1
+        session.flush()
+        session.expunge(current)
+        return current
 
     def enforce_budget(self) -> int:
         """Delete the least recently extended evidence files beyond the evidence budget."""

@@ -79,6 +79,8 @@ def pcap_status(store: Store) -> dict[str, Any]:
             "files": int(by_status.get("ready", 0)),
             "bytes": int(evidence_bytes or 0),
             "by_status": {k: int(v) for k, v in sorted(by_status.items())},
+            # windows waiting to be cut: not complete yet, or due and waiting for a pass
+            "backlog": int(by_status.get("pending", 0)),
             "budget_bytes": (capture.get("evidence") or {}).get("max_bytes"),
         },
         "capture": {

@@ -19,6 +19,9 @@ class Baseline:
         for kind, key in facts:
             self._facts.setdefault(kind, set()).add(key)
         self.dirty: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.generation = 0
+        """Changes with every fact learned or merged: what an engine caches from a check
+        against the baseline is good while this stays the same."""
 
     def kind(self, kind: str) -> set[str]:
         """The live set of keys of one kind (engines keep a reference for speed)."""
@@ -31,7 +34,13 @@ class Baseline:
             return False
         keys.add(key)
         self.dirty[(kind, key)] = (ts_ns, attrs or {})
+        self.generation += 1
         return True
+
+    def merge(self, kind: str, key: str) -> None:
+        """A fact learned elsewhere (another worker, the store): known, not dirty."""
+        self._facts.setdefault(kind, set()).add(key)
+        self.generation += 1
 
     def take_dirty(self) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
         dirty, self.dirty = self.dirty, {}

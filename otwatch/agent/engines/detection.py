@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from otwatch.alerts.catalog import Catalog
 
@@ -27,14 +26,14 @@ def dedup_key(type_id: str, key_fields: tuple[str, ...], fields: Mapping[str, An
     return hashlib.blake2b(_SEP.join(parts).encode(), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Detection:
+class Detection(NamedTuple):
     """One observation of an alert type's trigger.
 
     ``fields`` holds the standard alert fields an engine knows (``source_address``,
     ``destination_address``, ``source_mac``, ``destination_mac``, ``protocol``) plus
     type-specific parameters (``function_code``, ``port``, ...); ``message`` names the devices
-    and the exact operation.
+    and the exact operation. A named tuple: built for every detection, so it is built
+    cheaply (half the cost of a frozen dataclass); ``_replace`` makes a changed copy.
     """
 
     type_id: str

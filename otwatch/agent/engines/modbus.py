@@ -93,12 +93,21 @@ class Config:
     malformed_window_s: float = 600.0
 
 
+_READS_PAST_SIGNATURE = frozenset({8, 23, 43, 90})
+"""Diagnostics, read/write multiple, MEI and UMAS requests: their checks read further."""
+_POLICY_TYPES = frozenset({UNPERMITTED_FC, RANGE, RESERVED_FC, FC_ZERO, MASTER_EXCEPTION})
+
+
 class _FlowState:
-    __slots__ = ("ok", "requests", "responses", "window_start")
+    __slots__ = ("ok", "refused", "requests", "responses", "window_start")
 
     def __init__(self) -> None:
         self.ok: set[bytes] = set()
         """Signatures of requests already checked and permitted."""
+        self.refused: dict[bytes, tuple[int, bytes, bytes, tuple[Detection, ...]]] = {}
+        """Signatures of requests that raised policy detections only: (baseline generation,
+        MACs, the detections), so a repeated request (an alert storm without a baseline:
+        every poll) repeats them with its own time instead of checking again."""
         self.window_start = 0
         self.requests = 0
         self.responses = 0
@@ -155,6 +164,18 @@ class ModbusEngine(OtEngine):
                         st.requests += 1
                         return None
                     return self._count_request(rec, st, None)
+                refused = st.refused.get(sig)
+                if (
+                    refused is not None
+                    and refused[0] == self.ctx.baseline.generation
+                    and refused[1] == rec.src_mac
+                    and refused[2] == rec.dst_mac
+                    and not self.ctx.learning.active
+                ):
+                    ts = rec.ts_ns
+                    out = [Detection(d.type_id, d.dedup_key, ts, d.message, d.fields)
+                           for d in refused[3]]  # fmt: skip
+                    return self._count_request(rec, st, out)
                 return self._request(rec, payload, st, sig)
             return self._request(rec, payload, st, None)
         if rec.sport == MODBUS_PORT:
@@ -266,9 +287,24 @@ class ModbusEngine(OtEngine):
             if len(st.ok) >= 256:
                 st.ok.clear()
             st.ok.add(sig)
+        elif sig is not None and out and self._repeatable(sig, out):
+            if len(st.refused) >= 64:
+                st.refused.clear()
+            generation = self.ctx.baseline.generation
+            st.refused[sig] = (generation, rec.src_mac, rec.dst_mac, tuple(out))
         if valid:
             self._count_request(rec, st, out)
         return out or None
+
+    def _repeatable(self, sig: bytes, out: list[Detection]) -> bool:
+        """Would the same request raise exactly ``out`` again (but for the time)? Yes for
+        policy detections, judged from the signature's bytes alone, once learning is over:
+        function codes whose checks read no byte past the signature."""
+        return (
+            sig[5] not in _READS_PAST_SIGNATURE
+            and not self.ctx.learning.active
+            and all(d.type_id in _POLICY_TYPES for d in out)
+        )
 
     @staticmethod
     def _describe(fc: int, pdu: bytes, server: str, unit: int) -> str:

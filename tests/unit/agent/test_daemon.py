@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sqlalchemy import select
 
 from otwatch.agent.alerts.manager import AlertManager
@@ -34,7 +32,7 @@ def test_two_workers_seeing_the_same_host_make_one_alert(store):
     c = collector(store)
     det = detection(ts_ns=T0)
     c.handle(("det", 0, [(det, 3, T0, T0 + 5)]))
-    c.handle(("det", 1, [(replace(det, ts_ns=T0 + 2), 2, T0 + 1, T0 + 9)]))
+    c.handle(("det", 1, [(det._replace(ts_ns=T0 + 2), 2, T0 + 1, T0 + 9)]))
     c.flush()
     with store.session() as s:
         [alert] = s.scalars(select(Alert)).all()

@@ -248,10 +248,48 @@ def test_an_interrupted_extraction_leaves_the_row_pending_and_no_partial_file(st
     alert_id = raise_alert(store, T0)
     ev = evidence_for(store, Clock(T0 + 100 * SEC))
     ev.schedule([alert_id])
-    import time
 
-    assert ev.extract_due(deadline=time.monotonic() - 1) == 0  # out of time at once
+    assert ev.extract_due(stopping=lambda: True) == 0  # shutting down: the pass stops
     row = evidence_row(store, alert_id)
     assert row.status == "pending" and row.path is None and row.covered_until_ns is None
     assert not (evidence_directory(store.data_dir) / f"alert-{alert_id}.pcap").exists()
     assert ev.extract_due() == 1 and evidence_row(store, alert_id).status == "ready"
+
+
+def test_a_pass_is_bounded_and_high_severity_goes_first(store, ring):
+    """An alert flood waits in the backlog: one pass per call past the deadline, each of at
+    most ``pass_alerts`` alerts, high severity first."""
+    import time
+
+    ring.write_batch(traffic(T0 - 40 * SEC, 80), 1, True)
+    ring.tick()
+    ids = [raise_alert(store, T0 + i * SEC, src=A, dst=f"203.0.113.{40 + i}") for i in range(5)]
+    with store.session() as s:
+        from otwatch.agent.store.models import Alert
+
+        s.get(Alert, ids[-1]).severity = "high"
+        for alert_id in ids[:-1]:
+            s.get(Alert, alert_id).severity = "low"
+    ev = evidence_for(store, Clock(T0 + 200 * SEC), pass_alerts=2)
+    ev.schedule(ids)
+    assert ev.extract_due(deadline=time.monotonic() - 1) == 2  # one pass, then out of time
+    statuses = {i: evidence_row(store, i).status for i in ids}
+    assert statuses[ids[-1]] == "ready" and list(statuses.values()).count("pending") == 3
+    assert ev.extract_due() == 3
+
+
+def test_the_backlog_is_in_status_and_health(store, ring):
+    from otwatch.agent.capture.status import pcap_status
+    from otwatch.cli.status import sensor_text
+    from otwatch.health import sensor_health
+
+    ring.write_batch(traffic(T0 - 40 * SEC, 80), 1, True)
+    ring.tick()
+    ids = [raise_alert(store, T0 + i * SEC, src=A, dst=f"203.0.113.{40 + i}") for i in range(3)]
+    ev = evidence_for(store, Clock(T0 + 200 * SEC), pass_alerts=1)
+    ev.schedule(ids)
+    assert pcap_status(store)["evidence"]["backlog"] == 3
+    ev.extract_due(deadline=0)  # one pass of one alert
+    health = sensor_health(store)
+    assert health["evidence"]["backlog"] == 2
+    assert "2 window(s) waiting to be cut" in sensor_text(health)

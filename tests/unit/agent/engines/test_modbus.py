@@ -140,3 +140,25 @@ def test_two_pdus_in_one_segment_are_both_judged() -> None:
     assert types(run.feed([to_server(502, two)])) == {
         "unpermitted_usage_of_modbus_function_code": 1
     }
+
+
+def test_a_repeated_refused_request_repeats_its_detections_with_its_own_time() -> None:
+    run = EngineRun(ModbusEngine)
+    run.learn(POLL)
+    write = req(16, b"\x00\x64\x00\x02\x04\x00\x01\x00\x02")
+    first = run.feed([write, write, write])
+    assert types(first) == {"unpermitted_usage_of_modbus_function_code": 3}
+    assert len({d.ts_ns for d in first}) == 3
+    assert {(d.dedup_key, d.message, tuple(d.fields.items())) for d in first} == {
+        (first[0].dedup_key, first[0].message, tuple(first[0].fields.items()))
+    }
+
+
+def test_a_fact_merged_into_the_baseline_ends_the_repetition() -> None:
+    """Another worker (or the store) teaches the function code: the next request is allowed."""
+    run = EngineRun(ModbusEngine)
+    run.learn(POLL)
+    write = req(16, b"\x00\x64\x00\x02\x04\x00\x01\x00\x02")
+    assert run.feed([write, write])
+    run.ctx.baseline.merge("modbus_fc", f"{CLIENT}>{SERVER}:16")
+    assert not of_type(run.feed([write]), "unpermitted_usage_of_modbus_function_code")
