@@ -152,7 +152,7 @@ class SensorCollector:
         yield _single(
             gauge, "otwatch_evidence_bytes", "Bytes of per-alert evidence", h["evidence"]["bytes"]
         )
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_evidence_backlog",
             "Evidence windows waiting to be cut",
