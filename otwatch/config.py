@@ -43,6 +43,7 @@ from otwatch.config_problems import (
 from otwatch.config_values import (
     Duration,
     FilePath,
+    PrivateFilePath,
     Size,
     interface_name,
     number_text,
@@ -50,7 +51,11 @@ from otwatch.config_values import (
     subnet,
 )
 from otwatch.errors import OtwatchError
+from otwatch.listen_address import ListenError, parse_listen
 from otwatch.metrics_address import MetricsError, parse_metrics_address
+from otwatch.nesting import load_toml
+from otwatch.timeutil import parse_duration_ns
+from otwatch.units import parse_size
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -69,6 +74,14 @@ ENV_PREFIX = "OTWATCH_"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _toml_booleans_only(cls, value: Any, info: ValidationInfo) -> Any:
+        """``true``/``false`` only: pydantic would read ``"no"``, ``0`` or ``"off"`` as false."""
+        if cls.model_fields[info.field_name].annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"{value!r} is not true or false{FIX}write true or false (no quotes)")
+        return value
 
 
 class SensorSection(_Section):
@@ -186,7 +199,7 @@ class BrokerSection(_Section):
     cert_file: FilePath = None
     key_file: FilePath = Field(default=None, validate_default=True)
     username: str = ""
-    password_file: FilePath = None
+    password_file: PrivateFilePath = None
 
     @field_validator("cert_file")
     @classmethod
@@ -224,17 +237,29 @@ class BrokerSection(_Section):
         return text.splitlines()[0] if text else ""
 
 
-class SyncSection(BrokerSection):
+class _SyncPeerSection(BrokerSection):
+    """A daemon that merges change clocks from its peers (sync daemon, central)."""
+
+    max_clock_skew: Duration = "1d"
+    """How far ahead of this machine's clock a peer's change clock may be; further is
+    clamped and logged as a security event (``otwatch.hlc``)."""
+
+    @property
+    def max_clock_skew_ms(self) -> int:
+        return parse_duration_ns(self.max_clock_skew) // 1_000_000
+
+
+class SyncSection(_SyncPeerSection):
     """The sensor's sync daemon (username defaults to the sensor id)."""
 
 
-def _listen(value: str) -> str:
-    match = re.fullmatch(r"\[?([^\[\]]+?)\]?:(\d{1,5})", value)
-    if not match or not 0 < int(match.group(2)) < 65536:
-        raise ValueError(
-            f"{value!r} is not an address like 127.0.0.1:8080{FIX}write host:port "
-            "([v6-address]:port for IPv6)"
-        )
+def _listen(value: str, info: ValidationInfo) -> str:
+    """As ``central run`` checks ``--listen`` (one parser): host:port, loopback unless
+    ``allow_remote`` (declared before ``listen`` so that it is known here)."""
+    try:
+        parse_listen(value, allow_remote=info.data.get("allow_remote", False))
+    except ListenError as exc:
+        raise ValueError(f"{exc.problem}{FIX}{exc.fix}") from None
     return value
 
 
@@ -262,13 +287,21 @@ def _db_url(value: str) -> str:
     return value
 
 
-class CentralSection(BrokerSection):
+class CentralSection(_SyncPeerSection):
     """The central store service."""
 
     data_dir: Path = Path("/var/lib/otwatch-central")
     db: Annotated[str, AfterValidator(_db_url)] = "sqlite:////var/lib/otwatch-central/central.db"
     """Database URL (``OTWATCH_CENTRAL_DB``, as ``central run --db``)."""
+    allow_remote: bool = False
+    """Serve the API on an address that is not loopback (as ``central run --allow-remote``)."""
     listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8080"
+    max_request_body: Size = "1MiB"
+    """Largest HTTP request body the API reads; larger ones are answered 413 unread."""
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        return parse_size(self.max_request_body)
 
 
 def _metrics_address(value: str) -> str:
@@ -378,6 +411,8 @@ def _env_overrides(
         parsed: Any = value
         if annotation.startswith(("list", "tuple")):
             parsed = [v.strip() for v in value.split(",") if v.strip()]
+        elif fields[key].annotation is bool:  # TOML's spelling only, as in the file
+            parsed = {"true": True, "false": False}.get(value.strip(), value)
         out.setdefault(section, {})[key] = parsed
         where[(section, key)] = name
     return out, where
@@ -386,7 +421,7 @@ def _env_overrides(
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            return load_toml(handle)
     except FileNotFoundError:
         fix = "create it (deploy/otwatch.toml is a commented example) or pass another --config"
         raise ConfigError([f"{path}: file does not exist{FIX}{fix}"], str(path)) from None

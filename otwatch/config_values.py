@@ -18,6 +18,7 @@ from otwatch.units import parse_size
 __all__ = [
     "Duration",
     "FilePath",
+    "PrivateFilePath",
     "Size",
     "interface_name",
     "number_text",
@@ -98,3 +99,18 @@ def _blank_is_none(value: Any) -> Any:
 
 
 FilePath = Annotated[Path | None, BeforeValidator(_blank_is_none), AfterValidator(_existing_file)]
+
+
+def _private_file(value: Path | None) -> Path | None:
+    from otwatch.secretfile import SecretFileError, check_secret_file
+
+    if value is not None:
+        try:
+            check_secret_file(value)
+        except SecretFileError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+PrivateFilePath = Annotated[FilePath, AfterValidator(_private_file)]
+"""A file holding a secret: other users may not read it (``otwatch.secretfile``)."""

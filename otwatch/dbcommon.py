@@ -13,11 +13,14 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Engine, Integer, MetaData, inspect, text
 
+from otwatch.errors import OtwatchError
+
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "NAMING_CONVENTION",
     "Migrations",
     "PrimaryKey",
+    "SchemaTooNewError",
     "run_alembic_env",
     "set_sqlite_pragmas",
     "set_sqlite_pragmas_durable",
@@ -73,6 +76,10 @@ _REVISION_LINE = re.compile(
 )
 
 
+class SchemaTooNewError(OtwatchError):
+    """The database was migrated by a newer otwatch: this one must not touch it."""
+
+
 class Migrations:
     """An Alembic script directory run against an engine otwatch built."""
 
@@ -87,23 +94,50 @@ class Migrations:
         config.attributes["engine"] = engine
         return config
 
+    def _revision_lines(self) -> list[dict[str, str]] | None:
+        """``revision``/``down_revision`` of each version file, or None when a file does not
+        name its revision plainly (Alembic must decide then)."""
+        files = []
+        for path in (self.script_location / "versions").glob("*.py"):
+            found = _REVISION_LINE.findall(path.read_text(encoding="utf-8"))
+            named = dict((kind, value) for kind, value in found)
+            if "revision" not in named:
+                return None
+            files.append(named)
+        return files
+
     def head(self) -> str:
         """The head revision. Read from the version files' ``revision`` and
         ``down_revision`` lines: importing Alembic only to learn that a database is already
         at head cost every command and daemon about 0.2 s of start-up. Alembic decides
         whenever the files do not give one plain head (tests compare both)."""
-        revisions: set[str] = set()
-        parents: set[str] = set()
-        for path in (self.script_location / "versions").glob("*.py"):
-            found = _REVISION_LINE.findall(path.read_text(encoding="utf-8"))
-            named = dict((kind, value) for kind, value in found)
-            if "revision" not in named:
-                return self.alembic_head()
-            revisions.add(named["revision"])
-            if named.get("down_revision"):
-                parents.add(named["down_revision"])
+        files = self._revision_lines()
+        if files is None:
+            return self.alembic_head()
+        revisions = {named["revision"] for named in files}
+        parents = {named["down_revision"] for named in files if named.get("down_revision")}
         heads = revisions - parents
         return heads.pop() if len(heads) == 1 else self.alembic_head()
+
+    def known(self) -> set[str]:
+        """Every revision this otwatch ships."""
+        files = self._revision_lines()
+        if files is not None:
+            return {named["revision"] for named in files}
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self.config(None))
+        return {rev.revision for rev in script.walk_revisions()}
+
+    def refuse_unknown(self, revision: str | None, where: str) -> None:
+        """Raise :class:`SchemaTooNewError` when ``revision`` is not one this otwatch ships:
+        a newer otwatch migrated the database, and neither downgrading nor reading it with
+        an older model is safe."""
+        if revision is not None and revision not in self.known():
+            raise SchemaTooNewError(
+                f"database {where} has revision {revision}, newer than this otwatch "
+                f"(which knows up to {self.head()}); upgrade otwatch"
+            )
 
     def alembic_head(self) -> str:
         from alembic.script import ScriptDirectory
@@ -119,8 +153,10 @@ class Migrations:
 
     def upgrade(self, engine: Engine, revision: str = "head") -> None:
         """Upgrade to ``revision``; a no-op when the database is already at head."""
-        if revision == "head" and self.current(engine) == self.head():
+        current = self.current(engine)
+        if revision == "head" and current == self.head():
             return
+        self.refuse_unknown(current, engine.url.render_as_string(hide_password=True))
         from alembic import command
 
         command.upgrade(self.config(engine), revision)

@@ -165,6 +165,7 @@ class SensorCollector:
                 "Disk budget of the evidence",
                 h["evidence"]["budget_bytes"],
             )
+        yield from _forwarding(gauge, counter, self.store, "sensor")
         yield _single(
             gauge,
             "otwatch_scrape_duration_seconds",
@@ -229,6 +230,22 @@ class CentralCollector:
         for status in ("new", "active", "closed"):
             alerts.add_metric([status], int(by_status.get(status, 0)))
         yield alerts
+        yield from _forwarding(gauge, _counter, self.store, "central")
+
+
+def _forwarding(gauge: Any, counter: Any, store: Any, kind: str) -> Iterator[Any]:
+    """Forwarding queue depth, sent, failed and dropped per rule and target."""
+    from otwatch.agent.store.forwarding import sensor_backend
+    from otwatch.central.store.forwarding import central_backend
+    from otwatch.forwarding.health import forwarding_families, forwarding_rows
+
+    backend = central_backend(store) if kind == "central" else sensor_backend(store)
+    try:
+        rows = forwarding_rows(backend)
+    except Exception as exc:  # an older schema or a locked database must not kill the scrape
+        log.warning("metrics: cannot read forwarding figures: %s", exc)
+        return
+    yield from forwarding_families(gauge, counter, rows)
 
 
 def _single(family: Any, name: str, help_text: str, value: float) -> Any:

@@ -11,6 +11,8 @@ for tool in tcpdump:tcpdump tcpreplay:tcpreplay tshark:tshark capinfos:wireshark
             rsyslogd:rsyslog dpkg-deb:dpkg; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_pkgs+=("${tool##*:}")
 done
+# rsyslog's TLS driver (forwarding tests: syslog over TLS, RFC 5425).
+compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null || need_pkgs+=(rsyslog-gnutls)
 if ((${#need_pkgs[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "ensure-system: installing ${need_pkgs[*]}"

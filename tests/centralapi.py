@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from sqlalchemy import select
+
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.tokens import create_token
@@ -58,7 +60,8 @@ def add_sensor(store, sensor_id: str, *, online: bool = True, site="plant", zone
 
 def add_alerts(store, sensor_id: str, snapshots: list[dict[str, Any]], now: int = T0) -> None:
     with store.session() as s:
-        if s.get(sensor_store.Sensor, sensor_id) is None:
+        known = select(sensor_store.Sensor.id).where(sensor_store.Sensor.id == sensor_id)
+        if s.scalar(known) is None:  # not s.get: works on older revisions' sensors tables
             sensor_store.touch_sensor(s, sensor_id, now, online=True, site="plant", zone="z1")
         alert_store.upsert_alerts(s, [alert_store.alert_row(sensor_id, x, now) for x in snapshots])
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
+from otwatch.csvsafe import csv_cell
 from otwatch.errors import OtwatchError
 from otwatch.timeutil import format_iso
 
@@ -207,14 +208,14 @@ def alerts_to_csv(rows: Iterable[dict[str, Any]], out: io.TextIOBase | Any) -> i
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: _csv_value(row.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: csv_cell(row.get(k), _csv_value) for k in CSV_COLUMNS})
         count += 1
     return count
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else value
+    return "" if value is None else str(value)

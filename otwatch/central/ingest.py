@@ -11,6 +11,7 @@ reason, counted, and changes nothing. ``otwatch.central.service`` runs it agains
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from typing import Any
 from sqlalchemy import update
 
 from otwatch.alerts.lifecycle import Origin
+from otwatch.central import clockbound, placement
+from otwatch.central.birthask import BirthAsks
 from otwatch.central.commands import (
     TRIAGE,
     CommandIssuer,
@@ -39,7 +42,7 @@ from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Command
 from otwatch.errors import OtwatchError
-from otwatch.hlc import HybridClock
+from otwatch.hlc import DEFAULT_MAX_SKEW_MS, HybridClock, peer_limit
 from otwatch.sync.protocol.messages import (
     EVENT_KINDS,
     MAX_BYTES,
@@ -85,9 +88,12 @@ class CentralSync:
     pcap_sink: PcapSink | None = None
     dropped: Counter[str] = field(default_factory=Counter)
     stats: Counter[str] = field(default_factory=Counter)
+    max_clock_skew_ms: int = DEFAULT_MAX_SKEW_MS
+    """How far ahead of central's clock a sensor's change clock may be (``otwatch.hlc``)."""
 
     def __post_init__(self) -> None:
         self.streams: dict[str, CentralStream] = {}
+        self.birth_asks = BirthAsks()
         self.pcap = PcapAssembler(self.pcap_sink)
         with self.store.session() as session:
             self.clock = HybridClock(last=int(sensor_store.get_state(session, "hlc", 0)))
@@ -175,6 +181,10 @@ class CentralSync:
 
     # -- inbound --------------------------------------------------------------------------
 
+    def _peer_limit(self, now: int) -> int:
+        """The latest change clock a sensor may send now (``otwatch.hlc.peer_limit``)."""
+        return peer_limit(max(now, time.time_ns()) // 1_000_000, self.max_clock_skew_ms)
+
     def _drop(self, reason: str, detail: str, topic: str, sensor_id: str | None, now: int):
         self.dropped[reason] += 1
         log.warning("dropped message on %s: %s: %s", topic[:200], reason, detail)
@@ -257,7 +267,7 @@ class CentralSync:
         stream = pending.get(sensor_id) or self.streams.get(sensor_id, CentralStream())
         if stream.epoch != batch.epoch:
             self._drop("stale_epoch", f"events of epoch {batch.epoch}", topic, sensor_id, now)
-            return [self._birth(sensor_id, now)]
+            return self._ask_birth(sensor_id, now)
         fresh = [e for e in events if stream.is_new(e.seq)]
         rows, audit = [], []
         top_hlc = 0
@@ -285,6 +295,11 @@ class CentralSync:
                         "detail": detail,
                     }
                 )
+        clamped = clockbound.clamp_batch(rows, audit, limit := self._peer_limit(now))
+        if clamped:
+            top_hlc = min(top_hlc, limit)
+            self.stats["clock_clamped"] += clamped
+            clockbound.report(sensor_id, clamped, "an event batch")
         bad = [s for s in bad if stream.is_new(s)]
         advanced = stream.committed([e.seq for e in fresh] + bad, now)
         pending[sensor_id] = advanced
@@ -299,7 +314,9 @@ class CentralSync:
         final = {write.sensor_id: write.after for write in writes}  # each sensor's last
         if any(w.rows or w.audit or w.bad for w in writes):
             with self.store.session() as session:
-                alert_store.upsert_alerts(session, [r for w in writes for r in w.rows])
+                rows = [r for w in writes for r in w.rows]
+                placement.place_rows(session, rows)  # central's site and zone, not the claim
+                alert_store.upsert_alerts(session, rows)
                 alert_store.add_audit(session, [a for w in writes for a in w.audit])
                 for sensor_id, after in final.items():
                     if after.hw != self.streams.get(sensor_id, CentralStream()).hw:
@@ -356,13 +373,12 @@ class CentralSync:
         stream = self.streams.get(sensor_id, CentralStream())
         new, cmds = stream.birth(birth.epoch, birth.acked_hw, now)
         with self.store.session() as session:
+            placement.claim(session, sensor_id, birth.site, birth.zone, now)
             sensor_store.touch_sensor(
                 session,
                 sensor_id,
                 now,
                 online=True,
-                site=birth.site,
-                zone=birth.zone,
                 version=birth.version,
                 epoch=new.epoch,
                 events_hw=new.hw,
@@ -390,8 +406,17 @@ class CentralSync:
                 version=status.version,
                 health=status.health.model_dump(),
             )
-        self.streams.setdefault(sensor_id, CentralStream())
+        if self.streams.setdefault(sensor_id, CentralStream()).epoch is None:
+            return self._ask_birth(sensor_id, now)  # a sensor we have no stream of
         return []
+
+    def _ask_birth(self, sensor_id: str, now: int) -> list[Outgoing]:
+        """Our birth for a stream we do not know: the sensor answers with its own birth
+        (``otwatch.central.birthask``; at most once per interval per sensor)."""
+        if not self.birth_asks.due(sensor_id, now):
+            return []
+        log.info("sensor %s: unknown event stream; asking the sensor for its birth", sensor_id)
+        return [self._birth(sensor_id, now)]
 
     def _on_acks(self, sensor_id: str, payload: bytes, now: int, topic: str) -> list[Outgoing]:
         msg = decode(CommandAcks, payload, MAX_BYTES["acks_up"])
@@ -399,6 +424,9 @@ class CentralSync:
         with self.store.session() as session:
             for ack in msg.acks:
                 data = ack.model_dump()
+                if data["alert"] and clockbound.clamp_fields(data["alert"], self._peer_limit(now)):
+                    self.stats["clock_clamped"] += 1
+                    clockbound.report(sensor_id, 1, "a command acknowledgement")
                 command = command_store.record_ack(session, sensor_id, data, now)
                 if command is None:
                     self.stats["ack_ignored"] += 1

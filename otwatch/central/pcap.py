@@ -10,11 +10,18 @@ indexes, or everything when no chunk came yet); after ``max_rerequests`` silent 
 in a row it is given up and listed in ``given_up`` with its reason, so that the caller marks
 the request failed instead of waiting forever. The caller keeps a transfer from stalling while
 its sensor is offline (an offline sensor cannot answer; see ``CentralNode``).
+
+Restarts: a chunk that disagrees with the earlier ones on total, size or digest (one of them
+was damaged or forged), or a file whose SHA-256 does not match once complete, starts the
+transfer over: what was received is dropped, the disagreeing chunk is taken as the first of
+the new attempt, and the next ``stalled`` asks for the whole file again at once. After
+``max_restarts`` restarts the transfer is given up like a silent one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +36,8 @@ __all__ = ["PcapAssembler", "PcapDone", "PcapError", "PcapSink", "Transfer"]
 
 MAX_TRANSFER_BYTES = 512 << 20
 NS = 1_000_000_000
+
+log = logging.getLogger(__name__)
 
 
 class PcapSink(Protocol):
@@ -64,6 +73,10 @@ class Transfer:
     hasher: Any = field(default_factory=hashlib.sha256)
     hashed: int = 0
     """Chunks ``0 .. hashed-1`` are in ``hasher``."""
+    restarts: int = 0
+    """Times the transfer started over (disagreeing chunks, a wrong digest)."""
+    restart_pending: bool = False
+    """Started over and not yet re-requested (``stalled`` asks for everything at once)."""
 
     def missing(self) -> list[int]:
         if self.total is None:
@@ -100,11 +113,13 @@ class PcapAssembler:
         *,
         stall_ns: int = 10 * NS,
         max_rerequests: int = 5,
+        max_restarts: int = 3,
     ) -> None:
         self.transfers: dict[str, Transfer] = {}
         self.sink = sink
         self.stall_ns = stall_ns
         self.max_rerequests = max_rerequests
+        self.max_restarts = max_restarts
         self.given_up: list[GivenUp] = []
         """Transfers abandoned by ``stalled`` and not yet taken by the caller."""
         self._spool: Path | None = None
@@ -172,13 +187,17 @@ class PcapAssembler:
         if chunk.size > MAX_TRANSFER_BYTES:
             raise PcapError(f"PCAP of {chunk.size} bytes is over the {MAX_TRANSFER_BYTES} limit")
         shape = (chunk.total, chunk.size, chunk.sha256, chunk.chunk_bytes)
+        if chunk.total != max(1, -(-chunk.size // chunk.chunk_bytes)):
+            raise PcapError("chunk total does not match size and chunk size")
+        if transfer.total is not None and shape != (
+            transfer.total, transfer.size, transfer.sha256, transfer.chunk_bytes
+        ):  # fmt: skip
+            self._restart(
+                transfer, "a chunk disagreed with earlier chunks on total, size or digest"
+            )
         if transfer.total is None:
-            if chunk.total != max(1, -(-chunk.size // chunk.chunk_bytes)):
-                raise PcapError("chunk total does not match size and chunk size")
             transfer.total, transfer.size, transfer.sha256, transfer.chunk_bytes = shape
             transfer.received = bytearray(chunk.total)
-        elif (transfer.total, transfer.size, transfer.sha256, transfer.chunk_bytes) != shape:
-            raise PcapError("chunk disagrees with earlier chunks on total, size or digest")
         if chunk.index >= chunk.total:
             raise PcapError(f"chunk index {chunk.index} >= total {chunk.total}")
         expected = min(chunk.chunk_bytes, chunk.size - chunk.index * chunk.chunk_bytes)
@@ -197,22 +216,49 @@ class PcapAssembler:
             offset += len(block)
         digest = transfer.hasher.hexdigest()
         if offset != transfer.size or digest != transfer.sha256:
-            # Start over: ask for every chunk again (the next stall re-requests them all).
-            transfer.received = bytearray(transfer.total or 0)
-            transfer.count, transfer.hashed, transfer.hasher = 0, 0, hashlib.sha256()
-            os.ftruncate(transfer.fd, 0)
+            self._restart(transfer, "the reassembled PCAP did not match its SHA-256")
             raise PcapError("reassembled PCAP does not match its SHA-256; re-requesting it")
         transfer.close(delete=False)
         del self.transfers[transfer.request_id]
         assert transfer.path is not None
         return PcapDone(transfer, transfer.path, offset, digest)
 
+    def _restart(self, transfer: Transfer, why: str) -> None:
+        """Drop what was received and start the transfer over (``PcapError`` once it has
+        started over ``max_restarts`` times: then it is given up)."""
+        if transfer.restarts >= self.max_restarts:
+            self.transfers.pop(transfer.request_id, None)
+            transfer.close(delete=True)
+            reason = (
+                f"{why}; the transfer from sensor {transfer.sensor_id} started over "
+                f"{transfer.restarts} times and was given up; request the PCAP again"
+            )
+            self.given_up.append(GivenUp(transfer, reason))
+            raise PcapError(reason)
+        transfer.restarts += 1
+        log.warning(
+            "PCAP request %s: %s; starting the transfer over (%d of at most %d)",
+            transfer.request_id, why, transfer.restarts, self.max_restarts,
+        )  # fmt: skip
+        transfer.total = transfer.size = transfer.sha256 = transfer.chunk_bytes = None
+        transfer.received = bytearray()
+        transfer.count, transfer.hashed, transfer.hasher = 0, 0, hashlib.sha256()
+        if transfer.fd is not None:
+            os.ftruncate(transfer.fd, 0)
+        transfer.restart_pending = True
+
     def stalled(self, now: int) -> list[tuple[Transfer, list[int] | None]]:
-        """Transfers quiet for the stall time: (transfer, indexes to re-request; None: all).
+        """Transfers quiet for the stall time, or just started over: (transfer, indexes to
+        re-request; None: all).
         A transfer silent through ``max_rerequests`` re-requests is given up: removed, its
         part file deleted, and listed in ``given_up``."""
         out: list[tuple[Transfer, list[int] | None]] = []
         for request_id, transfer in list(self.transfers.items()):
+            if transfer.restart_pending:  # started over: everything again, now
+                transfer.restart_pending = False
+                transfer.last_chunk_ns = now
+                out.append((transfer, None))
+                continue
             if now - transfer.last_chunk_ns < self.stall_ns:
                 continue
             if transfer.rerequests >= self.max_rerequests:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from otwatch.central import alertviews as views
 from otwatch.central.pcapstore import PcapStore
+from otwatch.central.store import alerts as alert_store
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Command, Sensor
 from otwatch.central.store.models_api import PcapRequest
@@ -104,7 +105,10 @@ class PcapRequests:
         the alert does not exist."""
         now = time.time_ns()
         with self.store.session() as s:
-            alert = views.find_alert(s, alert_text)
+            # the alert this id names, not its unified primary: the PCAP is evidence held by
+            # the sensor that raised it, and another sensor of the zone must not answer for it
+            alert_id, sensor = views.parse_central_id(alert_text)
+            alert = alert_store.get_alert(s, sensor, alert_id)
             if alert is None:
                 return None
             key = (alert.sensor, alert.alert_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 import time
@@ -19,42 +18,20 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from otwatch.central.api import create_app
+from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES
 from otwatch.central.maintenance import MaintenanceSettings
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.service import CentralService
+from otwatch.central.store.forwarding import central_backend
 from otwatch.errors import OtwatchError
+from otwatch.forwarding.worker import Forwarder
+from otwatch.listen_address import ListenError, parse_listen
 from otwatch.sync.tasks import spawn
 
 __all__ = ["ListenError", "ServerOptions", "bind", "parse_listen", "serve"]
 
 log = logging.getLogger(__name__)
-
-
-class ListenError(OtwatchError):
-    """An unusable or refused ``--listen`` address."""
-
-
-def parse_listen(text: str, *, allow_remote: bool = False) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6). A host that is not a loopback address needs
-    ``allow_remote`` (the API would be reachable from the network)."""
-    raw = text.strip()
-    host, sep, port_text = raw.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ListenError(f"invalid --listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:8470")
-    host = host.strip("[]") or "127.0.0.1"
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        raise ListenError(f"invalid --listen host {host!r}: give an IP address") from None
-    if not loopback and not allow_remote:
-        raise ListenError(
-            f"refusing to serve the API on {host}: it is not a loopback address; put a TLS "
-            "reverse proxy in front, or pass --allow-remote to serve it there directly"
-        )
-    return host, int(port_text)
 
 
 def bind(address: tuple[str, int]) -> socket.socket:
@@ -78,6 +55,8 @@ class ServerOptions:
     """A socket from ``bind`` (None: no API)."""
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     maintenance_interval_s: float = 60.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body the API reads (``otwatch.central.api.limits``)."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -116,9 +95,16 @@ async def serve(
 ) -> None:
     """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
     tasks = [spawn(_maintenance(service, node, options, stop), name="central-maintenance")]
+    tasks.append(spawn(Forwarder(central_backend(node.store)).run(stop), name="central-fwd"))
     server = None
     if options.listen is not None:
-        app = create_app(node.store, service, pcaps, progress=node.pcap_progress)
+        app = create_app(
+            node.store,
+            service,
+            pcaps,
+            progress=node.pcap_progress,
+            max_body_bytes=options.max_body_bytes,
+        )
         host, port = options.listen.getsockname()[:2]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = _EmbeddedServer(config)

@@ -6,9 +6,8 @@ command works on central's alerts through its API instead (``otwatch.cli.central
 
 from __future__ import annotations
 
-import sys
+import csv
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -30,6 +29,7 @@ from otwatch.alerts.views import (
     sorted_query,
 )
 from otwatch.cli.central_client import (
+    ALERT_ID_MAX,
     AlertId,
     central_id,
     central_options,
@@ -38,8 +38,9 @@ from otwatch.cli.central_client import (
     report_results,
 )
 from otwatch.cli.context import CliContext, pass_cli
-from otwatch.cli.output import emit_records, format_option, print_json, render_table
+from otwatch.cli.output import emit_records, force_option, format_option, print_json, render_table
 from otwatch.errors import OtwatchError
+from otwatch.fileout import check_output, is_stdout, open_output
 from otwatch.textutil import split_commas
 from otwatch.timeutil import format_iso, parse_time_ns
 
@@ -178,7 +179,9 @@ def alerts() -> None:
     show_default=True,
     help=f"Sort key ({', '.join(SORT_KEYS)}); prefix '-' for descending.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most N alerts.")
+@click.option(
+    "--limit", type=click.IntRange(1, ALERT_ID_MAX), default=None, help="Show at most N alerts."
+)
 @format_option()
 @pass_cli
 def list_alerts(
@@ -382,46 +385,35 @@ def comment(cli: CliContext, alert_id: int, text: str, fmt: str) -> None:
     type=click.Path(dir_okay=False, allow_dash=True),
     help="CSV file to write ('-' for standard output).",
 )
+@force_option
 @pass_cli
-def export(cli: CliContext, output: str, **kwargs: Any) -> None:
+def export(cli: CliContext, output: str, force: bool, **kwargs: Any) -> None:
     """Export the filtered alerts as CSV (the spec's export columns)."""
     flt = _pop_filter(kwargs)
+    check_output(output, force=force)
     client = client_from()
     if client is not None:
-        _export_central(client, flt, output)
+        _export_central(client, flt, output, force)
         return
     with cli.store(read_only=True).session() as session:
         rows = [
             {**alert_to_dict(a), "pcap_available": False}
             for a in session.scalars(sorted_query(Alert, filtered(Alert, flt)))
         ]
-    if output == "-":
-        alerts_to_csv(rows, sys.stdout)
-        return
-    try:
-        with open(output, "w", newline="", encoding="utf-8") as out:
-            count = alerts_to_csv(rows, out)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"exported {count} alerts to {output}", err=True)
+    with open_output(output, force=force, text=True) as out:
+        count = alerts_to_csv(rows, out)
+    if not is_stdout(output):
+        click.echo(f"exported {count} alerts to {output}", err=True)
 
 
-def _export_central(client: Any, flt: AlertFilter, output: str) -> None:
-    blocks = client.export(flt)
-    if output == "-":
-        for block in blocks:
-            sys.stdout.buffer.write(block)
-        sys.stdout.flush()
-        return
-    try:
-        with open(output, "wb") as out:
-            for block in blocks:
-                out.write(block)
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
-    with open(output, encoding="utf-8") as written:
-        count = max(0, sum(1 for _ in written) - 1)
-    click.echo(f"exported {count} alerts to {output}", err=True)
+def _export_central(client: Any, flt: AlertFilter, output: str, force: bool) -> None:
+    with open_output(output, force=force) as out:
+        for block in client.export(flt):
+            out.write(block)
+    if not is_stdout(output):
+        with open(output, encoding="utf-8", newline="") as written:
+            count = max(0, sum(1 for _ in csv.reader(written)) - 1)
+        click.echo(f"exported {count} alerts to {output}", err=True)
 
 
 @alerts.command("pcap")
@@ -430,9 +422,10 @@ def _export_central(client: Any, flt: AlertFilter, output: str) -> None:
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="PCAP file to write.",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="PCAP file to write ('-' for standard output).",
 )
+@force_option
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -442,13 +435,19 @@ def _export_central(client: Any, flt: AlertFilter, output: str) -> None:
 )
 @click.option("--fresh", is_flag=True, help="With --central: ask the sensor again, not the cache.")
 @click.pass_context
-def pcap(ctx: click.Context, alert_id: int | str, output: Path, wait: float, fresh: bool) -> None:
+def pcap(
+    ctx: click.Context, alert_id: int | str, output: str, wait: float, fresh: bool, force: bool
+) -> None:
     """Write an alert's PCAP. On the sensor: as ``otwatch pcap get``. With --central: ask the
     sensor that detected it through central, show progress, verify its SHA-256."""
+    check_output(output, force=force)
     client = client_from()
     if client is not None:
-        pull_pcap(client, central_id(alert_id), output, wait_s=wait, fresh=fresh)
+        pull_pcap(client, central_id(alert_id), output, wait_s=wait, fresh=fresh, force=force)
         return
     from otwatch.cli.pcap import get as pcap_get
 
-    ctx.invoke(pcap_get, alert_id=_sensor_id(alert_id), output=output, before=None, after=None)
+    ctx.invoke(
+        pcap_get, alert_id=_sensor_id(alert_id), output=output, before=None, after=None,
+        force=force,
+    )  # fmt: skip

@@ -25,8 +25,10 @@ from otwatch.agent.store.state import bump_version
 from otwatch.alerts.catalog import load_catalog
 from otwatch.cli.agent import duration
 from otwatch.cli.context import CliContext, pass_cli
-from otwatch.cli.output import emit_records, format_option, print_json
+from otwatch.cli.output import emit_records, force_option, format_option, print_json
 from otwatch.errors import OtwatchError
+from otwatch.fileout import check_output, is_stdout, open_output
+from otwatch.nesting import load_json
 from otwatch.timeutil import format_iso, now_ns
 
 __all__ = ["EXPORT_FORMAT", "baseline"]
@@ -171,9 +173,11 @@ def list_facts(cli: CliContext, kind: str | None, limit: int | None, fmt: str) -
 @baseline.command("export")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="JSON file to write ('-' for standard output).")  # fmt: skip
+@force_option
 @pass_cli
-def export(cli: CliContext, output: str) -> None:
+def export(cli: CliContext, output: str, force: bool) -> None:
     """Export the baseline and the learned alert rules as JSON."""
+    check_output(output, force=force)
     with cli.store().session() as session:
         facts = [
             {
@@ -206,16 +210,11 @@ def export(cli: CliContext, output: str) -> None:
         "learn_rules": learned,
     }
     text = json.dumps(document, indent=1, sort_keys=True)
-    if output == "-":
-        click.echo(text)
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-    except OSError as exc:
-        raise OtwatchError(f"cannot write {output}: {exc.strerror}") from None
-    click.echo(f"exported {len(facts)} facts and {len(learned)} learned alert rules to {output}",
-               err=True)  # fmt: skip
+    with open_output(output, force=force, text=True) as out:
+        out.write(text + "\n")
+    if not is_stdout(output):
+        click.echo(f"exported {len(facts)} facts and {len(learned)} learned alert rules to "
+                   f"{output}", err=True)  # fmt: skip
 
 
 def _read_export(path: str) -> dict[str, Any]:
@@ -227,7 +226,7 @@ def _read_export(path: str) -> dict[str, Any]:
     if len(raw) > _MAX_IMPORT_BYTES:
         raise BaselineFileError(f"{path}: larger than {_MAX_IMPORT_BYTES // 2**20} MiB")
     try:
-        document = json.loads(raw)
+        document = load_json(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise BaselineFileError(f"{path}: not a baseline export: invalid JSON{where}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from otwatch.cli.central_api import api_options, run_central, token
+from otwatch.cli.central_sensor import sensor
 from otwatch.cli.config import daemon_broker, require_config
 from otwatch.cli.metrics_options import metrics_address, metrics_options
 from otwatch.cli.mqtt_options import broker_options
@@ -61,11 +62,19 @@ def run(
     db_url = db_url or cfg.central.db
     if not params.get("listen"):
         params["listen"] = cfg.central.listen
+    params["allow_remote"] = params.get("allow_remote") or cfg.central.allow_remote
     metrics_store = open_central_store(db_url) if metrics else None
     server = start_metrics(metrics, CentralCollector(metrics_store)) if metrics_store else None
     try:
         run_central(
-            db_url, broker, params, client_id=client_id, share_group=share_group, pcap_dir=pcap_dir
+            db_url,
+            broker,
+            params,
+            client_id=client_id,
+            share_group=share_group,
+            pcap_dir=pcap_dir,
+            max_clock_skew_ms=cfg.central.max_clock_skew_ms,
+            max_body_bytes=cfg.central.max_request_body_bytes,
         )
     finally:
         if server is not None:
@@ -76,3 +85,4 @@ def run(
 
 
 central.add_command(token)
+central.add_command(sensor)

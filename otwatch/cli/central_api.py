@@ -38,14 +38,14 @@ def api_options(func: Callable) -> Callable:
         ),
         click.option(
             "--auto-close-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
             default=90,
             show_default=True,
             help="Close New alerts without identical traffic for this many days (0: never).",
         ),
         click.option(
             "--retention-days",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
             default=90,
             show_default=True,
             help="Delete alerts first detected this many days ago (0: keep).",
@@ -79,6 +79,8 @@ def run_central(
     client_id: str,
     share_group: str | None,
     pcap_dir: Path | None,
+    max_clock_skew_ms: int | None = None,
+    max_body_bytes: int | None = None,
 ) -> None:
     """Open the store, bind the API, and run ingest + API + maintenance until a signal."""
     # Imported here: uvicorn and FastAPI cost a second of start-up every other command skips.
@@ -101,10 +103,14 @@ def run_central(
     sock = None
     try:
         pcaps = PcapStore(store, pcap_dir or _default_pcap_dir(store))
-        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None)
+        skew = {} if max_clock_skew_ms is None else {"max_clock_skew_ms": max_clock_skew_ms}
+        node = CentralNode(store, pcap_sink=pcaps, shared=share_group is not None, **skew)
         service = CentralService(node, broker, client_id=client_id, share_group=share_group)
         sock = bind(address) if address else None
-        options = ServerOptions(listen=sock, maintenance=settings, maintenance_interval_s=interval)
+        limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
+        options = ServerOptions(
+            listen=sock, maintenance=settings, maintenance_interval_s=interval, **limit
+        )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
         run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))
     except OSError as exc:

@@ -10,7 +10,6 @@ HTTP goes through httpx (one connection reused for a command's requests).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ import httpx
 
 from otwatch.alerts.views import AlertFilter
 from otwatch.errors import OtwatchError
+from otwatch.fileout import is_stdout, open_output
 from otwatch.timeutil import format_iso
 
 __all__ = [
@@ -43,16 +43,20 @@ class CentralApiError(OtwatchError):
     """Central refused the request or cannot be reached (the message says which)."""
 
 
+ALERT_ID_MAX = (1 << 63) - 1
+"""The largest id an alert table holds (SQLite/PostgreSQL signed 64-bit integer)."""
+
+
 class AlertId(click.ParamType):
     """A sensor alert id (integer) or a central id ``<sensor alert id>-<sensor id>``."""
 
     name = "ID"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
-        if isinstance(value, int):
-            return value
         text = str(value).strip()
-        if text.isdigit():
+        if isinstance(value, int) or (text.isascii() and text.isdigit()):
+            if not 1 <= int(text) <= ALERT_ID_MAX:
+                self.fail(f"alert id {text[:30]} is out of range (1 to {ALERT_ID_MAX})", param, ctx)
             return int(text)
         if _CENTRAL_ID.match(text):
             return text
@@ -179,28 +183,36 @@ class CentralClient:
     def pcap_status(self, request_id: str) -> dict[str, Any]:
         return self.get(f"/pcap/{urllib.parse.quote(request_id, safe='')}")
 
-    def download(self, view: dict[str, Any], output: Path) -> tuple[int, str]:
-        """Write the PCAP to ``output`` (atomically), verifying its SHA-256."""
-        tmp = output.with_name(output.name + ".part")
+    def download(
+        self, view: dict[str, Any], output: str | Path, force: bool = False
+    ) -> tuple[int, str]:
+        """Write the PCAP to ``output`` (through :func:`otwatch.fileout.open_output`; ``-``:
+        standard output), verifying its SHA-256: a mismatching download is not kept."""
         sha, size = hashlib.sha256(), 0
-        try:
-            with open(tmp, "wb") as fh:
-                for block in self.stream(f"/pcap/{view['request_id']}/file"):
-                    fh.write(block)
-                    sha.update(block)
-                    size += len(block)
-            if sha.hexdigest() != view["sha256"] or size != view["size"]:
-                raise CentralApiError(
-                    f"downloaded PCAP does not match its SHA-256 {view['sha256']} "
-                    f"({size} bytes); not written"
-                )
-            os.replace(tmp, output)
-        except OSError as exc:
-            raise CentralApiError(f"cannot write {output}: {exc.strerror}") from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        if is_stdout(output):  # cannot be taken back once written: verify before writing
+            blocks = list(self.stream(f"/pcap/{view['request_id']}/file"))
+            for block in blocks:
+                sha.update(block)
+                size += len(block)
+            self._verify(view, sha.hexdigest(), size)
+            with open_output(output) as out:
+                out.writelines(blocks)
+            return size, sha.hexdigest()
+        with open_output(output, force=force) as out:
+            for block in self.stream(f"/pcap/{view['request_id']}/file"):
+                out.write(block)
+                sha.update(block)
+                size += len(block)
+            self._verify(view, sha.hexdigest(), size)
         return size, sha.hexdigest()
+
+    @staticmethod
+    def _verify(view: dict[str, Any], digest: str, size: int) -> None:
+        if digest != view["sha256"] or size != view["size"]:
+            raise CentralApiError(
+                f"downloaded PCAP does not match its SHA-256 {view['sha256']} "
+                f"({size} bytes); not written"
+            )
 
 
 def _http_error(response: httpx.Response) -> str:
@@ -293,10 +305,11 @@ def report_results(results: list[dict[str, Any]], fmt: str) -> None:
 def pull_pcap(
     client: CentralClient,
     alert_id: str,
-    output: Path,
+    output: str | Path,
     *,
     wait_s: float,
     fresh: bool = False,
+    force: bool = False,
     interval_s: float = 1.0,
 ) -> None:
     """Ask central for the alert's PCAP, show progress while waiting, write and verify it."""
@@ -317,9 +330,10 @@ def pull_pcap(
         view = client.pcap_status(view["request_id"])
     if view["state"] != "done":
         raise CentralApiError(f"PCAP of alert {alert_id}: {view['state']}: {view['message']}")
-    size, sha = client.download(view, output)
+    size, sha = client.download(view, output, force)
     click.echo(
-        f"wrote {size:,} bytes of alert {alert_id} to {output} (SHA-256 {sha} verified; "
+        f"wrote {size:,} bytes of alert {alert_id} to "
+        f"{'standard output' if is_stdout(output) else output} (SHA-256 {sha} verified; "
         f"from sensor {view['sensor']}, cached centrally until {view['expires']})",
         err=True,
     )

@@ -30,6 +30,7 @@ from otwatch.demo.parts import (
     otwatch_args,
     wait_until,
 )
+from otwatch.errors import OtwatchError
 from otwatch.simulate.plant import ATTACK_STEPS, PlantProfile, write_plant_capture
 
 __all__ = ["demo"]
@@ -138,10 +139,8 @@ def _by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def demo(workdir: Path, install: bool) -> None:
     """Run the end-to-end demo: plant → sensor → sync → central → triage → PCAP."""
     started = time.monotonic()
+    _fresh_workdir(workdir)
     mosquitto = find_mosquitto(install, click.echo)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
     story = Story(workdir)
     story.config.write_text(
         "# The demo's configuration: built-in defaults; the daemons get their broker,\n"
@@ -162,6 +161,26 @@ def demo(workdir: Path, install: bool) -> None:
         f"  daemon logs                    {story.logs}\n"
         f"try: otwatch --data-dir {story.sensor} alerts list --status new"
     )
+
+
+DEMO_MARK = ".otwatch-demo"
+"""Marks a directory the demo made, the only kind it deletes to start afresh."""
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Recreate ``workdir``: an empty directory or an earlier demo's is deleted first;
+    anything else is refused (``--workdir /etc`` must not delete /etc)."""
+    if workdir.is_symlink() or (workdir.exists() and not workdir.is_dir()):
+        raise OtwatchError(f"--workdir {workdir} is not a directory; choose another")
+    if workdir.exists():
+        if any(workdir.iterdir()) and not (workdir / DEMO_MARK).is_file():
+            raise OtwatchError(
+                f"--workdir {workdir} exists and is not a directory the demo made (no "
+                f"{DEMO_MARK} in it); choose another, or remove it yourself"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / DEMO_MARK).write_text("made by `otwatch demo`, which deletes it when re-run\n")
 
 
 def _run(story: Story, mosquitto: str) -> None:

@@ -34,6 +34,7 @@ SUBCOMMANDS = {
     "central": "otwatch.cli.central:central",
     "config": "otwatch.cli.config:config",
     "demo": "otwatch.cli.demo:demo",
+    "forwarding": "otwatch.cli.forwarding:forwarding",
     "maintenance": "otwatch.cli.maintenance:maintenance",
     "pcap": "otwatch.cli.pcap:pcap",
     "rules": "otwatch.cli.rules:rules",

@@ -21,14 +21,14 @@ def maintenance() -> None:
 @maintenance.command("run")
 @click.option(
     "--auto-close-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
     default=90,
     show_default=True,
     help="Close New alerts without identical traffic for this many days (0: never).",
 )
 @click.option(
     "--retention-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 36_500),  # 100 years: later is past what a ns timestamp holds
     default=90,
     show_default=True,
     help="Delete alerts first detected this many days ago (0: keep).",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from otwatch.gctune import tune_for_daemon
+from otwatch.secretfile import SecretFileError, check_secret_file
 from otwatch.sync.transport import BrokerConfig, SyncTransportError
 
 __all__ = ["broker_config", "broker_options", "run_until_signal"]
@@ -55,6 +56,10 @@ def broker_config(params: dict[str, Any]) -> BrokerConfig:
     password = None
     password_file = params.pop("password_file", None)
     if password_file is not None:
+        try:
+            check_secret_file(password_file)
+        except SecretFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--password-file") from None
         try:
             password = password_file.read_text().splitlines()[0].strip()
         except (OSError, IndexError):

@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-__all__ = ["emit_records", "format_option", "print_json", "render_table"]
+from otwatch.csvsafe import csv_cell
+
+__all__ = ["emit_records", "force_option", "format_option", "print_json", "render_table"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -24,6 +26,13 @@ def format_option(default: str = "table", choices: Sequence[str] = FORMATS) -> C
         show_default=True,
         help="Output format.",
     )
+
+
+def force_option(f: Callable) -> Callable:
+    """``--force``: let ``-o PATH`` replace an existing regular file (see otwatch.fileout)."""
+    return click.option(
+        "--force", is_flag=True, help="Overwrite the output file if it exists (regular files only)."
+    )(f)
 
 
 def print_json(value: Any) -> None:
@@ -42,6 +51,10 @@ def _cell(value: Any, width: int | None) -> str:
     if width is not None and len(text) > width:
         text = text[: width - 1] + "…"
     return text
+
+
+def _csv_text(value: Any) -> str:
+    return _cell(value, None)
 
 
 def render_table(
@@ -79,6 +92,6 @@ def emit_records(
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({c: _cell(row.get(c), None) for c in columns})
+            writer.writerow({c: csv_cell(row.get(c), _csv_text) for c in columns})
     else:
         click.echo(render_table(rows, columns, widths=widths) if rows else "(none)")

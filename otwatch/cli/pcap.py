@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from otwatch.agent.capture.evidence import export_alert_pcap
 from otwatch.agent.capture.status import format_bytes, pcap_status
+from otwatch.cli.central_client import ALERT_ID_MAX
 from otwatch.cli.context import CliContext, pass_cli
-from otwatch.cli.output import format_option, print_json
+from otwatch.cli.output import force_option, format_option, print_json
+from otwatch.fileout import check_output, is_stdout
 from otwatch.timeutil import format_iso
 
 __all__ = ["pcap"]
@@ -22,14 +23,15 @@ def pcap() -> None:
 
 
 @pcap.command()
-@click.argument("alert_id", type=click.IntRange(min=1))
+@click.argument("alert_id", type=click.IntRange(1, ALERT_ID_MAX))
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="File to write (classic pcap; opens in Wireshark/tshark).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write (classic pcap; opens in Wireshark/tshark); '-' for standard output.",
 )
+@force_option
 @click.option(
     "--before",
     type=click.FloatRange(min=0),
@@ -45,7 +47,12 @@ def pcap() -> None:
 )
 @pass_cli
 def get(
-    cli: CliContext, alert_id: int, output: Path, before: float | None, after: float | None
+    cli: CliContext,
+    alert_id: int,
+    output: str,
+    before: float | None,
+    after: float | None,
+    force: bool = False,
 ) -> None:
     """Write the packets of alert ALERT_ID to a pcap file.
 
@@ -53,6 +60,7 @@ def get(
     alert was detected again since), otherwise an extraction from the ring now, as long as
     the ring still holds the window.
     """
+    check_output(output, force=force)
     store = cli.store(read_only=True)
     settings = (pcap_status_settings(store) or {}) if before is None or after is None else {}
     result = export_alert_pcap(
@@ -61,11 +69,13 @@ def get(
         output,
         before_s=before if before is not None else settings.get("before_s", 30.0),
         after_s=after if after is not None else settings.get("after_s", 30.0),
+        force=force,
     )
     origin = "evidence file" if result.source == "evidence" else "ring"
     click.echo(
         f"wrote {result.packets:,} packets ({format_bytes(result.bytes)}) of alert {alert_id} "
-        f"to {result.path} (from the {origin})"
+        f"to {'standard output' if is_stdout(output) else result.path} (from the {origin})",
+        err=is_stdout(output),
     )
     if result.note:
         click.echo(f"note: {result.note}", err=True)

@@ -22,6 +22,7 @@ from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.rules import custom_rule_dict
 from otwatch.agent.store.state import bump_version
 from otwatch.alerts.catalog import Engine, load_catalog
+from otwatch.cli.central_client import ALERT_ID_MAX
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
 from otwatch.errors import OtwatchError
@@ -248,7 +249,7 @@ def custom_delete(cli: CliContext, rule: str) -> None:
 
 @custom.command("events")
 @click.option("--rule", "rule_ref", help="Only events of this rule (id or name).")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, ALERT_ID_MAX), default=100, show_default=True)
 @format_option()
 @pass_cli
 def custom_events(cli: CliContext, rule_ref: str | None, limit: int, fmt: str) -> None:

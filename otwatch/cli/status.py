@@ -3,9 +3,9 @@
 Sensor (the data directory): capture rate and drops per interface, alerts by status, outbox
 depth and central's last acknowledgement, PCAP ring and evidence usage, broker connection
 and learning mode. Central (``--central URL --token T`` through the API, or ``--db URL``):
-sensors online, silent or offline, and their lag. The figures are ``otwatch.health``'s and
-``otwatch.central.health``'s, the same the daemons' Prometheus metrics and systemd STATUS
-lines show.
+sensors online, silent or offline, and their lag. Both: forwarding rules' queue, sent, failed
+and dropped per target. The figures are ``otwatch.health``'s and ``otwatch.central.health``'s,
+the same the daemons' Prometheus metrics and systemd STATUS lines show.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from typing import Any
 import click
 
 from otwatch.agent.capture.status import format_bytes
+from otwatch.agent.store.forwarding import sensor_backend
 from otwatch.central.health import central_health, central_sensor_rows
+from otwatch.central.store.forwarding import central_backend
 from otwatch.cli.central_client import client_from
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import format_option, print_json, render_table
+from otwatch.forwarding.health import forwarding_rows, forwarding_text
 from otwatch.health import sensor_health
 
 __all__ = ["status"]
@@ -91,6 +94,7 @@ def sensor_text(h: dict[str, Any]) -> str:
         f"evidence  {ev['files']} file(s), {_budget(ev['bytes'], ev['budget_bytes'])}"
         + (f"; {ev['backlog']:,} window(s) waiting to be cut" if ev["backlog"] else ""),
     ]
+    lines += forwarding_text(h.get("forwarding") or [])
     return "\n".join(lines)
 
 
@@ -100,13 +104,14 @@ def central_text(h: dict[str, Any]) -> str:
         f"{h['offline']} offline)"
     )
     if not h["sensors"]:
-        return head
+        return "\n".join([head, *forwarding_text(h.get("forwarding") or [])])
     rows = [
         {**row, "age": _seconds(row["last_seen_age_s"]), "outbox": row["outbox_depth"]}
         for row in h["sensors"]
     ]
     columns = ("sensor", "site", "zone", "state", "last_seen", "age", "outbox", "version")
-    return head + "\n" + render_table(rows, columns, headers={"age": "SEEN AGO"})
+    table = render_table(rows, columns, headers={"age": "SEEN AGO"})
+    return "\n".join([head, table, *forwarding_text(h.get("forwarding") or [])])
 
 
 @click.command()
@@ -122,6 +127,7 @@ def status(cli: CliContext, db_url: str | None, fmt: str) -> None:
     """Health of this sensor, or with --central/--db of every sensor central knows."""
     client = client_from()
     if client is not None or db_url:
+        forwarding: list[dict[str, Any]] = []
         if client is not None:
             rows = client.get("/sensors")
         else:
@@ -131,10 +137,14 @@ def status(cli: CliContext, db_url: str | None, fmt: str) -> None:
             try:
                 with store.session() as session:
                     rows = central_sensor_rows(session)
+                forwarding = forwarding_rows(central_backend(store))
             finally:
                 store.close()
         health = central_health(rows)
+        health["forwarding"] = forwarding
         print_json(health) if fmt == "json" else click.echo(central_text(health))
         return
-    health = sensor_health(cli.store(read_only=True))
+    store = cli.store(read_only=True)
+    health = sensor_health(store)
+    health["forwarding"] = forwarding_rows(sensor_backend(store))
     print_json(health) if fmt == "json" else click.echo(sensor_text(health))

@@ -57,7 +57,12 @@ def run(cli: CliContext, sensor_id: str | None, status_interval: float, **params
         identity = resolve_identity(session, sensor_id or cfg.sensor.id or None)
     if broker.password is not None and not broker.username:
         broker = replace(broker, username=identity.sensor_id)  # the broker's user per sensor
-    engine = SensorSync(store, identity, pcap=EvidencePcapProvider(store))
+    engine = SensorSync(
+        store,
+        identity,
+        pcap=EvidencePcapProvider(store),
+        max_clock_skew_ms=cfg.sync.max_clock_skew_ms,
+    )
     log.info("sensor %s syncing with %s:%d", identity.sensor_id, broker.host, broker.port)
     options = DaemonOptions(status_interval_s=status_interval)
     server = start_metrics(metrics, SensorCollector(store, "sync"))

@@ -58,7 +58,9 @@ class EvidencePcapProvider:
         self._cleanup(now)
         before_s, after_s = evidence_window(self.store)
         try:
-            export_alert_pcap(self.store, alert_id, target, before_s=before_s, after_s=after_s)
+            export_alert_pcap(
+                self.store, alert_id, target, before_s=before_s, after_s=after_s, force=True
+            )
         except (PcapUnavailable, EvidenceNotFound) as exc:
             log.info("PCAP of alert %s not available: %s", alert_id, exc)
             return None

@@ -24,6 +24,8 @@ from otwatch.agent.capture.status import pcap_status
 from otwatch.agent.sensor import SensorIdentity
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.state import get_state, put_state
+from otwatch.hlc import DEFAULT_MAX_SKEW_MS, peer_limit
+from otwatch.seclog import security_event
 from otwatch.sync import outbox
 from otwatch.sync.commands import CommandHandler, Handled, PcapSend, Resync
 from otwatch.sync.pcap import PcapProvider, PcapSender, PcapStream
@@ -82,6 +84,8 @@ class SensorSync:
     stats: Counter[str] = field(default_factory=Counter)
     pcap_sender: PcapSender = field(default_factory=PcapSender)
     """PCAP transfers to stream (the daemon runs its task; in-memory tests ``drain`` it)."""
+    max_clock_skew_ms: int = DEFAULT_MAX_SKEW_MS
+    """How far ahead of this sensor's clock a command's change clock may be (``otwatch.hlc``)."""
 
     def __post_init__(self) -> None:
         with self.store.session() as session:
@@ -279,10 +283,19 @@ class SensorSync:
             return self._drop("wrong_sensor", f"payload is for {msg.sensor_id}", topic)
         if msg.epoch != self.epoch:
             return self._drop("stale_epoch", f"ack for epoch {msg.epoch}", topic)
-        if msg.hw > self.stream.last_seq:  # rows never written cannot be committed centrally
-            return self._drop(
-                "invalid", f"ack of {msg.hw} > last seq {self.stream.last_seq}", topic
+        if self.stream.unsent(msg.hw):
+            # Rows never sent cannot be committed centrally: the ack is forged, or central
+            # holds forged events under our sequence numbers (our real ones would be skipped
+            # there as duplicates). Delete nothing and send everything again in a new epoch.
+            self.dropped["ack_unsent"] += 1
+            security_event(
+                "ack_unsent",
+                "central acknowledged events up to %d but this sensor sent only up to %d; "
+                "keeping every row and starting a new stream epoch",
+                msg.hw,
+                self.stream.sent_ceiling,
             )
+            return self._new_epoch(now)
         out: list[Outgoing] = []
         for cmd in self.stream.ack(msg.hw, now):
             out.extend(self._execute(cmd, now))
@@ -304,7 +317,19 @@ class SensorSync:
             return self._drop("wrong_sensor", f"payload is for {batch.sensor_id}", topic)
         acks: list[dict[str, Any]] = []
         out: list[Outgoing] = []
+        limit = peer_limit(max(now, time.time_ns()) // 1_000_000, self.max_clock_skew_ms)
         for cmd in batch.commands:
+            if cmd.hlc > limit:
+                # Clamped, not refused: the command still applies, stamped no later than the
+                # limit, and one forged clock cannot wedge the alert or this daemon's clock.
+                self.dropped["clock_ahead"] += 1
+                security_event(
+                    "clock_ahead",
+                    "command %s carries a change clock further ahead of this sensor's clock "
+                    "than the allowed skew; clamped to the limit",
+                    cmd.id,
+                )
+                cmd = cmd.model_copy(update={"hlc": limit})
             try:
                 handled = self.commands.handle(cmd, now)
             except Exception as exc:  # a store error must not kill the daemon

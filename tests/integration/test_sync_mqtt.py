@@ -280,6 +280,7 @@ def test_username_password_and_acl(world, make_broker):  # noqa: F811
     tmp_path, agent, parts = world
     broker = make_broker(users={"s1": "sensor-secret", "otwatch-central": "central-secret"})
     (tmp_path / "pw").write_text("sensor-secret\n")
+    (tmp_path / "pw").chmod(0o600)  # a password file others may read is refused
     cfg = BrokerConfig(username="otwatch-central", password="central-secret").with_url(broker.url)
     agent.alerts(20)
     db_url, _central, _daemon = start(

@@ -16,7 +16,15 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from otwatch.agent.alerts.manager import AlertManager
+from otwatch.agent.store.db import open_store
+from otwatch.alerts.catalog import load_catalog
+from otwatch.demo.parts import wait_until
+from tests.factories import detection
+from tests.integration.central_procs import CentralProcess, otwatch
 from tests.integration.mqtt_broker import ACL, HOST, MOSQUITTO, free_port
+from tests.integration.sync_procs import SensorDaemon, central_table, sensor_table
+from tests.security.forge import api
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -72,19 +80,29 @@ def broker(tmp_path_factory):
 class Client:
     """A paho MQTT v5 client with a certificate; collects what it receives."""
 
-    def __init__(self, port: int, certs: Path, name: str | None, *, tls: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        certs: Path,
+        name: str | None,
+        *,
+        tls: bool = True,
+        client_id: str | None = None,
+    ) -> None:
         self.received: list[tuple[str, bytes]] = []
         self.suback: list[int] = []
         self.connected = threading.Event()
+        self.disconnects = 0
         self.rc: int | None = None
-        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{name}-{time.monotonic_ns()}",
-                        protocol=paho.MQTTv5)  # fmt: skip
+        client_id = client_id or f"t-{name}-{time.monotonic_ns()}"
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         if tls:
             ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
             if name is not None:
                 ctx.load_cert_chain(str(certs / f"{name}.crt"), str(certs / f"{name}.key"))
             c.tls_set_context(ctx)
         c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
         c.on_message = lambda _c, _u, m: self.received.append((m.topic, m.payload))
         c.on_subscribe = lambda _c, _u, _mid, codes, _p: self.suback.extend(r.value for r in codes)
         self.c = c
@@ -100,6 +118,9 @@ class Client:
         self.rc = rc.value
         if rc.value == 0:
             self.connected.set()
+
+    def _on_disconnect(self, *_args: object) -> None:
+        self.disconnects += 1
 
     def publish(self, topic: str, payload: bytes) -> None:
         self.c.publish(topic, payload, qos=1).wait_for_publish(5)
@@ -159,3 +180,68 @@ def test_plain_text_and_certificate_less_connections_are_refused(broker):
     assert plain.rc != 0 and not plain.connected.is_set()
     anonymous = Client(port, certs, None)  # TLS, but no client certificate
     assert anonymous.rc != 0 and not anonymous.connected.is_set()
+
+
+def test_a_sensor_cannot_take_over_another_clients_id_or_session(broker):
+    """Issue 15, item 3: with s1's certificate, asking for central's or s2's client id used
+    to kick that client off and take over its persistent session. The shipped config makes
+    the client id the certificate's identity: the genuine clients stay connected and keep
+    receiving their traffic, and s1 receives none of it."""
+    port, certs = broker
+    central = Client(port, certs, "otwatch-central", client_id="otwatch-central")
+    s2 = Client(port, certs, "s2", client_id="otwatch-sensor-s2")
+    thieves: list[Client] = []
+    try:
+        assert central.rc == s2.rc == 0
+        assert central.subscribe("otwatch/v1/+/up/#") < 0x80
+        assert s2.subscribe("otwatch/v1/s2/down/#") < 0x80
+        for stolen in ("otwatch-central", "otwatch-sensor-s2", "s2"):
+            thief = Client(port, certs, "s1", client_id=stolen)
+            thieves.append(thief)
+            assert thief.rc == 0  # connects, but as itself (client id "s1")
+        settle()
+        assert central.disconnects == 0 and s2.disconnects == 0
+        # both genuine sessions still work, and none of their traffic reaches s1
+        s2.publish("otwatch/v1/s2/up/events", b"from-s2")
+        central.publish("otwatch/v1/s2/down/commands", b"for-s2")
+        settle()
+        assert ("otwatch/v1/s2/up/events", b"from-s2") in central.received
+        assert s2.received == [("otwatch/v1/s2/down/commands", b"for-s2")]
+        assert all(t.received == [] for t in thieves)
+    finally:
+        for c in (central, s2, *thieves):
+            c.close()
+
+
+def test_the_sync_daemon_and_central_work_through_the_shipped_config(broker, tmp_path):
+    """Their client ids are now their certificates' identities: both still connect, alerts
+    reach central and central's change reaches the sensor."""
+    port, certs = broker
+    url = f"mqtts://127.0.0.1:{port}"
+
+    def tls(name: str) -> list[str]:
+        return ["--tls-ca", str(certs / "ca.crt"), "--tls-cert", str(certs / f"{name}.crt"),
+                "--tls-key", str(certs / f"{name}.key")]  # fmt: skip
+
+    store = open_store(tmp_path / "sensor")
+    manager = AlertManager(store, load_catalog(), sensor_id="s1")
+    for i in range(3):
+        manager.observe(detection(src=f"192.0.2.{10 + i}"))
+    manager.flush()
+    db_url = f"sqlite:///{tmp_path / 'central' / 'central.db'}"
+    made = otwatch("central", "token", "create", "--name", "ops", "--role", "admin",
+                   "--db", db_url)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    central = CentralProcess(tmp_path / "central", db_url, url, *tls("otwatch-central")).start()
+    daemon = SensorDaemon(tmp_path / "sensor", url, *tls("s1")).start()
+    try:
+        wait_until(lambda: central_table(db_url) == sensor_table(store), 30, "alerts at central")
+        admin = made.stdout.strip()
+        code, answer = api(central.url, admin, "POST", "/alerts/status",
+                           {"ids": ["1-s1"], "status": "closed"})  # fmt: skip
+        assert code == 200 and answer["results"][0]["outcome"] == "applied", answer
+        wait_until(lambda: sensor_table(store)[1][0] == "closed", 30, "the close at the sensor")
+    finally:
+        daemon.stop()
+        central.stop()
+        store.close()

@@ -94,7 +94,7 @@ def test_brief_example_broker_problem(tmp_path):
         ('[sync]\npassword = "hunter2"', "sync.password", "password_file"),
         ('[central]\ndb = "mysql://h/db"', "central.db", "not a database URL"),
         ('[central]\ndb = "postgresql://u:pw@h/db"', "central.db", "carries a password"),
-        ('[central]\nlisten = "8080"', "central.listen", "host:port"),
+        ('[central]\nlisten = "8080"', "central.listen", "HOST:PORT"),
         ('[log]\nlevel = "loud"', "log.level", "is not one of"),
         ("[snesor]", "snesor", "unknown setting"),
         ('[sensor]\nsite_name = "x"', "sensor.site_name", "known: id, site, zone"),
@@ -184,6 +184,7 @@ def test_capture_ring_and_evidence_settings_convert(tmp_path):
 def test_password_is_read_from_its_file_only(tmp_path):
     secret = tmp_path / "sync.password"
     secret.write_text("s3cret\nignored\n")
+    secret.chmod(0o600)
     cfg = load_config(write(tmp_path, f'[sync]\npassword_file = "{secret}"\nusername = "s1"\n'), {})
     assert cfg.sync.read_password() == "s3cret"
     assert "s3cret" not in repr(cfg) and "s3cret" not in str(cfg.redacted())

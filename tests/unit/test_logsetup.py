@@ -123,8 +123,10 @@ def test_bad_level_or_format_is_refused():
 def test_cli_root_options_select_format_and_level(tmp_path):
     """A fresh store migrates at INFO (Alembic): JSON lines on stderr, stdout untouched."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTWATCH_")}
+    # a command that writes: it creates the store (read-only commands never do)
     cmd = [sys.executable, "-m", "otwatch.cli", "--log-format", "json", "--log-level", "info",
-           "--data-dir", str(tmp_path / "data"), "alerts", "list", "--format", "json"]  # fmt: skip
+           "--data-dir", str(tmp_path / "data"),
+           "rules", "custom", "list", "--format", "json"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
@@ -134,7 +136,7 @@ def test_cli_root_options_select_format_and_level(tmp_path):
     assert {e["service.name"] for e in events} == {"otwatch"}
 
     quiet = subprocess.run(
-        [*cmd[:3], "--data-dir", str(tmp_path / "data2"), "alerts", "list"],
+        [*cmd[:3], "--data-dir", str(tmp_path / "data2"), "rules", "custom", "list"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert quiet.returncode == 0 and quiet.stderr == ""

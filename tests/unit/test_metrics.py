@@ -69,7 +69,7 @@ def test_configuration_keys():
     assert cfg.metrics.address("agent") is None
     with pytest.raises(ConfigError, match="sync_listen: refusing to serve metrics on 0.0.0.0"):
         load_config(None, env={"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465"})
-    remote = {"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465", "OTWATCH_METRICS_ALLOW_REMOTE": "1"}
+    remote = {"OTWATCH_METRICS_SYNC_LISTEN": "0.0.0.0:9465", "OTWATCH_METRICS_ALLOW_REMOTE": "true"}
     assert load_config(None, env=remote).metrics.address("sync") == ("0.0.0.0", 9465)
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -54,6 +55,7 @@ from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_pcap import PcapEvidence, PcapSegment
 from otwatch.agent.store.state import get_state
 from otwatch.errors import OtwatchError
+from otwatch.fileout import check_output, open_output
 from otwatch.timeutil import format_iso
 
 __all__ = [
@@ -212,9 +214,17 @@ class _Appender:
     """Writes frames to a pcap file (new or appended), counting what it wrote."""
 
     def __init__(
-        self, path: Path, linktype: int | None, nanosecond: bool, chunk: int = 1 << 20
+        self,
+        path: Path | None,
+        linktype: int | None,
+        nanosecond: bool,
+        chunk: int = 1 << 20,
+        *,
+        stream: BinaryIO | None = None,
+        has_header: bool = False,
     ) -> None:
         self.path = path
+        self._stream, self._has_header = stream, has_header
         self._limit = chunk
         self.linktype = linktype
         self.nanosecond = nanosecond
@@ -226,6 +236,13 @@ class _Appender:
 
     def add(self, frame: Frame) -> None:
         ts, wlen, lt, data = frame
+        if self._f is None and self._stream is not None:
+            if self.linktype is None:
+                self.linktype = lt
+            self._f = self._stream
+            if not self._has_header:
+                self._f.write(file_header(self.linktype, self.nanosecond))
+                self.bytes += 24
         if self._f is None:
             if self.linktype is None:
                 self.linktype = lt
@@ -255,7 +272,7 @@ class _Appender:
 
     def close(self) -> None:
         self._write()
-        if self._f is not None:
+        if self._f is not None and self._stream is None:
             self._f.close()
 
 
@@ -577,13 +594,15 @@ class Evidence:
 def export_alert_pcap(
     store: Store,
     alert_id: int,
-    out: Path,
+    out: str | Path,
     *,
     before_s: float = 30.0,
     after_s: float = 30.0,
+    force: bool = False,
 ) -> ExportResult:
-    """Write alert ``alert_id``'s packets to ``out``: its evidence file (completed from the
-    ring when the window has grown since), or an extraction from the ring now."""
+    """Write alert ``alert_id``'s packets to ``out`` (``-``: standard output) through
+    :func:`otwatch.fileout.open_output`: its evidence file (completed from the ring when the
+    window has grown since), or an extraction from the ring now."""
     data_dir = Path(store.data_dir)
     with store.session() as session:
         alert = session.get(Alert, alert_id)
@@ -602,38 +621,33 @@ def export_alert_pcap(
     matcher = HostMatcher(hosts)
     if not matcher:
         raise PcapUnavailable(f"PCAP not available: alert {alert_id} names no host address")
-    out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    source = "ring"
-    if stored is not None and stored.exists():
-        shutil.copyfile(stored, tmp)
-        source = "evidence"
+    check_output(out, force=force)
+    fmt = _file_format(stored) if stored is not None else None
+    source = "evidence" if fmt is not None else "ring"
+    if fmt is not None:
         start = (covered or start) + 1
-    else:
-        tmp.unlink(missing_ok=True)
     refs, frames = ring_frames(store, start, end, matcher)
-    fmt = _file_format(tmp)
     linktype = fmt[0] if fmt else (refs[0].linktype if refs else 1)
     nanosecond = fmt[1] if fmt else any(r.nanosecond for r in refs)
-    writer = _Appender(tmp, linktype, nanosecond)
-    try:
-        for frame in frames:
-            writer.add(frame)
-    finally:
-        writer.close()
-    if source == "ring" and writer.packets == 0:
-        tmp.unlink(missing_ok=True)
-        if not refs:
-            raise PcapUnavailable(unavailable)
-        raise PcapUnavailable(
-            f"PCAP not available: the ring holds no packets of {', '.join(hosts)} from "
-            f"{format_iso(start)} to {format_iso(end)}"
-        )
-    if not tmp.exists():
-        with open(tmp, "wb") as f:
-            f.write(file_header(linktype, nanosecond))
-    os.replace(tmp, out)
-    packets = sum(1 for _ in iter_segment(out))
+    packets = size = 0
+    with open_output(out, force=force) as sink:
+        if fmt is not None:
+            packets, size = _copy_pcap(stored, sink)
+        writer = _Appender(None, linktype, nanosecond, stream=sink, has_header=fmt is not None)
+        try:
+            for frame in frames:
+                writer.add(frame)
+        finally:
+            writer.close()
+        if source == "ring" and writer.packets == 0:
+            if not refs:
+                raise PcapUnavailable(unavailable)
+            raise PcapUnavailable(
+                f"PCAP not available: the ring holds no packets of {', '.join(hosts)} from "
+                f"{format_iso(start)} to {format_iso(end)}"
+            )
+    packets += writer.packets
+    size += writer.bytes
     note = None
     if source == "ring":
         with store.session() as session:
@@ -644,4 +658,12 @@ def export_alert_pcap(
                 f"partial: packets before {format_iso(oldest)} were rotated out of the ring "
                 f"at {format_iso(evicted.get('at_ns'))}"
             )
-    return ExportResult(out, packets, out.stat().st_size, source, note)
+    return ExportResult(Path(out), packets, size, source, note)
+
+
+def _copy_pcap(path: Path, sink: BinaryIO) -> tuple[int, int]:
+    """Copy the pcap file ``path`` to ``sink``; returns (packets, bytes) copied."""
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, sink)
+        size = f.tell()
+    return sum(1 for _ in iter_segment(path)), size

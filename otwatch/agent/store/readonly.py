@@ -29,8 +29,10 @@ from otwatch.agent.store.db import (
     StoreError,
     StorePermissionError,
     current_revision,
+    empty_database_error,
     head_revision,
     open_store,
+    refuse_unknown_revision,
 )
 from otwatch.dbcommon import BUSY_TIMEOUT_MS
 
@@ -83,25 +85,23 @@ def _writable(directory: Path, db_path: Path) -> bool:
 
 
 def open_read_only(directory: Path) -> ReadOnlyStore | None:
-    """The database in ``directory`` opened read-only, or None when it does not exist yet or
-    needs a schema upgrade and this user may do that (the caller then opens it for writing)."""
+    """The database in ``directory`` opened read-only, or None when it needs a schema upgrade
+    and this user may do that (the caller then opens it for writing). A read never creates
+    a database: a missing or zero-length one is an error."""
     db_path = directory / DB_FILENAME
     try:
         size = db_path.stat().st_size
     except FileNotFoundError:
-        size = 0
+        raise StoreError(
+            f"no sensor database in {directory} (otwatch-agent creates it when it first runs; "
+            "use --data-dir or OTWATCH_DATA_DIR to choose another directory)"
+        ) from None
     except PermissionError:
         raise StorePermissionError(
             f"cannot read the sensor database in {directory}: permission denied"
         ) from None
     if size == 0:
-        if _writable(directory, db_path) or not directory.exists():
-            return None
-        raise StorePermissionError(
-            f"no sensor database in {directory} yet and the data directory is not writable by "
-            "this user (start otwatch-agent to create it, or use --data-dir or OTWATCH_DATA_DIR "
-            "to choose another)"
-        )
+        raise empty_database_error(db_path)
     if not os.access(db_path, os.R_OK):
         raise StorePermissionError(f"cannot read {db_path}: permission denied")
     store = ReadOnlyStore(directory)
@@ -112,6 +112,7 @@ def open_read_only(directory: Path) -> ReadOnlyStore | None:
         raise StoreError(f"cannot open database {db_path}: {getattr(exc, 'orig', exc)}") from None
     if revision != head_revision():
         store.close()
+        refuse_unknown_revision(revision, str(db_path))
         if _writable(directory, db_path):
             return None
         raise StoreError(
@@ -124,7 +125,8 @@ def open_read_only(directory: Path) -> ReadOnlyStore | None:
 
 def open_for_reading(data_dir: str | os.PathLike[str]) -> Store:
     """The store in ``data_dir`` for commands that only read: an existing, current database
-    without write access (``open_read_only``); when there is none yet, or it needs an
-    upgrade, it is created or migrated as usual (``open_store``) if this user may write it."""
+    without write access (``open_read_only``); when it needs an upgrade, it is migrated as
+    usual (``open_store``) if this user may write it. A missing one is an error, never
+    created."""
     store = open_read_only(Path(data_dir))
     return store if store is not None else open_store(data_dir)

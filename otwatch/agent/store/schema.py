@@ -7,6 +7,7 @@ all tables. A feature that adds tables puts its classes in its own ``models_<top
 
 from otwatch.agent.store import (  # noqa: F401 - imported for their tables
     models,
+    models_forwarding,
     models_pcap,
     models_rules,
     models_sync,

@@ -23,8 +23,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from otwatch import __version__
-from otwatch.central.api import alerts, auth, pcap, sensors, triage
+from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
+from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from otwatch.central.api.preauth import AuthBeforeBody
 from otwatch.central.pcap_requests import PcapRequests, Progress
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
@@ -38,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts.router,
     triage.router,
     pcap.router,
+    forwarding.router,
 )
 """The JSON API's routers, included under ``API`` in this order."""
 
@@ -53,6 +56,7 @@ def create_app(
     pcaps: PcapStore | None = None,
     *,
     progress: Progress | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store``; ``commander`` queues commands (``CentralService`` or
     ``LocalCommander``); ``progress(request_id)`` reports PCAP chunks received/total."""
@@ -66,6 +70,8 @@ def create_app(
             "'<sensor alert id>-<sensor id>'."
         ),
     )
+    app.add_middleware(AuthBeforeBody)  # the token is checked before any body is read
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: 413 before all else
     app.state.store = store
     app.state.commander = commander
     app.state.pcaps = pcaps

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from otwatch.alerts.views import QueryError
 from otwatch.central import alertviews as views
@@ -30,6 +30,8 @@ MAX_IDS = 1000
 
 
 class IdsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown key is a 422, not ignored
+
     ids: list[str] = Field(min_length=1, max_length=MAX_IDS, description="Central alert ids")
 
 

@@ -66,6 +66,9 @@ class Sensor(Base):
     """Every event of ``epoch`` up to this sequence number is committed here."""
     dropped: Mapped[int] = mapped_column(BigInteger, default=0)
     """Messages from this sensor dropped as invalid."""
+    placed_by: Mapped[str | None] = mapped_column(String(16))
+    """Who set ``site``/``zone``: ``sensor`` (pinned at its first birth), ``admin``, or None
+    (not placed yet). Central owns the placement: later claims are ignored."""
 
 
 class Alert(AlertColumns, Base):

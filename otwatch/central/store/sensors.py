@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.central.store.models import CentralState, Sensor
@@ -48,8 +48,15 @@ def set_stream(session: Session, sensor_id: str, epoch: str | None, hw: int, now
 
 
 def add_dropped(session: Session, sensor_id: str, count: int, now: int) -> None:
-    sensor = touch_sensor(session, sensor_id, now)
-    sensor.dropped = (sensor.dropped or 0) + count
+    """Count dropped messages against a known sensor. A drop never creates a sensor row:
+    the topic's id of a message that failed validation is not a sensor central knows
+    (the count stays in central's totals)."""
+    session.execute(
+        update(Sensor)
+        .where(Sensor.id == sensor_id)
+        .values(dropped=func.coalesce(Sensor.dropped, 0) + count)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def all_sensors(session: Session) -> list[Sensor]:

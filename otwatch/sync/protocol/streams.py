@@ -128,11 +128,22 @@ class SensorStream:
     deleted_hw: int = 0
     """Rows up to here are deleted (``acked_hw`` runs ahead until the next ``DeleteAcked``)."""
     last_delete_ns: int | None = None
+    sent_ceiling: int = 0
+    """Highest sequence number this sensor may have sent: what its outbox held at start (an
+    earlier process may have sent it) and every row handed out to publish since. Central
+    acknowledging more than this acknowledges events this sensor never sent (``unsent``)."""
 
     def __post_init__(self) -> None:
         self.sent_hw = max(self.sent_hw, self.acked_hw)
         self.deleted_hw = max(self.deleted_hw, self.acked_hw)
+        self.sent_ceiling = max(self.sent_ceiling, self.last_seq, self.acked_hw)
         self.ack_timeout_ns = self.limits.ack_timeout_ns
+
+    def unsent(self, hw: int) -> bool:
+        """An ack of ``hw`` covers events this sensor never sent: forged, or central holds
+        forged events under this sensor's sequence numbers. Either way it must not delete
+        anything; the caller starts a new epoch (``NewEpoch``)."""
+        return hw > self.sent_ceiling
 
     @property
     def inflight(self) -> int:
@@ -216,6 +227,7 @@ class SensorStream:
             ready.append(row)
         if not ready:
             return []
+        self.sent_ceiling = max(self.sent_ceiling, ready[-1].seq)
         return [Publish(tuple(ready))]
 
     def published(self, rows: tuple[OutboxRow, ...], now: int) -> None:

@@ -86,7 +86,7 @@ def test_wrong_sensor_id_in_payload_is_dropped_and_counted(net, manager):
     assert net.central.on_message(forged, batch.payload, net.now) == []
     assert net.central.dropped["wrong_sensor"] == 1
     with net.central.store.session() as s:
-        assert s.get(Sensor, "s2").dropped == 1
+        assert s.get(Sensor, "s2") is None  # no phantom sensor (issue 15)
         assert s.scalar(select(Alert.status).where(Alert.alert_id == 1)) == "new"
 
 
@@ -330,7 +330,7 @@ def test_a_bad_message_in_a_group_is_dropped_alone_and_order_is_kept(net, store)
     assert len(hws) == 2 and hws[0] < hws[1]  # the run before the status, then the one after
     with net.central.store.session() as s:
         assert s.get(Sensor, "s1").events_hw == hws[1]
-        assert s.get(Sensor, "s2").dropped == 1
+        assert s.get(Sensor, "s2") is None  # no phantom sensor
         assert s.scalar(select(func.count()).select_from(Alert).where(Alert.sensor == "s2")) == 0
 
 
@@ -382,3 +382,14 @@ def test_batches_validated_ahead_land_as_the_others_do(net, store):
     net.settle()
     assert sensor_alerts(net.sensor) == central_alerts(net.central, "s1")
     assert len(central_alerts(net.central, "s1")) == 2_506
+
+
+def test_a_status_of_an_unknown_stream_is_answered_with_a_birth_at_most_every_10_s(net):
+    """Issue 15, item 6: a central on a fresh database learns a sensor from its status."""
+    status = net.sensor.status(net.now)
+    net.central.streams.clear()  # as if this central had never seen the sensor's birth
+    [reply] = net.central.on_message(status.topic, status.payload, net.now)
+    assert reply.topic == down_topic("s1", "birth")
+    assert json.loads(reply.payload)["epoch"] is None
+    assert net.central.on_message(status.topic, status.payload, net.now + NS) == []
+    [_again] = net.central.on_message(status.topic, status.payload, net.now + 11 * NS)

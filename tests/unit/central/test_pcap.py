@@ -108,7 +108,9 @@ def test_a_wrong_digest_starts_the_transfer_over(asm):
     asm.receive("s1", RID, parts[1][1], now=0)
     with pytest.raises(PcapError, match="SHA-256"):
         asm.receive("s1", RID, parts[2][1], now=0)
-    assert asm.transfers[RID].missing() == [0, 1, 2]
+    transfer = asm.transfers[RID]
+    assert transfer.count == 0 and transfer.restarts == 1
+    assert asm.stalled(0) == [(transfer, None)]  # everything again, without waiting a stall
     for _topic, payload in parts:
         done = asm.receive("s1", RID, payload, now=1)
     assert done is not None and done.path.read_bytes() == blob
@@ -126,7 +128,6 @@ def _with(payload: bytes, **changes) -> bytes:
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda p: _with(p, sha256="0" * 64, total=2),  # disagrees with the first chunk
         lambda p: _with(p, index=9),
         lambda p: p[:-1],  # shorter than the header says
         lambda p: _with(p, chunk_bytes=500),  # total no longer matches
@@ -209,3 +210,30 @@ def test_pull_through_sensor_and_central_with_a_lost_chunk(store, central_store,
     net.settle()
     assert sink.files == [("s1", 1, blob)]
     assert result.request_id not in net.central.pcap.transfers
+
+
+def test_a_chunk_that_disagrees_starts_the_transfer_over_from_it(asm):
+    """A damaged first chunk (wrong digest) no longer makes every correct chunk refused."""
+    blob = b"q" * 2500
+    parts = [p for _t, p in pcap_chunks(blob, RID, alert_id=7)]
+    asm.receive("s1", RID, _with(parts[0], sha256="0" * 64), now=0)
+    assert asm.receive("s1", RID, parts[1], now=0) is None  # taken: the transfer restarted
+    transfer = asm.transfers[RID]
+    assert transfer.restarts == 1 and transfer.count == 1
+    assert asm.stalled(1) == [(transfer, None)]
+    done = None
+    for payload in parts:  # the sensor's answer to the re-request
+        done = asm.receive("s1", RID, payload, now=2) or done
+    assert done is not None and done.path.read_bytes() == blob
+
+
+def test_restarts_are_bounded_then_the_transfer_is_given_up(asm):
+    parts = [p for _t, p in pcap_chunks(b"r" * 2500, RID, alert_id=7)]
+    asm.receive("s1", RID, parts[0], now=0)
+    for n in range(asm.max_restarts):
+        asm.receive("s1", RID, _with(parts[1], sha256=f"{n + 1:064x}"), now=0)
+    with pytest.raises(PcapError, match="given up"):
+        asm.receive("s1", RID, parts[2], now=0)
+    assert RID not in asm.transfers
+    [given_up] = asm.take_given_up()
+    assert "started over 3 times" in given_up.reason

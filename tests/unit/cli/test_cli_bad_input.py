@@ -90,8 +90,8 @@ def test_malformed_duration(data_dir, pcaps):
 
 
 def test_unknown_alert_id(data_dir):
-    assert_one_error_line(run(data_dir, "alerts", "show", "4242"), "alert 4242 does not exist")
     assert_one_error_line(run(data_dir, "alerts", "learn", "4242"), "alert 4242 does not exist")
+    assert_one_error_line(run(data_dir, "alerts", "show", "4242"), "alert 4242 does not exist")
 
 
 def test_illegal_transition_leaves_alert_unchanged(data_dir, pcaps):
@@ -137,8 +137,10 @@ def test_data_directory_not_writable(tmp_path):
     locked = Path(tempfile.mkdtemp(prefix="otwatch-locked-"))
     try:
         locked.chmod(0o755)  # owned by root: nobody can enter but not write
-        result = run(locked, "alerts", "list", user=65534)
+        result = run(locked, "alerts", "learn", "1", user=65534)
         assert_one_error_line(result, "not writable|permission denied")
+        result = run(locked, "alerts", "list", user=65534)
+        assert_one_error_line(result, "no sensor database in")
         assert not (locked / "otwatch.db").exists()
     finally:
         shutil.rmtree(locked)

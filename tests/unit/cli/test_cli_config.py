@@ -68,6 +68,7 @@ def test_check_reads_env_overrides_and_otwatch_config(tmp_path, bad):
 def test_show_prints_effective_toml_and_json(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("hunter2\n")
+    secret.chmod(0o600)
     path = tmp_path / "c.toml"
     path.write_text(
         f'[sync]\npassword_file = "{secret}"\n[central]\ndb = "postgresql://ot@db.example/ot"\n'

@@ -82,6 +82,9 @@ def test_replay_without_ring_writes_no_pcap(tmp_path, capture):
 def test_unknown_alert_and_bad_sizes_are_one_line_errors(tmp_path, capture):
     data = tmp_path / "data"
     got = invoke(data, "pcap", "get", "42", "-o", str(tmp_path / "x.pcap"))
+    assert got.exit_code == 1 and f"no sensor database in {data}" in got.output
+    assert invoke(data, "alerts", "learn", "42").exit_code == 1  # creates the database
+    got = invoke(data, "pcap", "get", "42", "-o", str(tmp_path / "x.pcap"))
     assert got.exit_code == 1 and "alert 42 does not exist" in got.output
     bad = invoke(data, "agent", "replay", "--ring", "--ring-max-size", "lots", str(capture))
     assert bad.exit_code == 2 and "invalid size 'lots'" in bad.output

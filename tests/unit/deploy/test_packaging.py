@@ -74,8 +74,11 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     assert run("--version").stdout.strip() == f"otwatch, version {__version__}"
     catalog = run("catalog", "list", "--format", "json")
     assert catalog.returncode == 0 and len(catalog.stdout) > 1000
-    listed = run("--data-dir", str(tmp_path / "data"), "alerts", "list", "--format", "json")
+    # a command that writes creates and migrates the store (read-only ones never create it)
+    data = str(tmp_path / "data")
+    listed = run("--data-dir", data, "rules", "custom", "list", "--format", "json")
     assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
+    assert run("--data-dir", data, "alerts", "list").returncode == 0
     assert (tmp_path / "data" / "otwatch.db").exists()
 
 

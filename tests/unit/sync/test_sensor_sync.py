@@ -283,3 +283,18 @@ def test_published_snapshots_fit_the_schema_whatever_the_store_holds(engine, sto
     got = events[2].alert
     assert (len(got.name), len(got.message), len(got.source_address)) == (200, 4096, 64)
     assert (len(got.tactics), len(got.remediation[0]), len(got.fields)) == (32, 4096, 64)
+
+
+def test_an_ack_of_rows_never_sent_deletes_nothing_and_starts_a_new_epoch(engine, store):
+    """Issue 15: central's mark moved past what this sensor sent (forged events or ack)."""
+    [batch] = engine.poll(NOW)
+    engine.published(batch, NOW)
+    with store.session() as s:
+        before = list(s.scalars(select(OutboxEvent.seq)))
+    old_epoch = engine.epoch
+    ack = {"v": 1, "sensor_id": "s1", "epoch": old_epoch, "hw": before[-1] + 3}
+    out = engine.on_message(down_topic("s1", "acks"), json.dumps(ack).encode(), NOW)
+    assert engine.dropped["ack_unsent"] == 1 and engine.epoch != old_epoch
+    assert [o.topic for o in out] == [up_topic("s1", "birth")]
+    [again] = engine.poll(NOW + 2 * 10**9)  # every alert again, in the new epoch
+    assert {e["alert_id"] for e in json.loads(again.payload)["events"]} == {1, 2}

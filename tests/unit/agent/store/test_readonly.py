@@ -83,11 +83,14 @@ def test_a_change_during_an_unlocked_read_fails_the_read(tmp_path):
     store.close()
 
 
-def test_missing_database_is_created_when_this_user_may(tmp_path):
-    store = open_for_reading(tmp_path / "fresh")
-    assert not isinstance(store, ReadOnlyStore)
-    assert count_alerts(store) == 0
-    store.close()
+def test_a_read_never_creates_a_missing_or_empty_database(tmp_path):
+    with pytest.raises(StoreError, match="no sensor database in .*fresh"):
+        open_for_reading(tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
+    (tmp_path / DB_FILENAME).touch()
+    with pytest.raises(StoreError, match="is empty \\(0 bytes\\).*will not re-create it"):
+        open_for_reading(tmp_path)
+    assert (tmp_path / DB_FILENAME).stat().st_size == 0
 
 
 def test_outdated_schema_is_upgraded_when_this_user_may(tmp_path):
