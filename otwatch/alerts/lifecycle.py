@@ -61,10 +61,11 @@ class Action(StrEnum):
     COMMENT = "comment"
 
 
-SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE, Action.COMMENT})
+SENSOR_ONLY = frozenset({Action.UNLEARN, Action.MUTE, Action.UNMUTE})
 """Actions only an operator on the sensor may take (spec section 2); central refuses them.
-``Action`` is a ``StrEnum``, so ``"mute" in SENSOR_ONLY`` holds for the plain strings of
-commands and URLs too."""
+Comments come from either side (the portal's comments, a step beyond the spec). ``Action``
+is a ``StrEnum``, so ``"mute" in SENSOR_ONLY`` holds for the plain strings of commands and
+URLs too."""
 
 
 class RuleChange(StrEnum):
@@ -215,8 +216,8 @@ def plan(
 ) -> Change | None:
     """Decide what ``action`` does to ``alert``; ``value`` is the new status or severity.
 
-    Unlearn, mute, unmute and comments are sensor-only (spec section 2): from central they
-    are refused with that reason.
+    Unlearn, mute and unmute are sensor-only (spec section 2): from central they are refused
+    with that reason. Comments come from either side.
     """
     if origin == Origin.CENTRAL and action in SENSOR_ONLY:
         raise TransitionRefused(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, Text, cast, func, or_, select
 
 from otwatch.csvsafe import csv_cell
 from otwatch.errors import OtwatchError
@@ -41,7 +41,12 @@ ALERT_KEYS = (
     "zone", "tactics", "learnable", "message",
 )  # fmt: skip
 
-GROUP_BY = ("engine", "name", "sensor", "severity", "site", "status", "zone", "category")
+GROUP_BY = (
+    "engine", "name", "sensor", "severity", "site", "status", "zone", "category", "protocol",
+    "type",
+)  # fmt: skip
+_COLUMN = {"type": "type_id"}
+"""Keys whose column has another name."""
 
 SORT_KEYS = {
     "last_detection": "last_detection_ns",
@@ -52,7 +57,18 @@ SORT_KEYS = {
     "id": "id",
     "name": "name",
     "status": "status",
+    "site": "site",
+    "engine": "engine",
+    "sensor": "sensor",
+    "zone": "zone",
+    "category": "category",
+    "protocol": "protocol",
+    "type": "type_id",
+    "source_address": "source_address",
+    "destination_address": "destination_address",
+    "tactics": "tactics",
 }
+"""Every column of the portal's grid (source/destination device: their address)."""
 
 CSV_COLUMNS = (
     "id", "name", "severity", "status", "engine", "category", "source_address",
@@ -88,6 +104,7 @@ class AlertFilter:
     search: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
+    learnable: bool | None = None
 
 
 def _like_escape(text: str) -> str:
@@ -135,6 +152,8 @@ def filtered(model: Any, flt: AlertFilter, stmt: Select[Any] | None = None) -> S
                 )
             )
         )
+    if flt.learnable is not None:
+        stmt = stmt.where(model.learnable == flt.learnable)
     if flt.since_ns is not None:
         stmt = stmt.where(model.last_detection_ns >= flt.since_ns)
     if flt.until_ns is not None:
@@ -153,6 +172,8 @@ def sorted_query(model: Any, stmt: Select[Any], sort: str = "-last_detection") -
         from sqlalchemy import case
 
         column = case(_SEVERITY_RANK, value=model.severity, else_=-1)
+    elif key == "tactics":
+        column = cast(column, Text)  # a JSON list: ordered by its text (indexed on central)
     order = column.desc() if descending else column.asc()
     return stmt.order_by(order, model.id.desc() if descending else model.id.asc())
 
@@ -164,7 +185,7 @@ def group_counts(
     ``where``: extra conditions of the caller's store (central hides unified members)."""
     if by not in GROUP_BY:
         raise QueryError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
-    column = getattr(model, by)
+    column = getattr(model, _COLUMN.get(by, by))
     stmt = filtered(model, flt, select(column, func.count()).select_from(model).where(*where))
     stmt = stmt.group_by(column).order_by(func.count().desc(), column)
     return [(str(value), int(count)) for value, count in session.execute(stmt).all()]

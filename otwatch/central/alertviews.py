@@ -30,6 +30,7 @@ from otwatch.alerts.views import (
     group_counts,
     sorted_query,
 )
+from otwatch.central import alertextras
 from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
 from otwatch.central.store.models_api import AlertCount, AlertMember, PcapRequest
@@ -38,17 +39,22 @@ from otwatch.timeutil import format_iso
 
 __all__ = [
     "MAX_LIMIT",
+    "TOTAL_CAP",
     "alert_details",
     "central_id",
+    "count_alerts",
     "export_rows",
     "find_alert",
     "group_alerts",
     "list_alerts",
+    "list_page",
     "members_of",
     "parse_central_id",
 ]
 
 MAX_LIMIT = 1000
+TOTAL_CAP = 10_000
+"""Matches counted exactly for a filter ``alert_counts`` cannot answer (``count_alerts``)."""
 _DENSE_SEARCH = 5000
 """A search matching more alerts than this lists fastest by scanning newest first."""
 _COUNT_FILTERS = {
@@ -62,6 +68,7 @@ _COUNT_FILTERS = {
 }
 _NOT_COUNTED = (
     "protocols", "types", "source", "destination", "search", "since_ns", "until_ns",
+    "learnable",
 )  # fmt: skip
 _CENTRAL_ID = re.compile(r"^(\d{1,18})-([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 _EXPORT_PAGE = 5000
@@ -128,10 +135,22 @@ def _searched(
     return replace(flt, search=None), [*where, condition]
 
 
-def _query(session: Session, flt: AlertFilter, sort: str) -> Any:
+Prepared = tuple[AlertFilter, list[Any]]
+"""A filter with its store conditions worked out (``_prepare``), to use more than once."""
+
+
+def _prepare(session: Session, flt: AlertFilter) -> Prepared:
     flt, where = _visible(session, flt)
-    flt, where = _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
-    stmt = filtered(Alert, flt, select(Alert).where(*where))
+    return _searched(session, flt, where, dense_limit=_DENSE_SEARCH)
+
+
+def _selection(prepared: Prepared, columns: Any = Alert) -> Any:
+    flt, where = prepared
+    return filtered(Alert, flt, select(columns).where(*where))
+
+
+def _query(session: Session, flt: AlertFilter, sort: str, prepared: Prepared | None = None) -> Any:
+    stmt = _selection(prepared or _prepare(session, flt))
     if sort.lstrip("-+") != "severity":
         return sorted_query(Alert, stmt, sort)
     # the generated rank column has an index (otwatch.alerts.views' CASE expression has none)
@@ -169,14 +188,25 @@ def _to_dicts(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
 
 def list_alerts(
     session: Session, flt: AlertFilter, *, sort: str = "-last_detection", limit: int = 100,
-    offset: int = 0,
+    offset: int = 0, prepared: Prepared | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise QueryError("offset must be 0 or more")
-    alerts = list(session.scalars(_query(session, flt, sort).limit(limit).offset(offset)))
-    return _to_dicts(session, alerts)
+    stmt = _query(session, flt, sort, prepared).limit(limit).offset(offset)
+    return _to_dicts(session, list(session.scalars(stmt)))
+
+
+def list_page(
+    session: Session, flt: AlertFilter, *, sort: str = "-last_detection", limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int | None]:  # fmt: skip
+    """A page of ``list_alerts`` and the ``count_alerts`` total, the filter's conditions
+    (e.g. a search's matches found through its index) worked out once for both."""
+    prepared = _prepare(session, flt)
+    rows = list_alerts(session, flt, sort=sort, limit=limit, offset=offset, prepared=prepared)
+    return rows, count_alerts(session, flt, prepared)
 
 
 def _counted(session: Session, flt: AlertFilter, by: str) -> list[tuple[str, int]] | None:
@@ -220,6 +250,36 @@ def group_alerts(session: Session, flt: AlertFilter, by: str) -> list[tuple[str,
         counts[value] -= count
     rows = [(value, count) for value, count in counts.items() if count > 0]
     return sorted(rows, key=lambda vc: (-vc[1], vc[0]))
+
+
+def count_alerts(
+    session: Session, flt: AlertFilter, prepared: Prepared | None = None
+) -> int | None:
+    """How many alerts the filter selects, or None when that is more than ``TOTAL_CAP``.
+
+    With only the columns of ``alert_counts`` filtered (status, severity, engine, category,
+    sensor, site, zone) the count is exact whatever its size: a sum over a few thousand
+    rows. Otherwise (search, time range, protocol, type, learnable, addresses) the matches are
+    counted with the list's own plan up to ``TOTAL_CAP``: cheap, exact below the cap."""
+    if not any(getattr(flt, name) for name in _NOT_COUNTED):
+        return sum(count for _status, count in group_alerts(session, flt, "status"))
+    if _search_over_cap(session, flt):
+        return None
+    ids = _selection(prepared or _prepare(session, flt), Alert.id).limit(TOTAL_CAP + 1).subquery()
+    found = int(session.scalar(select(func.count()).select_from(ids)) or 0)
+    return found if found <= TOTAL_CAP else None
+
+
+def _search_over_cap(session: Session, flt: AlertFilter) -> bool:
+    """SQLite, a search and nothing else: its index says at once whether more than
+    ``TOTAL_CAP`` alerts match (instead of scanning until that many are found)."""
+    if not flt.search or replace(flt, search=None) != AlertFilter():
+        return False
+    if session.get_bind().dialect.name != "sqlite" or _has_members(session):
+        return False
+    if search_condition(session, flt.search) is None:  # not indexed (no query is run)
+        return False
+    return search_condition(session, flt.search, dense_limit=TOTAL_CAP) is None
 
 
 def _pcap_cached(session: Session) -> set[tuple[str, int]]:
@@ -290,12 +350,17 @@ def _audit(session: Session, alerts: Iterable[Alert]) -> list[dict[str, Any]]:
 
 
 def alert_details(session: Session, alert: Alert) -> dict[str, Any]:
-    """The sensor's ``alerts show`` JSON plus the sensors that saw the alert."""
+    """The sensor's ``alerts show`` JSON plus the sensors that saw the alert and what the
+    portal shows (``alertextras``): comments, tactics with ids, entities, learn refusal."""
     members = members_of(session, alert)
     [data] = _to_dicts(session, [alert])
     data["parameters"] = dict(alert.fields)
     data["remediation"] = list(alert.remediation)
     data["audit"] = _audit(session, members)
+    data["comments"] = alertextras.comments(session, members)
+    data["tactics"] = alertextras.tactics(alert.tactics)
+    data["entities"] = alertextras.entities(session, alert)
+    data["learn_refusal"] = alertextras.learn_refusal(alert)
     online = dict(
         session.execute(
             select(Sensor.id, Sensor.online).where(Sensor.id.in_({m.sensor for m in members}))

@@ -4,9 +4,10 @@ A spec (``SetStatus``, ``SetSeverity``, ``Learn``, ``PullPcap``, ``Resync``) say
 command carries and how central checks it. ``CommandIssuer.issue`` stores the command pending,
 audits it and returns the message that carries it. Triage specs are checked against central's
 copy of the alert with the sensor's lifecycle rules and applied there at once (stamped with
-central's clock); the sensor's answer confirms or reverts them. Unlearn, mute, unmute and
-comments are sensor-only (spec section 2) and have no spec; ``Unchecked`` sends any kind as
-given, unchecked and unapplied, so tests can prove the sensor's own refusals.
+central's clock); the sensor's answer confirms or reverts them. A ``Comment`` is recorded
+centrally (its audit row) and on the sensor (a step beyond the spec, for the portal). Unlearn,
+mute and unmute are sensor-only (spec section 2) and have no spec; ``Unchecked`` sends any
+kind as given, unchecked and unapplied, so tests can prove the sensor's own refusals.
 
 ``command_for(kind, ...)`` turns the kind string of the HTTP API and the CLI into a spec.
 """
@@ -24,9 +25,7 @@ from otwatch.alerts.lifecycle import (
     Action,
     AlertState,
     Change,
-    CloseReason,
     Origin,
-    Status,
     TransitionRefused,
     plan,
 )
@@ -38,14 +37,16 @@ from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Alert, Command
 from otwatch.errors import OtwatchError
 from otwatch.hlc import HybridClock
-from otwatch.sync.protocol.messages import MAX_COMMANDS, VERSION, encode_raw
+from otwatch.sync.protocol.messages import MAX_BYTES, MAX_COMMANDS, VERSION, encode_raw
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.topics import down_topic
 
 __all__ = [
+    "MAX_COMMENT",
     "CommandIssuer",
     "CommandRefused",
     "CommandSpec",
+    "Comment",
     "IssueResult",
     "Learn",
     "PullPcap",
@@ -59,6 +60,10 @@ __all__ = [
 
 MAX_PCAP_CHUNKS = 4096
 """A PCAP re-request names at most this many missing chunks."""
+MAX_COMMENT = 2000
+"""Characters of a comment from central (the protocol allows 4096)."""
+_BATCH_BYTES = MAX_BYTES["commands"] - 256
+"""A ``down/commands`` message's commands, leaving room for its envelope."""
 
 
 class CommandRefused(OtwatchError):
@@ -140,6 +145,21 @@ class PullPcap:
 
 
 @dataclass(frozen=True, slots=True)
+class Comment:
+    """A comment on an alert (``text``: 1 to ``MAX_COMMENT`` characters, stripped)."""
+
+    alert_id: int
+    text: str
+    kind: ClassVar[str] = "comment"
+    value: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.text.strip()) <= MAX_COMMENT:
+            raise CommandRefused(f"a comment needs 1 to {MAX_COMMENT} characters of text")
+        object.__setattr__(self, "text", self.text.strip())
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """Ask the sensor to re-send its events from ``from_seq`` (None: a full snapshot)."""
 
@@ -159,7 +179,7 @@ class Unchecked:
     value: str | None = None
 
 
-CommandSpec = SetStatus | SetSeverity | Learn | PullPcap | Resync | Unchecked
+CommandSpec = SetStatus | SetSeverity | Learn | Comment | PullPcap | Resync | Unchecked
 TRIAGE: dict[str, type[_Triage]] = {"status": SetStatus, "severity": SetSeverity, "learn": Learn}
 """Kinds central applies to its own copy; the sensor's rejection reverts them."""
 
@@ -172,16 +192,19 @@ def command_for(
     request_id: str | None = None,
     chunks: list[int] | None = None,
     from_seq: int | None = None,
+    text: str | None = None,
 ) -> CommandSpec:
     """The spec for a command named by its kind string (API, CLI, tests)."""
     if kind in SENSOR_ONLY:
         raise CommandRefused(f"{kind} is only possible on the sensor (spec: sensor only)")
     if kind == "resync":
         return Resync(from_seq)
-    if kind not in TRIAGE and kind != "pcap":
+    if kind not in TRIAGE and kind not in ("pcap", "comment"):
         raise CommandRefused(f"unknown command kind {kind!r}")
     if alert_id is None:
         raise CommandRefused(f"{kind} needs an alert id")
+    if kind == "comment":
+        return Comment(alert_id, text or "")
     if kind == "pcap":
         return PullPcap(alert_id, request_id, None if chunks is None else tuple(chunks))
     if kind == "status":
@@ -200,20 +223,31 @@ def _params(spec: CommandSpec) -> dict[str, Any]:
         return params
     if isinstance(spec, Resync):
         return {"from_seq": spec.from_seq}
+    if isinstance(spec, Comment):
+        return {"text": spec.text}
     return {}
 
 
 def command_messages(sensor_id: str, commands: list[Command]) -> list[Outgoing]:
-    """``down/commands`` messages carrying ``commands`` (at most ``MAX_COMMANDS`` each)."""
-    out = []
-    for i in range(0, len(commands), MAX_COMMANDS):
-        body = {
-            "v": VERSION,
-            "sensor_id": sensor_id,
-            "commands": [command_store.command_message(c) for c in commands[i : i + MAX_COMMANDS]],
-        }
-        out.append(Outgoing(down_topic(sensor_id, "commands"), encode_raw(body)))
-    return out
+    """``down/commands`` messages carrying ``commands``: at most ``MAX_COMMANDS`` and
+    ``MAX_BYTES["commands"]`` bytes each (comments carry up to a few KiB of text)."""
+    batches: list[list[dict[str, Any]]] = []
+    size = 0
+    for command in commands:
+        message = command_store.command_message(command)
+        cost = len(encode_raw(message)) + 1
+        if not batches or len(batches[-1]) == MAX_COMMANDS or size + cost > _BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(message)
+        size += cost
+    return [
+        Outgoing(
+            down_topic(sensor_id, "commands"),
+            encode_raw({"v": VERSION, "sensor_id": sensor_id, "commands": batch}),
+        )
+        for batch in batches
+    ]
 
 
 def _reason(change: Change) -> str | None:
@@ -225,15 +259,7 @@ def _fields(status: str, close_reason: str | None, severity: str) -> dict[str, A
 
 
 def _plan(alert: Alert, spec: _Triage) -> Change | None:
-    state = AlertState(
-        id=alert.alert_id,
-        type_id=alert.type_id,
-        status=Status(alert.status),
-        close_reason=CloseReason(alert.close_reason) if alert.close_reason else None,
-        severity=alert.severity,
-        learnable=alert.learnable,
-        mutable=alert.mutable,
-    )
+    state = AlertState.of(alert, alert.alert_id)
     try:
         return plan(state, spec.action, Origin.CENTRAL, spec.value)
     except (TransitionRefused, ValueError) as exc:
@@ -266,8 +292,8 @@ class CommandIssuer:
                 raise CommandRefused(f"unknown sensor {sensor_id!r}")
             hlc = self.clock.now()
             before = after = None
-            if spec.kind in TRIAGE or spec.kind in SENSOR_ONLY:
-                assert isinstance(spec, _Triage | Unchecked)
+            if spec.kind in TRIAGE or spec.kind in SENSOR_ONLY or spec.kind == "comment":
+                assert isinstance(spec, _Triage | Unchecked | Comment)
                 alert = self._alert(session, sensor_id, spec)
                 if isinstance(spec, _Triage):
                     change = _plan(alert, spec)
@@ -321,7 +347,7 @@ class CommandIssuer:
         )
 
     @staticmethod
-    def _alert(session: Any, sensor_id: str, spec: _Triage | Unchecked) -> Alert:
+    def _alert(session: Any, sensor_id: str, spec: _Triage | Unchecked | Comment) -> Alert:
         if spec.alert_id is None:
             raise CommandRefused(f"{spec.kind} needs an alert id")
         alert = alert_store.get_alert(session, sensor_id, spec.alert_id)

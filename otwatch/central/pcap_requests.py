@@ -87,6 +87,7 @@ class PcapRequests:
             "alert_id": row.alert_id,
             "state": state,
             "message": message,
+            "reason": row.reason,
             "sensor_online": online,
             "requested_by": row.requested_by,
             "requested": format_iso(row.requested_ns),
@@ -96,6 +97,7 @@ class PcapRequests:
             "sha256": row.sha256,
             "chunks_received": got[0] if got else None,
             "chunks_total": got[1] if got else None,
+            "bytes": row.size if state == "done" else None,
             "download": self.file_url.format(row.request_id) if state == "done" else None,
         }
 

@@ -19,6 +19,7 @@ import uvicorn
 
 from otwatch.central.api import create_app
 from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES
+from otwatch.central.api.sessions import PortalState
 from otwatch.central.maintenance import MaintenanceSettings
 from otwatch.central.node import CentralNode
 from otwatch.central.pcapstore import PcapStore
@@ -55,6 +56,8 @@ class ServerOptions:
     """A socket from ``bind`` (None: no API)."""
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     maintenance_interval_s: float = 60.0
+    portal: PortalState | None = None
+    """Session limits of the web portal (None: the defaults)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body the API reads (``otwatch.central.api.limits``)."""
 
@@ -103,6 +106,7 @@ async def serve(
             service,
             pcaps,
             progress=node.pcap_progress,
+            portal=options.portal,
             max_body_bytes=options.max_body_bytes,
         )
         host, port = options.listen.getsockname()[:2]

@@ -236,7 +236,9 @@ def show(cli: CliContext, alert_id: int | str, fmt: str) -> None:
     client = client_from()
     if client is not None:
         data = client.show(central_id(alert_id))
-        detail_keys = ("remediation", "audit", "parameters", "seen_by", "sensors")
+        detail_keys = (
+            "remediation", "audit", "parameters", "seen_by", "sensors", "comments", "entities",
+        )  # fmt: skip
     else:
         data = _sensor_alert(cli, _sensor_id(alert_id))
         detail_keys = ("remediation", "audit", "parameters")
@@ -247,7 +249,7 @@ def show(cli: CliContext, alert_id: int | str, fmt: str) -> None:
     for key, value in data.items():
         if key in detail_keys:
             continue
-        shown = ", ".join(value) if isinstance(value, list) else value
+        shown = ", ".join(map(_item, value)) if isinstance(value, list) else value
         click.echo(f"{key.replace('_', ' '):<{width}}  {'-' if shown is None else shown}")
     if data["parameters"]:
         params = ", ".join(f"{k}={v}" for k, v in data["parameters"].items())
@@ -258,6 +260,13 @@ def show(cli: CliContext, alert_id: int | str, fmt: str) -> None:
     click.echo("\nHistory:")
     rows = [{**row, "detail": _detail_text(row["detail"])} for row in data["audit"]]
     click.echo(render_table(rows, ("time", "actor", "origin", "action", "detail")))
+
+
+def _item(value: Any) -> str:
+    """A list item: central's tactics are ``{id, name}``."""
+    if isinstance(value, dict):
+        return f"{value.get('name')} ({value.get('id') or '-'})"
+    return str(value)
 
 
 def _sensor_id(alert_id: int | str) -> int:

@@ -9,6 +9,7 @@ import click
 
 from otwatch.cli.central_api import api_options, run_central, token
 from otwatch.cli.central_sensor import sensor
+from otwatch.cli.central_users import user
 from otwatch.cli.config import daemon_broker, require_config
 from otwatch.cli.metrics_options import metrics_address, metrics_options
 from otwatch.cli.mqtt_options import broker_options
@@ -86,3 +87,4 @@ def run(
 
 central.add_command(token)
 central.add_command(sensor)
+central.add_command(user)

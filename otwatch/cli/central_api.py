@@ -57,6 +57,20 @@ def api_options(func: Callable) -> Callable:
             show_default=True,
             help="Seconds between unification/auto-close/retention/PCAP-cache runs.",
         ),
+        click.option(
+            "--session-idle-minutes",
+            type=click.IntRange(min=1),
+            default=30,
+            show_default=True,
+            help="Portal sign-in sessions end after this long without use.",
+        ),
+        click.option(
+            "--session-max-hours",
+            type=click.IntRange(min=1),
+            default=12,
+            show_default=True,
+            help="Portal sign-in sessions end this long after sign-in, however busy.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -84,17 +98,23 @@ def run_central(
 ) -> None:
     """Open the store, bind the API, and run ingest + API + maintenance until a signal."""
     # Imported here: uvicorn and FastAPI cost a second of start-up every other command skips.
+    from otwatch.central.api.sessions import PortalState
     from otwatch.central.maintenance import DAY_NS, MaintenanceSettings
     from otwatch.central.node import CentralNode
     from otwatch.central.pcapstore import PcapStore
     from otwatch.central.server import ServerOptions, bind, parse_listen, serve
     from otwatch.central.service import CentralService
+    from otwatch.central.store.portal_sessions import SessionLimits
 
     listen = params.pop("listen", None)
     allow_remote = params.pop("allow_remote", False)
     address = parse_listen(listen, allow_remote=allow_remote) if listen else None
     days = {k: params.pop(k) for k in ("auto_close_days", "retention_days")}
     interval = params.pop("maintenance_interval")
+    limits = SessionLimits(
+        idle_ns=params.pop("session_idle_minutes") * 60 * 1_000_000_000,
+        absolute_ns=params.pop("session_max_hours") * 3600 * 1_000_000_000,
+    )
     settings = MaintenanceSettings(
         auto_close_ns=days["auto_close_days"] * DAY_NS or None,
         retention_ns=days["retention_days"] * DAY_NS or None,
@@ -109,7 +129,11 @@ def run_central(
         sock = bind(address) if address else None
         limit = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
         options = ServerOptions(
-            listen=sock, maintenance=settings, maintenance_interval_s=interval, **limit
+            listen=sock,
+            maintenance=settings,
+            maintenance_interval_s=interval,
+            portal=PortalState(limits=limits),
+            **limit,
         )
         log.info("central ingesting from %s:%d", broker.host, broker.port)
         run_until_signal(lambda stop: serve(service, node, pcaps, options, stop))

@@ -5,15 +5,19 @@ sync daemon, and a sensor agent replaying a plant capture the project generates 
 Modbus operations to learn, then an intrusion). Then, as an analyst would: the alerts as
 central sees them, a status change and a learn made centrally and applied on the sensor, a
 sensor-only mute, one alert's PCAP pulled through central, and the health of both sides.
-Every command shown is run as a real ``otwatch`` process; everything stops at the end.
+Every command shown is run as a real ``otwatch`` process. At the end it prints the web
+portal's address and a demo sign-in; run from a terminal, everything keeps running until
+Ctrl-C so a person can click through the portal, otherwise everything stops at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ class Story:
         self.processes: list[Process] = []
         self.url = ""
         self.token = ""
+        self.portal_user = ("demo", secrets.token_urlsafe(9))
 
     def otwatch(
         self, *args: str, central: bool = False, show: bool = True, ok: tuple[int, ...] = (0,)
@@ -136,8 +141,14 @@ def _by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     show_default=True,
     help="Install Mosquitto with apt-get when it is missing (only when running as root).",
 )
-def demo(workdir: Path, install: bool) -> None:
-    """Run the end-to-end demo: plant → sensor → sync → central → triage → PCAP."""
+@click.option(
+    "--wait/--no-wait",
+    "wait",
+    default=None,
+    help="Keep everything running until Ctrl-C at the end (default: when run in a terminal).",
+)
+def demo(workdir: Path, install: bool, wait: bool | None) -> None:
+    """Run the end-to-end demo: plant → sensor → sync → central → triage → PCAP → portal."""
     started = time.monotonic()
     _fresh_workdir(workdir)
     mosquitto = find_mosquitto(install, click.echo)
@@ -148,6 +159,8 @@ def demo(workdir: Path, install: bool) -> None:
     )
     try:
         _run(story, mosquitto)
+        if sys.stdin.isatty() if wait is None else wait:
+            _keep_running(story)
     finally:
         stopped = story.stop_all()
     _step("Stopped")
@@ -209,6 +222,12 @@ def _run(story: Story, mosquitto: str) -> None:
     token_file.write_text(story.token + "\n")
     token_file.chmod(0o600)
     click.echo(f"(an admin token for the API, kept in {token_file})")
+    name, password = story.portal_user
+    password_file = story.central_dir / "demo-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    story.otwatch("central", "user", "add", name, "--role", "admin", "--password-file",
+                  str(password_file), "--db", db)  # fmt: skip
     port = free_port()
     story.url = f"http://{HOST}:{port}"
     central = story.start(
@@ -315,3 +334,21 @@ def _run(story: Story, mosquitto: str) -> None:
     _step("11. Health: the sensor and central")
     story.otwatch("--data-dir", str(story.sensor), "status")
     story.otwatch("status", central=True)
+
+    _step("12. The web portal")
+    name, password = story.portal_user
+    click.echo(f"portal: {story.url}/  (sign in as {name!r}, password {password!r}; "
+               f"more users: otwatch central user add NAME --role reader --db {db})")  # fmt: skip
+
+
+def _keep_running(story: Story) -> None:
+    """Until Ctrl-C (or a process dies): the portal stays up for a person to click through."""
+    click.secho("\nEverything keeps running: open the portal above. Press Ctrl-C to stop.",
+                bold=True)  # fmt: skip
+    try:
+        while True:
+            for process in story.processes:
+                process.check()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("\nstopping…")

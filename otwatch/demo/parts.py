@@ -89,7 +89,7 @@ class Process:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C is the demo's
             )  # fmt: skip
         return self
 

@@ -1,7 +1,8 @@
 """Apply central's commands on the sensor, each at most once, and say what happened.
 
 Triage commands go through ``Triage.apply`` with origin central, so the lifecycle
-decides (unlearn, mute and unmute are refused as sensor-only; learn only for learnable types)
+decides (unlearn, mute and unmute are refused as sensor-only; learn only for learnable types;
+comments carry their text)
 and every applied change is audited and queued back to central like a local one. The command
 id is recorded before applying and the reply after: a redelivered command gets its first
 reply again; one interrupted by a crash is applied again, which the lifecycle turns into a
@@ -146,12 +147,14 @@ class CommandHandler:
             return Handled(_ack(cmd, "rejected", "invalid", f"{cmd.kind} needs an alert id"))
         if action in (Action.SET_STATUS, Action.SET_SEVERITY) and not cmd.value:
             return Handled(_ack(cmd, "rejected", "invalid", f"{cmd.kind} needs a value"))
+        if action == Action.COMMENT and not (cmd.text or "").strip():
+            return Handled(_ack(cmd, "rejected", "invalid", "comment needs a text"))
         [result] = self._triager().apply(
             [cmd.alert_id],
             action,
             actor=f"central:{cmd.actor}"[:128],
             origin=Origin.CENTRAL,
-            value=cmd.value,
+            value=cmd.text if action == Action.COMMENT else cmd.value,
             hlc=cmd.hlc,
         )
         verdict = _RESULT.get(result.outcome, "rejected")

@@ -3,11 +3,11 @@ sensor store with alerts and matching packets in its PCAP ring."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,10 +72,11 @@ class CentralProcess:
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"central exited: {self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/openapi.json", timeout=1) as r:
-                    json.load(r)
-                return self
+            try:  # the API answers (401: no token) once it is up
+                urllib.request.urlopen(f"{self.url}/api/v1/whoami", timeout=1).close()
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return self
             except OSError:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"central API not up: {self.log.read_text()}") from None

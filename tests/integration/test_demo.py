@@ -51,8 +51,10 @@ def test_demo_end_to_end(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        stdin=subprocess.DEVNULL,  # not a terminal: the demo stops at the end
     )
     out = result.stdout + result.stderr
+    assert re.search(r"portal: http://127\.0\.0\.1:\d+/ +\(sign in as 'demo', password '", out)
     assert result.returncode == 0, out
     assert "Traceback" not in out
 

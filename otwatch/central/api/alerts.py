@@ -33,11 +33,15 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=views.MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    """Filtered alerts, newest last detection first; page with limit/offset."""
+    """Filtered alerts, newest last detection first; page with limit/offset. ``total``:
+    how many alerts the filters select, exact; null when a search, time range, protocol,
+    type, learnable or address filter selects more than ``total_at_least`` - 1."""
     with store.session() as s:
-        rows = views.list_alerts(s, flt, sort=sort, limit=limit, offset=offset)
+        rows, total = views.list_page(s, flt, sort=sort, limit=limit, offset=offset)
     return {
         "alerts": rows,
+        "total": total,
+        "total_at_least": views.TOTAL_CAP + 1 if total is None else total,
         "limit": limit,
         "offset": offset,
         "next_offset": offset + limit if len(rows) == limit else None,

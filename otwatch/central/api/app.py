@@ -1,11 +1,13 @@
-"""The central HTTP API (FastAPI; OpenAPI at ``/openapi.json``, docs at ``/docs``).
+"""The central HTTP API (FastAPI; OpenAPI at ``/openapi.json`` for readers).
 
 Everything is JSON under ``/api/v1`` except the CSV export and PCAP downloads. Alert lists
 take the portal's filters as query parameters; bulk changes return one result per id, like
 ``otwatch alerts`` on the sensor. Changes are applied to central's copy at once and become
 commands to the sensor that owns the alert (``otwatch.central.commands``), audited with the
-token's name. Unlearn, mute, unmute and comments are sensor-only (spec section 2): the API
-answers 409 with that reason.
+caller's name (``token:NAME`` or ``user:NAME``). Comments are recorded centrally and sent to
+the sensor like other triage (a step beyond the spec). Unlearn, mute and unmute are
+sensor-only (spec section 2): the API answers 409 with that reason. The web portal's parts
+(sign-in, preferences, security headers, pages) are installed by ``api.portal``.
 
 ``create_app`` only assembles: it puts what routes depend on into ``app.state`` (read through
 ``otwatch.central.api.deps``) and includes one ``APIRouter`` per concern, each a module of
@@ -26,7 +28,9 @@ from otwatch import __version__
 from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
 from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from otwatch.central.api.portal import install_portal
 from otwatch.central.api.preauth import AuthBeforeBody
+from otwatch.central.api.sessions import PortalState
 from otwatch.central.pcap_requests import PcapRequests, Progress
 from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store.db import CentralStore, CentralStoreError
@@ -56,6 +60,7 @@ def create_app(
     pcaps: PcapStore | None = None,
     *,
     progress: Progress | None = None,
+    portal: PortalState | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``store``; ``commander`` queues commands (``CentralService`` or
@@ -69,6 +74,9 @@ def create_app(
             "(otwatch central token create). Central alert ids are "
             "'<sensor alert id>-<sensor id>'."
         ),
+        docs_url=None,  # see api.portal: /docs needs a CDN; /openapi.json needs a reader
+        redoc_url=None,
+        openapi_url=None,
     )
     app.add_middleware(AuthBeforeBody)  # the token is checked before any body is read
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: 413 before all else
@@ -79,4 +87,5 @@ def create_app(
     app.add_exception_handler(OtwatchError, _domain_error)
     for router in ROUTERS:
         app.include_router(router, prefix=API)
+    install_portal(app, portal)
     return app

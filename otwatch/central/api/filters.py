@@ -55,6 +55,7 @@ def alert_filter(
         str | None, Query(description="Last detection at or after (ISO 8601 or 24h)")
     ] = None,
     until: Annotated[str | None, Query(description="First detection at or before")] = None,
+    learnable: Annotated[bool | None, Query(description="Learnable types only (or not)")] = None,
 ) -> AlertFilter:
     return AlertFilter(
         statuses=_values(status_, STATUSES, "status"),
@@ -71,6 +72,7 @@ def alert_filter(
         search=search or None,
         since_ns=_time(since),
         until_ns=_time(until),
+        learnable=learnable,
     )
 
 

@@ -2,9 +2,10 @@
 
 FastAPI reads and parses a request's body before it resolves the route's dependencies, so
 the bearer token of a POST was checked only after its body had been read. This middleware
-runs the API's own check (``require_reader``: 401 for a missing, unknown or revoked token)
-first for every request that can carry a body to ``/api/``; the route then checks the role
-as before. An unauthenticated client can thus make central read no body at all.
+runs the API's own check (``require_reader``: 401 for a missing, unknown or revoked token or
+portal session; 403 for a session's change without its CSRF token) first for every request
+that can carry a body to ``/api/``; the route then checks the role as before. An
+unauthenticated client can thus make central read no body at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from otwatch.central.api.auth import require_reader
+from otwatch.central.api.sessions import COOKIE
 
 __all__ = ["AuthBeforeBody"]
 
@@ -46,7 +48,8 @@ class AuthBeforeBody:
         ):
             request = Request(scope)
             try:
-                await require_reader(request, _credentials(request))
+                # a portal session (cookie, with its CSRF check) counts like a token
+                await require_reader(request, _credentials(request), request.cookies.get(COOKIE))
             except HTTPException as exc:
                 response = JSONResponse(
                     {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers

@@ -1,9 +1,10 @@
-"""Triage: status, severity and learn on alerts, in bulk (``admin`` role).
+"""Triage: status, severity, learn and comments on alerts, in bulk (``admin`` role).
 
 A change is applied to central's copy at once and becomes a command to the sensor that owns
-the alert (``otwatch.central.commands``), audited with the token's name; one result per id,
-like ``otwatch alerts`` on the sensor. Unlearn, mute, unmute and comments are sensor-only
-(spec section 2): 409 with that reason.
+the alert (``otwatch.central.commands``), audited with the caller's name (``token:NAME`` or
+``user:NAME``); one result per id, like ``otwatch alerts`` on the sensor. Comments are
+recorded centrally and sent to the sensor the same way (a step beyond the spec, for the
+portal). Unlearn, mute and unmute are sensor-only (spec section 2): 409 with that reason.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from otwatch.alerts.views import QueryError
 from otwatch.central import alertviews as views
 from otwatch.central.api.auth import Caller
 from otwatch.central.api.deps import Admin, Commander, CommanderDep, Reader, Store
-from otwatch.central.commands import CommandRefused
+from otwatch.central.commands import MAX_COMMENT, CommandRefused
 from otwatch.central.store.db import CentralStore
 
 __all__ = ["ActionResult", "ActionResults", "router"]
@@ -41,6 +42,10 @@ class StatusBody(IdsBody):
 
 class SeverityBody(IdsBody):
     severity: Literal["low", "medium", "high"]
+
+
+class CommentBody(IdsBody):
+    text: str = Field(min_length=1, max_length=MAX_COMMENT)
 
 
 class ActionResult(BaseModel):
@@ -78,17 +83,26 @@ async def learn(
     return await _act(store, commander, body.ids, "learn", None, caller)
 
 
+@router.post("/alerts/comment", response_model=ActionResults)
+async def comment(
+    body: CommentBody, caller: Admin, store: Store, commander: CommanderDep
+) -> ActionResults:
+    """Comment on alerts: recorded centrally (``comments`` of the alert's details) and sent
+    to the sensor, whose audit trail shows it from ``central:<actor>``."""
+    return await _act(store, commander, body.ids, "comment", None, caller, text=body.text)
+
+
 @router.post(
     "/alerts/{action}",
     status_code=409,
     responses={409: {"description": "Sensor-only action"}},
 )
 def sensor_only(
-    action: Literal["unlearn", "mute", "unmute", "comment"],
+    action: Literal["unlearn", "mute", "unmute"],
     _caller: Reader,
     _body: Annotated[Any, Body()] = None,
 ) -> JSONResponse:
-    """Unlearn, mute, unmute and comments exist on the sensor only (spec section 2)."""
+    """Unlearn, mute and unmute exist on the sensor only (spec section 2)."""
     return JSONResponse(
         {
             "detail": f"{action} is only possible on the sensor (spec: sensor only); "
@@ -105,10 +119,11 @@ async def _act(
     kind: str,
     value: str | None,
     caller: Caller,
+    **extra: Any,
 ) -> ActionResults:
     results = []
     for text in dict.fromkeys(ids):
-        results.append(await _act_one(store, commander, text, kind, value, caller))
+        results.append(await _act_one(store, commander, text, kind, value, caller, extra))
     return ActionResults(results=results)
 
 
@@ -128,6 +143,7 @@ async def _act_one(
     kind: str,
     value: str | None,
     caller: Caller,
+    extra: dict[str, Any],
 ) -> ActionResult:
     try:
         targets = await run_in_threadpool(_targets, store, text)
@@ -142,7 +158,7 @@ async def _act_one(
     for sensor, alert_id in targets:
         try:
             result = await commander.issue_command(
-                sensor, kind, actor=caller.actor, alert_id=alert_id, value=value
+                sensor, kind, actor=caller.actor, alert_id=alert_id, value=value, **extra
             )
         except CommandRefused as exc:
             refused.append(str(exc))

@@ -49,7 +49,7 @@ def record_ack(session: Session, sensor_id: str, ack: dict[str, Any], now: int) 
 def command_message(command: Command) -> dict[str, Any]:
     """The ``Command`` wire form."""
     params = command.params or {}
-    return {
+    message = {
         "id": command.id,
         "kind": command.kind,
         "alert_id": command.alert_id,
@@ -61,3 +61,6 @@ def command_message(command: Command) -> dict[str, Any]:
         "chunks": params.get("chunks"),
         "from_seq": params.get("from_seq"),
     }
+    if params.get("text") is not None:
+        message["text"] = params["text"]
+    return message

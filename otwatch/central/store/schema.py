@@ -8,6 +8,7 @@ from otwatch.central.store import (
     models,  # noqa: F401
     models_api,  # noqa: F401
     models_forwarding,  # noqa: F401
+    models_portal,  # noqa: F401
 )
 from otwatch.central.store.models import Base
 

@@ -252,6 +252,8 @@ class Command(_Message):
     """PCAP: re-send only these chunk indexes."""
     from_seq: NonNeg | None = None
     """Resync: re-send outbox rows from this sequence number; None = snapshot of every alert."""
+    text: Text | None = None
+    """Comment: its text (sent only with comments, so older sensors still read the rest)."""
 
 
 class CommandBatch(_Envelope):

@@ -128,11 +128,18 @@ def test_mute_refused_for_non_mutable_type():
         plan(state(mutable=False), Action.MUTE, Origin.SENSOR)
 
 
-@pytest.mark.parametrize("action", [Action.UNLEARN, Action.MUTE, Action.UNMUTE, Action.COMMENT])
+@pytest.mark.parametrize("action", [Action.UNLEARN, Action.MUTE, Action.UNMUTE])
 def test_sensor_only_actions_refused_from_central(action: Action):
     learned = state(Status.CLOSED, CloseReason.LEARNED)
     with pytest.raises(TransitionRefused, match="only possible on the sensor"):
         plan(learned, action, Origin.CENTRAL)
+
+
+def test_comments_are_allowed_from_central_and_change_nothing():
+    learned = state(Status.CLOSED, CloseReason.LEARNED)
+    change = plan(learned, Action.COMMENT, Origin.CENTRAL, "checked with ops")
+    assert (change.status, change.close_reason) == (Status.CLOSED, CloseReason.LEARNED)
+    assert change.rule is None and not change.reopens
 
 
 def test_severity_change_keeps_status():

@@ -83,12 +83,28 @@ def test_status_command_is_applied_once_audited_as_central_and_acked(engine, sto
     assert count(store, AuditEvent, AuditEvent.action == "status") == 1
 
 
-@pytest.mark.parametrize("kind", ["unlearn", "mute", "unmute", "comment"])
+@pytest.mark.parametrize("kind", ["unlearn", "mute", "unmute"])
 def test_sensor_only_actions_from_central_are_refused_with_the_reason(engine, store, kind):
     [ack] = send(engine, command(kind, alert_id=2, value="x"))
     assert (ack["result"], ack["outcome"]) == ("rejected", "refused")
     assert "only possible on the sensor" in ack["reason"]
     assert alert(store, 2).status == "new"
+
+
+def test_a_comment_from_central_is_stored_with_its_author(engine, store):
+    text = "Checked with the plant: <b>planned</b> work, ticket #42 ünïcode"
+    [ack] = send(engine, command("comment", alert_id=2, actor="user:alice", text=text))
+    assert (ack["result"], ack["outcome"]) == ("applied", "applied")
+    with store.session() as s:
+        [row] = s.scalars(select(AuditEvent).where(AuditEvent.action == "comment"))
+        assert (row.actor, row.origin, row.detail["text"]) == (
+            "central:user:alice",
+            "central",
+            text,
+        )
+    assert alert(store, 2).status == "new"  # a comment changes nothing else
+    [empty] = send(engine, command("comment", alert_id=2, text="  "))
+    assert (empty["result"], empty["outcome"]) == ("rejected", "invalid")
 
 
 def test_learn_of_a_non_learnable_type_is_refused(engine, store):
