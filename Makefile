@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # default run's wall time. PARALLEL= runs it in one process.
 PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench package clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: setup
 	$(BIN)/ruff format --check otwatch tests bench
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
+
+# dist/otwatch_VERSION_amd64.deb: otwatch and its dependencies in /opt/otwatch, units, config
+# (docs/deploy.md). Builds from the pip cache/index configured here; installs with no network.
+package:
+	./packaging/deb/build-deb.sh dist
 
 bench: setup
 	$(BIN)/python bench/replay.py

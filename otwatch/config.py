@@ -383,7 +383,12 @@ def _env_overrides(
     env: Mapping[str, str], problems: list[str]
 ) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, ...], str]]:
     """``OTWATCH_<SECTION>_<KEY>`` variables as nested values; variables whose first word
-    is not a section (``OTWATCH_DATA_DIR``, ``OTWATCH_CONFIG``) belong to the CLI."""
+    is not a section (``OTWATCH_DATA_DIR``, ``OTWATCH_CONFIG``) belong to the CLI.
+
+    Not pydantic-settings: it ignores variables that name no field (here a typo is an
+    error listing the valid names), wants JSON for lists (here comma-separated), and would
+    not tell ``describe`` which variable a bad value came from; covering those needs a
+    custom source as long as this function."""
     sections = Config.model_fields
     out: dict[str, dict[str, Any]] = {}
     where: dict[tuple[str, ...], str] = {}

@@ -2,8 +2,10 @@
 
 Under systemd, standard error goes to the journal. ``text`` lines then start with a syslog
 priority prefix (``<4>``) so ``journalctl -p warning`` filters by level and journald adds the
-timestamp; on a terminal they start with an ISO 8601 UTC time instead. ``json`` lines carry
-``ts``, ``level``, ``logger`` and ``message`` plus every ``extra=`` field, for log shippers.
+timestamp; on a terminal they start with an ISO 8601 UTC time instead. ``json`` lines use
+Elastic Common Schema names (``@timestamp``, ``log.level``, ``message``, ``service.name``,
+``event.dataset``, ``error.*``, ...) so Filebeat, Vector or Logstash need no mapping, plus
+every ``extra=`` field.
 Newlines inside a message or a traceback are escaped, so one event is always one line.
 """
 
@@ -84,22 +86,41 @@ def _text_value(value: Any) -> str:
     return json.dumps(text) if (not text or any(c in text for c in ' "=')) else text
 
 
+ECS_VERSION = "8.11.0"
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; the four fixed keys come first and cannot be overridden."""
+    """One ECS JSON object per line (dotted top-level keys, as the ECS logging libraries
+    write them); the ECS fields come first and ``extra=`` fields cannot override them."""
+
+    def __init__(self, *, service: str = "otwatch") -> None:
+        super().__init__()
+        self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "ts": _iso(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
+            "@timestamp": _iso(record.created),
+            "log.level": record.levelname.lower(),
             "message": record.getMessage(),
+            "ecs.version": ECS_VERSION,
+            "service.name": self.service,
+            "event.dataset": f"{self.service}.log",
+            "log.logger": record.name,
+            "log.origin.function": record.funcName,
+            "log.origin.file.name": record.filename,
+            "log.origin.file.line": record.lineno,
+            "process.pid": record.process,
+            "process.thread.name": record.threadName,
         }
+        if record.exc_info:
+            exc_type, exc, _tb = record.exc_info
+            data["error.type"] = exc_type.__name__ if exc_type else ""
+            data["error.message"] = str(exc)
+            data["error.stack_trace"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            data["error.stack_trace"] = self.formatStack(record.stack_info)
         for key, value in _extras(record).items():
             data.setdefault(key, value)
-        if record.exc_info:
-            data.setdefault("exc_info", self.formatException(record.exc_info))
-        if record.stack_info:
-            data.setdefault("stack_info", self.formatStack(record.stack_info))
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
@@ -118,9 +139,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str = "warning", fmt: str = "text") -> None:
+def configure_logging(level: str = "warning", fmt: str = "text", service: str = "otwatch") -> None:
     """Route every logger to one stderr handler; safe to call again (a daemon does, after
-    reading its configuration)."""
+    reading its configuration). ``service`` is JSON's ``service.name`` (a daemon's unit
+    name, e.g. ``otwatch-agent``)."""
     if level.lower() not in LOG_LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}")
     if fmt not in LOG_FORMATS:
@@ -131,7 +153,7 @@ def configure_logging(level: str = "warning", fmt: str = "text") -> None:
             root.removeHandler(handler)
     handler = _StderrHandler()
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(service=service))
     else:
         handler.setFormatter(TextFormatter(journal=stderr_is_journal()))
     root.addHandler(handler)

@@ -3,7 +3,10 @@
 Each daemon starts one small HTTP server (``prometheus-client``'s WSGI server on a thread)
 with :func:`start_metrics`; a scrape runs :class:`SensorCollector` (``agent run``,
 ``sync run``) or :class:`CentralCollector` (``central run``), which read the same figures as
-``otwatch status``: nothing is counted twice, and the hot paths are not touched. The server
+``otwatch status``: nothing is counted twice, and the hot paths are not touched. Names follow
+Prometheus' guidelines: counters end in ``_total``, values are in base units (seconds, bytes),
+rates are left to ``rate()``, and points in time are ``…_timestamp_seconds`` (Unix time), never
+ages; ``docs/deploy.md`` lists every metric. The server
 listens on a loopback address unless remote access is asked for explicitly (it has no
 authentication).
 """
@@ -71,7 +74,7 @@ class SensorCollector:
             h = sensor_health(self.store)
         except Exception as exc:  # a locked or missing database must not kill the scrape
             log.warning("metrics: cannot read the sensor's figures: %s", exc)
-            yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
+            yield _single(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
             return
         info = gauge(
             "otwatch_info",
@@ -81,53 +84,46 @@ class SensorCollector:
         s = h["sensor"]
         info.add_metric([__version__, self.daemon, s["id"] or "", s["site"], s["zone"]], 1)
         yield info
-        yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
+        yield _single(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
         packets = counter("otwatch_capture_packets", "Frames captured", labels=["interface"])
         drops = counter(
             "otwatch_capture_kernel_drops", "Frames the kernel dropped", labels=["interface"]
         )
-        rate = gauge(
-            "otwatch_capture_rate_pps",
-            "Capture rate (packets/s, last second)",
-            labels=["interface"],
-        )
         for name, figures in h["capture"]["interfaces"].items():
             packets.add_metric([name], figures["received"])
             drops.add_metric([name], figures["kernel_drops"])
-            if figures.get("rate_pps") is not None:
-                rate.add_metric([name], figures["rate_pps"])
-        yield from (packets, drops, rate)
+        yield from (packets, drops)
         capturing = h["capture"]["state"] == "capturing"
-        yield _gauge(gauge, "otwatch_capture_up", "1 while the agent captures", int(capturing))
-        yield _gauge(
-            gauge,
-            "otwatch_capture_not_analysed",
-            "Frames recorded but not analysed",
+        yield _single(gauge, "otwatch_capture_up", "1 while the agent captures", int(capturing))
+        yield _single(
+            counter,
+            "otwatch_capture_not_analysed_frames",
+            "Frames recorded in the ring but not analysed (overload)",
             h["capture"]["not_analysed"],
         )
         alerts = gauge("otwatch_alerts", "Alerts on this sensor by status", labels=["status"])
         for status, count in h["alerts"].items():
             alerts.add_metric([status], count)
         yield alerts
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_learning_mode",
             "1 while learning the baseline",
             int(h["learning"]["active"]),
         )
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_learning_remaining_seconds",
             "Traffic time left to learn",
             h["learning"]["remaining_s"],
         )
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_outbox_depth",
             "Events central has not acknowledged",
             h["outbox"]["depth"],
         )
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_sync_connected",
             "1 while the sync daemon is connected",
@@ -135,7 +131,7 @@ class SensorCollector:
         )
         last_ack = _ts(h["sync"]["last_ack"])
         if last_ack is not None:
-            yield _gauge(
+            yield _single(
                 gauge,
                 "otwatch_sync_last_ack_timestamp_seconds",
                 "When central last acknowledged events",
@@ -146,31 +142,31 @@ class SensorCollector:
             ("budget_bytes", "Disk budget of the PCAP ring"),
         ):
             if h["ring"][key] is not None:
-                yield _gauge(gauge, f"otwatch_ring_{key}", help_text, h["ring"][key])
-        yield _gauge(
-            gauge,
+                yield _single(gauge, f"otwatch_ring_{key}", help_text, h["ring"][key])
+        yield _single(
+            counter,
             "otwatch_ring_dropped_frames",
             "Frames not written to the ring",
             h["ring"]["dropped_frames"],
         )
-        yield _gauge(
+        yield _single(
             gauge, "otwatch_evidence_bytes", "Bytes of per-alert evidence", h["evidence"]["bytes"]
         )
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_evidence_backlog",
             "Evidence windows waiting to be cut",
             h["evidence"]["backlog"],
         )
         if h["evidence"]["budget_bytes"] is not None:
-            yield _gauge(
+            yield _single(
                 gauge,
                 "otwatch_evidence_budget_bytes",
                 "Disk budget of the evidence",
                 h["evidence"]["budget_bytes"],
             )
         yield from _forwarding(gauge, counter, self.store, "sensor")
-        yield _gauge(
+        yield _single(
             gauge,
             "otwatch_scrape_duration_seconds",
             "Time to read the figures",
@@ -199,20 +195,20 @@ class CentralCollector:
                 )
         except Exception as exc:
             log.warning("metrics: cannot read central's figures: %s", exc)
-            yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
+            yield _single(gauge, "otwatch_health_error", "1 when the figures could not be read", 1)
             return
         info = gauge("otwatch_info", "Version and daemon", labels=["version", "daemon"])
         info.add_metric([__version__, "central"], 1)
         yield info
-        yield _gauge(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
+        yield _single(gauge, "otwatch_health_error", "1 when the figures could not be read", 0)
         states = gauge("otwatch_central_sensors", "Sensors by state", labels=["state"])
         for state in ("online", "silent", "offline"):
             states.add_metric([state], health[state])
         yield states
         up = gauge("otwatch_central_sensor_up", "1 while the sensor is online", labels=["sensor"])
         seen = gauge(
-            "otwatch_central_sensor_last_seen_age_seconds",
-            "Seconds since central last heard from the sensor",
+            "otwatch_central_sensor_last_seen_timestamp_seconds",
+            "When central last heard from the sensor (Unix time)",
             labels=["sensor"],
         )
         depth = gauge(
@@ -222,8 +218,9 @@ class CentralCollector:
         )
         for row in health["sensors"]:
             up.add_metric([row["sensor"]], int(row["state"] == "online"))
-            if row["last_seen_age_s"] is not None:
-                seen.add_metric([row["sensor"]], row["last_seen_age_s"])
+            last_seen = _ts(row["last_seen"])
+            if last_seen is not None:
+                seen.add_metric([row["sensor"]], last_seen)
             if isinstance(row["outbox_depth"], int):
                 depth.add_metric([row["sensor"]], row["outbox_depth"])
         yield from (up, seen, depth)
@@ -251,7 +248,8 @@ def _forwarding(gauge: Any, counter: Any, store: Any, kind: str) -> Iterator[Any
     yield from forwarding_families(gauge, counter, rows)
 
 
-def _gauge(family: Any, name: str, help_text: str, value: float) -> Any:
+def _single(family: Any, name: str, help_text: str, value: float) -> Any:
+    """A metric family (gauge or counter) with one unlabelled sample."""
     metric = family(name, help_text)
     metric.add_metric([], value)
     return metric

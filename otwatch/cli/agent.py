@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -200,26 +201,36 @@ def replay(
     detection = DetectionOptions.from_config(load_config(cli.config_path))
     ring, evidence = ring_configs(cli.data_dir, ring_params)
     store = cli.store()
-    show_progress = fmt == "table" and sys.stderr.isatty()
+    # Files done of all, and the current one's packets, on stderr when it is a terminal.
+    bar = click.progressbar(
+        length=len(files),
+        label="replay",
+        show_pos=True,
+        item_show_func=lambda item: item,
+        file=sys.stderr if fmt == "table" and sys.stderr.isatty() else io.StringIO(),
+    )
+    current: list[str] = []  # the file being replayed
 
     def progress(path: str, packets: int) -> None:
-        if show_progress:
-            click.echo(f"\r{path}: {packets:,} packets…", nl=False, err=True)
+        if current and current[0] != path:
+            bar.update(1)
+        current[:] = [path]
+        bar.update(0, f"{path}: {packets:,} packets")
 
-    summary = run_replay(
-        files,
-        store,
-        sensor_id=sensor_id,
-        site=site,
-        zone=zone,
-        learning_period_ns=learning_period,
-        progress=progress,
-        ring=ring,
-        evidence=evidence,
-        detection=detection,
-    )
-    if show_progress:
-        click.echo("\r\033[K", nl=False, err=True)
+    with bar:
+        summary = run_replay(
+            files,
+            store,
+            sensor_id=sensor_id,
+            site=site,
+            zone=zone,
+            learning_period_ns=learning_period,
+            progress=progress,
+            ring=ring,
+            evidence=evidence,
+            detection=detection,
+        )
+        bar.update(len(files) - bar.pos)
     if fmt == "json":
         click.echo(json.dumps(summary.as_dict()))
     else:

@@ -4,23 +4,21 @@ The options (also ``OTWATCH_CENTRAL_URL`` / ``OTWATCH_CENTRAL_TOKEN``) may be gi
 root group or on ``alerts``; they land in ``ctx.meta`` and each ``alerts`` command asks
 ``client_from(ctx)`` whether to talk to central. JSON output keeps the sensor's keys (plus
 ``sensor``, ``site``, ``zone`` and ``sensors``); ids are central ids ``<alert id>-<sensor id>``.
-Only the standard library is used (``urllib.request``).
+HTTP goes through httpx (one connection reused for a command's requests).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from otwatch.alerts.views import AlertFilter
 from otwatch.errors import OtwatchError
@@ -99,41 +97,53 @@ class CentralClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CentralApiError(f"invalid --central URL {url!r}: use http(s)://HOST:PORT")
         self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/api/v1"
-        self.token = token
-        self.timeout = timeout
+        self.http = httpx.Client(
+            base_url=self.base,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+        )
 
     # -- transport ------------------------------------------------------------------------
 
-    def _open(self, method: str, path: str, params: Any = None, body: Any = None):
-        url = self.base + path
-        if params:
-            url += "?" + urllib.parse.urlencode(params, doseq=True)
-        data = None
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    def _send(self, method: str, path: str, params: Any = None, body: Any = None) -> httpx.Response:
+        """The response, its body not yet read (``CentralApiError`` for an error status)."""
+        request = self.http.build_request(method, path, params=params, json=body)
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            raise CentralApiError(_http_error(exc)) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CentralApiError(f"cannot reach central at {self.base}: {reason}") from None
+            response = self.http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise CentralApiError(f"cannot reach central at {self.base}: {exc}") from None
+        if response.is_error:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise CentralApiError(_http_error(response))
+        return response
+
+    def _json(self, method: str, path: str, params: Any = None, body: Any = None) -> Any:
+        response = self._send(method, path, params, body)
+        try:
+            response.read()
+        except httpx.TransportError as exc:
+            raise CentralApiError(f"cannot reach central at {self.base}: {exc}") from None
+        finally:
+            response.close()
+        return response.json()
 
     def get(self, path: str, params: Any = None) -> Any:
-        with self._open("GET", path, params) as response:
-            return json.load(response)
+        return self._json("GET", path, params)
 
     def post(self, path: str, body: Any = None, params: Any = None) -> Any:
-        with self._open("POST", path, params, body if body is not None else {}) as response:
-            return json.load(response)
+        return self._json("POST", path, params, body if body is not None else {})
 
     def stream(self, path: str, params: Any = None) -> Iterator[bytes]:
-        with self._open("GET", path, params) as response:
-            while block := response.read(1 << 16):
-                yield block
+        response = self._send("GET", path, params)
+        try:
+            yield from response.iter_bytes(1 << 16)
+        except httpx.TransportError as exc:
+            raise CentralApiError(f"cannot reach central at {self.base}: {exc}") from None
+        finally:
+            response.close()
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -205,21 +215,21 @@ class CentralClient:
             )
 
 
-def _http_error(exc: urllib.error.HTTPError) -> str:
+def _http_error(response: httpx.Response) -> str:
     try:
-        detail = json.load(exc).get("detail")
-    except (ValueError, AttributeError, OSError):
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
         detail = None
     if isinstance(detail, list):  # FastAPI validation errors
         detail = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', ())[1:])}: {d.get('msg')}" for d in detail
         )
-    text = detail or exc.reason
-    if exc.code == 401:
+    text = detail or response.reason_phrase
+    if response.status_code == 401:
         return f"central refused the token (401): {text}"
-    if exc.code == 403:
+    if response.status_code == 403:
         return f"permission denied (403): {text}"
-    return f"central: {text} ({exc.code})"
+    return f"central: {text} ({response.status_code})"
 
 
 def filter_params(flt: AlertFilter) -> dict[str, Any]:

@@ -7,12 +7,12 @@ names each problem and exits 1, before it opens a socket or the store.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
 
 import click
+import tomli_w
 
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import print_json
@@ -36,7 +36,8 @@ def require_config(ctx: click.Context | None = None) -> Config:
     cfg = load_config(state.config_path if state else None)
     level = state.log_level if state and state.log_level else cfg.log.level
     fmt = state.log_format if state and state.log_format else cfg.log.format
-    configure_logging(level, fmt)
+    daemon = ctx.parent.info_name if ctx.parent is not None else None
+    configure_logging(level, fmt, service=f"otwatch-{daemon}" if daemon else "otwatch")
     log.info("configuration loaded from %s", cfg.source, extra={"config_source": cfg.source})
     return cfg
 
@@ -61,34 +62,24 @@ def daemon_broker(section: Any, params: dict[str, Any], default_username: str = 
     return BrokerConfig.from_section(section, default_username)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _table(name: str, values: dict[str, Any]) -> list[str]:
-    lines = [f"[{name}]"]
-    for key, value in values.items():
-        lines.append(f"# {key} = (not set)" if value is None else f"{key} = {_toml_value(value)}")
-    return [*lines, ""]
+def _table(name: str, values: dict[str, Any]) -> str:
+    """One ``[name]`` table: set keys written by tomli-w, unset ones as comments."""
+    given = tomli_w.dumps({k: v for k, v in values.items() if v is not None})
+    unset = "".join(f"# {k} = (not set)\n" for k, v in values.items() if v is None)
+    return f"[{name}]\n{given}{unset}\n"
 
 
 def to_toml(data: dict[str, Any]) -> str:
     """The effective configuration in the file's own layout (engine tables included)."""
-    lines: list[str] = []
+    tables: list[str] = []
     for section, values in data.items():
         if section == "engines":
-            lines += _table("engines", {"disabled": values["disabled"]})
+            tables.append(_table("engines", {"disabled": values["disabled"]}))
             for engine, settings in values["settings"].items():
-                lines += _table(f"engines.{engine}", settings)
+                tables.append(_table(f"engines.{engine}", settings))
         else:
-            lines += _table(section, values)
-    return "\n".join(lines)
+            tables.append(_table(section, values))
+    return "".join(tables).rstrip("\n") + "\n"
 
 
 @click.group()

@@ -3,7 +3,7 @@
 One connection at a time; on every (re)connect the sensor publishes its birth and retained
 online status (the last will says offline). Database work runs on one worker thread, so the
 event loop keeps answering the broker while SQLite waits for a lock. Reconnects back off
-exponentially, with jitter (``supervision.Backoff``).
+exponentially, with full jitter (``supervision.Backoff``).
 
 Health: the connection state and central's last acknowledgement are saved in
 ``sensor_state`` (``otwatch.sync.tracker.SyncTracker``; ``otwatch status`` and the metrics

@@ -23,9 +23,10 @@ T = TypeVar("T")
 
 @dataclass
 class Backoff:
-    """Exponential backoff with jitter: the n-th delay is drawn from ``uniform(c / 4, c)``
-    where ``c = min(cap, base * 2**n)`` (never less than a quarter of the ceiling, so a
-    fleet of sensors does not retry at once nor almost at once)."""
+    """Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff And
+    Jitter"): the n-th delay (n from 0) is drawn from ``uniform(0, min(cap, base * 2**n))``.
+    Spreading retries over the whole window is what keeps a fleet of sensors that lost the
+    broker together from reconnecting together; ``reset()`` after a success."""
 
     base_s: float = 0.5
     cap_s: float = 10.0
@@ -35,7 +36,7 @@ class Backoff:
     def next(self) -> float:
         ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
         self.attempt = min(self.attempt + 1, 30)
-        return self.rng.uniform(ceiling / 4, ceiling)
+        return self.rng.uniform(0.0, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0

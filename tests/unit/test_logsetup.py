@@ -32,8 +32,8 @@ def captured(capsys, monkeypatch):
     root.setLevel(saved[1])
 
 
-def test_json_lines_carry_fixed_keys_and_extras(captured):
-    configure_logging("info", "json")
+def test_json_lines_carry_ecs_fields_and_extras(captured):
+    configure_logging("info", "json", service="otwatch-sync")
     log = logging.getLogger("otwatch.test")
     log.debug("hidden")
     log.warning("sensor %s lost %d frames", "s1", 3, extra={"interface": "eth1", "dropped": 3})
@@ -44,19 +44,30 @@ def test_json_lines_carry_fixed_keys_and_extras(captured):
     lines = captured.getvalue().splitlines()
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
-    assert list(first)[:4] == ["ts", "level", "logger", "message"]
-    assert first["level"] == "warning" and first["logger"] == "otwatch.test"
+    assert list(first)[:3] == ["@timestamp", "log.level", "message"]
+    assert first["log.level"] == "warning" and first["log.logger"] == "otwatch.test"
     assert first["message"] == "sensor s1 lost 3 frames"
+    assert first["service.name"] == "otwatch-sync" and first["event.dataset"] == "otwatch-sync.log"
+    assert first["ecs.version"].startswith("8.") and first["process.pid"] == os.getpid()
+    assert first["log.origin.function"] == "test_json_lines_carry_ecs_fields_and_extras"
     assert (first["interface"], first["dropped"]) == ("eth1", 3)
-    assert first["ts"].endswith("Z") and "T" in first["ts"]
-    assert "ValueError: boom\nsecond line" in second["exc_info"] and second["message_id"] == 7
+    assert first["@timestamp"].endswith("Z") and "T" in first["@timestamp"]
+    assert (second["error.type"], second["error.message"]) == ("ValueError", "boom\nsecond line")
+    assert "ValueError: boom\nsecond line" in second["error.stack_trace"]
+    assert second["message_id"] == 7 and "error.type" not in first
 
 
 def test_reserved_keys_cannot_be_overridden_by_extras(captured):
     configure_logging("info", "json")
-    logging.getLogger("x").info("hello", extra={"level": "fake", "ts": "fake"})
+    fake = {"log.level": "fake", "@timestamp": "fake", "service.name": "fake"}
+    logging.getLogger("x").info("hello", extra=fake)
     data = json.loads(captured.getvalue())
-    assert (data["level"], data["message"]) == ("info", "hello") and data["ts"] != "fake"
+    assert (data["log.level"], data["message"], data["service.name"]) == (
+        "info",
+        "hello",
+        "otwatch",
+    )
+    assert data["@timestamp"] != "fake"
 
 
 def test_text_is_one_line_per_event_with_time_on_a_terminal(captured):
@@ -120,11 +131,35 @@ def test_cli_root_options_select_format_and_level(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("learning mode") and "{" not in result.stdout
     events = [json.loads(line) for line in result.stderr.splitlines()]
-    assert events and all(e["level"] == "info" for e in events)
-    assert any(e["logger"].startswith("alembic") for e in events)
+    assert events and all(e["log.level"] == "info" for e in events)
+    assert any(e["log.logger"].startswith("alembic") for e in events)
+    assert {e["service.name"] for e in events} == {"otwatch"}
 
     quiet = subprocess.run(
         [*cmd[:3], "--data-dir", str(tmp_path / "data2"), "baseline", "stop"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_daemon_logs_under_its_unit_name(captured, monkeypatch):
+    """``require_config`` names the service after the daemon group (``agent run``)."""
+    import click
+    from click.testing import CliRunner
+
+    from otwatch.cli.config import require_config
+
+    @click.group()
+    def agent() -> None:
+        pass
+
+    @agent.command()
+    def run() -> None:
+        require_config()
+        logging.getLogger("otwatch.agent").warning("started")
+
+    monkeypatch.setenv("OTWATCH_LOG_FORMAT", "json")
+    result = CliRunner().invoke(agent, ["run"], catch_exceptions=False)
+    assert result.exit_code == 0
+    [event] = [json.loads(line) for line in result.stderr.splitlines() if "started" in line]
+    assert event["service.name"] == "otwatch-agent" and event["log.level"] == "warning"
