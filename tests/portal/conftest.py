@@ -7,6 +7,7 @@ checks that the browser asked nothing of any host but central and that no dialog
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,10 +139,12 @@ def reader(session_for) -> Session:
 
 @pytest.fixture(scope="module", autouse=True)
 def _docs_screenshots(plant) -> Iterator[None]:
-    """Screens made for the README and docs/portal.md go to docs/img/ at the end."""
+    """Screens made for the README and docs/portal.md go to docs/img/ at the end when
+    ``OTWATCH_DOC_SCREENSHOTS=1`` (a plain test run leaves the checkout untouched; every
+    screen is also kept under the run's temporary directory, ``plant.screens``)."""
     yield
     made = plant.screens / "docs"
-    if made.exists():
+    if made.exists() and os.environ.get("OTWATCH_DOC_SCREENSHOTS") == "1":
         from tests.portal.harness import DOCS_IMG
 
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
