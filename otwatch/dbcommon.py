@@ -11,9 +11,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Engine, Integer, MetaData, inspect, text
+from sqlalchemy import BigInteger, CursorResult, Engine, Integer, MetaData, Result, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +26,7 @@ __all__ = [
     "PrimaryKey",
     "SchemaTooNewError",
     "SessionStore",
+    "rowcount",
     "run_alembic_env",
     "set_sqlite_pragmas",
     "set_sqlite_pragmas_durable",
@@ -213,3 +214,9 @@ def run_alembic_env(metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (``Session.execute`` is typed as returning a plain
+    ``Result``; for DML it is a ``CursorResult``, which has the count)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

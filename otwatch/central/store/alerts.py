@@ -17,11 +17,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import Dialect, and_, bindparam, case, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    and_,
+    bindparam,
+    case,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from otwatch.central.store.models import Alert, AuditEvent
+from otwatch.dbcommon import rowcount
 from otwatch.sync.protocol.merge import (
     REASON_RANK,
     SEVERITY_RANK,
@@ -90,7 +101,9 @@ def _severity_rank(severity: Any) -> Any:
     return _ranked(severity, SEVERITY_RANK, -1)
 
 
-def _wins(new_hlc: Any, old_hlc: Any, new_origin: Any, old_origin: Any, new_v: Any, old_v: Any):
+def _wins(
+    new_hlc: Any, old_hlc: Any, new_origin: Any, old_origin: Any, new_v: Any, old_v: Any
+) -> ColumnElement[bool]:
     return or_(
         new_hlc > old_hlc,
         and_(
@@ -189,7 +202,7 @@ def _upsert_sql(dialect: Dialect) -> _Upsert:
         set_[name] = case((severity_wins, getattr(ex, name)), else_=getattr(cur, name))
     stmt = stmt.on_conflict_do_update(index_elements=["sensor", "alert_id"], set_=set_)
     if not dialect.positional:  # psycopg's default is pyformat (named): use its %s form
-        dialect = type(dialect)(paramstyle="format")
+        dialect = type(dialect)(paramstyle="format")  # type: ignore[call-arg]  # the concrete dialect takes it
     compiled = stmt.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
     head, rest = str(compiled).split(" VALUES ", 1)
@@ -306,4 +319,4 @@ def revert_field(
     result = session.execute(
         update(Alert).where(*where).values(**values).execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))

@@ -17,7 +17,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from otwatch.central.store.models import Alert, Base, PrimaryKey
+from otwatch.central.store.models import Alert, Base
+from otwatch.dbcommon import PrimaryKey
 
 __all__ = ["ALERT_INDEXES", "AlertCount", "AlertMember", "ApiToken", "PcapRequest"]
 

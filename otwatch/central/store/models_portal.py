@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text, cast
 from sqlalchemy.orm import Mapped, mapped_column
 
-from otwatch.central.store.models import Alert, Base, PrimaryKey
+from otwatch.central.store.models import Alert, Base
+from otwatch.dbcommon import PrimaryKey
 
 __all__ = ["SORT_INDEXES", "PortalSession", "PortalUser", "UserPref"]
 

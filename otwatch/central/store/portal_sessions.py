@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from otwatch.central.store.models_portal import PortalSession, PortalUser
 from otwatch.central.store.tokens import ApiRole, digest
+from otwatch.dbcommon import rowcount
 
 __all__ = [
     "TOUCH_STEP_NS",
@@ -101,7 +102,7 @@ def end_session(session: Session, secret: str) -> bool:
     if not secret or len(secret) > _MAX_ID:
         return False
     result = session.execute(delete(PortalSession).where(PortalSession.id_sha256 == digest(secret)))
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 def prune_sessions(session: Session, now: int) -> int:
@@ -111,4 +112,4 @@ def prune_sessions(session: Session, now: int) -> int:
             or_(PortalSession.idle_expires_ns <= now, PortalSession.expires_ns <= now)
         )
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)

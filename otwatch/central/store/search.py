@@ -4,7 +4,9 @@ trigram index of ``derived`` plus, on SQLite, the alerts still queued for it
 
 from __future__ import annotations
 
-from sqlalchemy import literal_column, select, text
+from typing import Any
+
+from sqlalchemy import Select, literal_column, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -36,7 +38,7 @@ def search_condition(
         return literal_column(f"({PG_SEARCH_EXPR})").ilike(f"%{_like_escape(term)}%")
     if any(c in term for c in "%_\\"):
         return None  # the index takes LIKE without ESCAPE only: scan for these (rare) texts
-    matches = (
+    matches: Select[Any] = (
         select(literal_column("rowid"))
         .select_from(text(FTS_TABLE))
         .where(text("doc LIKE :pattern").bindparams(pattern=f"%{term}%"))

@@ -22,6 +22,8 @@ PostgreSQL is unchanged: its ``pg_trgm`` GIN index already defers work (``fastup
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, Select, literal_column, select, text
 
 from otwatch.central.store import derived
@@ -146,7 +148,7 @@ def resume_triggers(conn: Connection) -> None:
         install(conn)
 
 
-def pending_match(term: str) -> Select:
+def pending_match(term: str) -> Select[Any]:
     """Ids of pending alerts whose text contains ``term`` (no LIKE wildcards in it: the
     caller, ``search.search_condition``, checks), as a select of ``id``."""
     return (

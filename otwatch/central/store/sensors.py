@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.central.store.models import CentralState, Sensor
+from otwatch.dbcommon import rowcount
 
 __all__ = ["add_dropped", "all_sensors", "get_state", "put_state", "set_stream", "touch_sensor"]
 
@@ -43,7 +44,7 @@ def set_stream(session: Session, sensor_id: str, epoch: str | None, hw: int, now
         .values(epoch=epoch, events_hw=hw, last_seen_ns=now)
         .execution_options(synchronize_session=False)
     )
-    if not result.rowcount:
+    if not rowcount(result):
         touch_sensor(session, sensor_id, now, epoch=epoch, events_hw=hw)
 
 

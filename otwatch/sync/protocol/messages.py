@@ -14,7 +14,7 @@ base64 and JSON over a 100 MB file cost more than moving it (``bench/central.py`
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -46,7 +46,7 @@ __all__ = [
     "encode_pcap_chunk",
 ]
 
-VERSION = 1
+VERSION: Final = 1
 
 MAX_BYTES = {
     "events": 1 << 20,
