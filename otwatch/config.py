@@ -79,6 +79,7 @@ class _Section(BaseModel):
     @classmethod
     def _toml_booleans_only(cls, value: Any, info: ValidationInfo) -> Any:
         """``true``/``false`` only: pydantic would read ``"no"``, ``0`` or ``"off"`` as false."""
+        assert info.field_name is not None  # set for a field validator
         if cls.model_fields[info.field_name].annotation is bool and not isinstance(value, bool):
             raise ValueError(f"{value!r} is not true or false{FIX}write true or false (no quotes)")
         return value

@@ -16,12 +16,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otwatch import __version__
 from otwatch.metrics_address import MetricsError, parse_metrics_address
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 __all__ = [
     "CentralCollector",
@@ -274,9 +277,7 @@ class MetricsServer:
         self.thread.join(5)
 
 
-def start_metrics(
-    address: tuple[str, int] | None, collector: Callable[[], Any] | Any
-) -> MetricsServer | None:
+def start_metrics(address: tuple[str, int] | None, collector: Collector) -> MetricsServer | None:
     """Serve ``collector`` on ``address`` (from :func:`parse_metrics_address`); None: off."""
     if address is None:
         return None

@@ -6,6 +6,7 @@ import functools
 import re
 import time
 from datetime import UTC, datetime
+from typing import overload
 
 from otwatch.errors import OtwatchError
 
@@ -89,6 +90,10 @@ def parse_time_ns(text: str) -> int:
     return ns
 
 
+@overload
+def format_iso(ts_ns: int) -> str: ...
+@overload
+def format_iso(ts_ns: int | None) -> str | None: ...
 def format_iso(ts_ns: int | None) -> str | None:
     """ISO 8601 UTC with microseconds and a ``Z`` suffix, or None."""
     if ts_ns is None:

@@ -83,8 +83,9 @@ class DaemonOptions:
     """Names of the engines to run (None: all of the registry)."""
     settings: dict[str, dict[str, Any]] | None = None
     """Per-engine threshold overrides (the configuration's ``[engines.<name>]`` tables)."""
-    alert_rate: RateLimit = DEFAULT_RATE_LIMIT
-    """Per-type limit on new alerts (the configuration's ``detection.alert_rate_*``)."""
+    alert_rate: RateLimit | None = DEFAULT_RATE_LIMIT
+    """Per-type limit on new alerts (the configuration's ``detection.alert_rate_*``; None:
+    ``alert_manager``'s default)."""
 
 
 @dataclass

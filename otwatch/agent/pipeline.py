@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, FlowTable
+from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, Flow, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
@@ -146,7 +146,16 @@ class PacketPath:
         if rec.malformed is not None:
             stats.malformed += 1
         sport = rec.sport
-        if sport is not None and rec.src_ip is not None:
+        flow: Flow | None
+        # a transport port implies both ports, both IPs and the IP protocol; the extra tests
+        # only tell mypy so
+        if (
+            sport is not None
+            and rec.src_ip is not None
+            and rec.dst_ip is not None
+            and rec.dport is not None
+            and rec.ip_proto is not None
+        ):
             flags = rec.tcp_flags
             if rec.ip_proto == 17:
                 events = _EV_UDP

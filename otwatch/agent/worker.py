@@ -183,6 +183,7 @@ class CaptureLoop:
     def _ring_write(self, frames: list, src: Any) -> None:
         """Frames to the ring; a failing database (disk full while a segment's index row is
         written) must not stop capture: counted, and the ring goes on at the next batch."""
+        assert self.ring is not None  # the callers write only when there is a ring
         try:
             self.ring.write_batch(frames, src.linktype, src.nanosecond)
         except (StoreError, SQLAlchemyError) as exc:

@@ -34,7 +34,7 @@ from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
-from otwatch.central.store.models import Alert, Command
+from otwatch.central.store.models import Alert, Command, Sensor
 from otwatch.errors import OtwatchError
 from otwatch.hlc import HybridClock
 from otwatch.sync.protocol.messages import MAX_BYTES, MAX_COMMANDS, VERSION, encode_raw
@@ -288,7 +288,7 @@ class CommandIssuer:
             spec = PullPcap(spec.alert_id, str(uuid.uuid4()), spec.chunks)
         params = _params(spec)
         with self.store.session() as session:
-            if session.get(sensor_store.Sensor, sensor_id) is None:
+            if session.get(Sensor, sensor_id) is None:
                 raise CommandRefused(f"unknown sensor {sensor_id!r}")
             hlc = self.clock.now()
             before = after = None

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from otwatch.central.store import alerts as alert_store
@@ -127,7 +127,8 @@ def unify(session: Session, now: int, window_ns: int = UNIFY_WINDOW_NS) -> int:
         session.add(AlertMember(alert_pk=row.id, primary_pk=primary, sensor=row.sensor,
                                 unified_ns=now))  # fmt: skip
         session.execute(
-            AlertMember.__table__.update()
+            cast(Table, AlertMember.__table__)  # declarative __table__ is typed as a FromClause
+            .update()
             .where(AlertMember.primary_pk == row.id)
             .values(primary_pk=primary)
         )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.models import Alert, Sensor
+from otwatch.dbcommon import rowcount
 from otwatch.errors import OtwatchError
 from otwatch.seclog import security_event
 
@@ -66,7 +67,7 @@ def assign(session: Session, sensor_id: str, site: str, zone: str, now: int) -> 
         .values(site=site, zone=zone)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 def place_rows(session: Session, rows: list[dict[str, Any]]) -> None:

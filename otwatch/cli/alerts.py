@@ -245,7 +245,7 @@ def show(cli: CliContext, alert_id: int | str, fmt: str) -> None:
     client = client_from()
     if client is not None:
         data = client.show(central_id(alert_id))
-        detail_keys = (
+        detail_keys: tuple[str, ...] = (
             "remediation", "audit", "parameters", "seen_by", "sensors", "comments", "entities",
         )  # fmt: skip
     else:
@@ -321,10 +321,10 @@ def _act(
         wanted = list(dict.fromkeys(central_id(i) for i in ids))
         report_results(client.act(action.value, wanted, value), fmt)
         return
-    ids = [_sensor_id(i) for i in ids]
+    sensor_ids = [_sensor_id(i) for i in ids]
     store = cli.store(purpose="change alerts")
     results = build.triage(store).apply(
-        list(dict.fromkeys(ids)), action, actor=cli.actor, origin=Origin.SENSOR, value=value
+        list(dict.fromkeys(sensor_ids)), action, actor=cli.actor, origin=Origin.SENSOR, value=value
     )
     _report(results, fmt)
 

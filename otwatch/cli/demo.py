@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -41,6 +41,8 @@ __all__ = ["demo"]
 
 SENSOR = "demo-sensor"
 WAIT_S = 60.0
+
+P = TypeVar("P", bound=Process)
 
 
 def _step(title: str) -> None:
@@ -115,7 +117,7 @@ class Story:
         finally:
             store.close()
 
-    def start(self, process: Process) -> Process:
+    def start(self, process: P) -> P:
         self.processes.append(process)
         return process.start()
 

@@ -133,13 +133,14 @@ def status(cli: CliContext, db_url: str | None, fmt: str) -> None:
         else:
             from otwatch.central.store.db import open_central_store
 
-            store = open_central_store(db_url)
+            assert db_url  # no client: the branch is taken for a database URL
+            central = open_central_store(db_url)
             try:
-                with store.session() as session:
+                with central.session() as session:
                     rows = central_sensor_rows(session)
-                forwarding = forwarding_rows(central_backend(store))
+                forwarding = forwarding_rows(central_backend(central))
             finally:
-                store.close()
+                central.close()
         health = central_health(rows)
         health["forwarding"] = forwarding
         print_json(health) if fmt == "json" else click.echo(central_text(health))

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from otwatch.errors import OtwatchError
 
@@ -36,7 +36,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str, log: Path | None = None) -> T:
+def wait_until(
+    predicate: Callable[[], T | None], timeout: float, what: str, log: Path | None = None
+) -> T:
     """Poll ``predicate`` until it returns something truthy; DemoError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -84,7 +86,7 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
 
-    def start(self) -> Process:
+    def start(self) -> Self:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -152,7 +154,7 @@ class Broker(Process):
     def url(self) -> str:
         return f"mqtt://{HOST}:{self.port}"
 
-    def start(self) -> Broker:
+    def start(self) -> Self:
         super().start()
 
         def listening() -> bool:

@@ -99,7 +99,7 @@ def extension_pairs(event: ForwardEvent) -> list[tuple[str, Any]]:
 
 def format_cef(event: ForwardEvent) -> str:
     a = event.alert
-    header = [
+    header: list[Any] = [
         "CEF:0",
         PRODUCT,
         PRODUCT,

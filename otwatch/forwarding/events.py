@@ -84,7 +84,7 @@ class ForwardEvent:
 
 def make_test_event(sensor: str, now_ns: int) -> ForwardEvent:
     """A clearly marked test alert for ``otwatch forwarding test``."""
-    alert = {
+    alert: dict[str, Any] = {
         "id": "test",
         "type": "otwatch_forwarding_test",
         "name": "otwatch forwarding test message",

@@ -179,6 +179,7 @@ def _read_sensor(
     for row in rows:
         if row.id is None:  # the alert was deleted by retention meanwhile
             continue
+        kind: str | None
         if row.action == "created":
             kind, change, ts = "new", None, row.first_detection_ns
         else:

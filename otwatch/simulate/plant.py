@@ -243,7 +243,8 @@ def write_plant_capture(
     ``profile.learning_s`` seconds of traffic."""
     from scapy.layers import l2 as scapy_l2
 
-    scapy_l2.Neighbor.resolve = lambda self, l2inst, l3inst: None  # never ARP on a real NIC
+    # never ARP on a real NIC (patching scapy's method: mypy rejects assigning to a method)
+    scapy_l2.Neighbor.resolve = lambda self, l2inst, l3inst: None  # type: ignore[method-assign]
     profile = profile or PlantProfile()
     build = _Builder()
     hmis = [_device(10 + i) for i in range(profile.hmis)]

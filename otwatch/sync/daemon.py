@@ -130,7 +130,11 @@ async def _session(
             now = time.time_ns()
             out = await worker.run(engine.on_message, inbound.topic, inbound.payload, now)
             moved = tracker is not None and tracker.acked(engine.stream.acked_hw, now)
-            if moved and now - tracker.saved_ns >= options.state_interval_s * 1e9:
+            if (
+                moved
+                and tracker is not None
+                and now - tracker.saved_ns >= options.state_interval_s * 1e9
+            ):
                 await worker.run(tracker.save, engine.store, now)
             await publish_all(conn, out)
             wake.set()

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.agent.store.models import Alert, OutboxEvent
 from otwatch.agent.store.state import get_state, put_state
+from otwatch.dbcommon import rowcount
 from otwatch.sync.protocol.messages import encode_raw
 from otwatch.sync.protocol.streams import OutboxRow
 
@@ -145,6 +146,10 @@ def _field_state(value: Any) -> dict[str, Any] | None:
     return {k: value.get(k) for k in _STATE_KEYS}
 
 
+@overload
+def _change(payload: dict[str, Any], created_ns: int) -> dict[str, Any]: ...
+@overload
+def _change(payload: None, created_ns: int) -> None: ...
 def _change(payload: dict[str, Any] | None, created_ns: int) -> dict[str, Any] | None:
     """The ``ChangeDetail`` form of a change row's payload (unknown keys are left out)."""
     if payload is None:
@@ -233,8 +238,8 @@ def load_events(session: Session, rows: Sequence[OutboxRow], now: int) -> list[t
     slow = [alert_id for _, alert_id, _, _, _, snap in found if snap is None]
     fallback: dict[int, str] = {}
     if slow:  # JSON columns beyond the limits (never written by the agent): clip in Python
-        for alert in conn.execute(select(*_ALERT_COLUMNS).where(Alert.id.in_(slow))):
-            fallback[alert.id] = encode_raw(snapshot(alert)).decode()
+        for row in conn.execute(select(*_ALERT_COLUMNS).where(Alert.id.in_(slow))):
+            fallback[row.id] = encode_raw(snapshot(row)).decode()
     events = []
     for seq, alert_id, created_ns, payload, head, snap in found:
         if payload is None:
@@ -254,7 +259,7 @@ def rewind(session: Session, after_seq: int) -> int:
         .values(published_ns=RESEND)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 def delete_acked(session: Session, hw: int, now: int) -> int:
@@ -274,7 +279,7 @@ def delete_acked(session: Session, hw: int, now: int) -> int:
     )
     if hw > int(get_state(session, ACKED_HW, 0)):
         put_state(session, ACKED_HW, hw)
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 def max_seq(session: Session) -> int:

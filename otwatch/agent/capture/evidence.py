@@ -237,6 +237,7 @@ class Evidence:
             files = SegmentFiles(refs, odd)
             try:
                 for job in live:
+                    assert job.cut is not None  # set by job.plan() above
                     plans[job.alert_id] = plan_file(
                         job.path, job.cut, files, job.packets_before, limit
                     )
@@ -339,6 +340,7 @@ class Evidence:
             for row in rows:
                 if total <= self.config.max_bytes:
                     break
+                assert row.path is not None  # the query selects rows with a path
                 resolve_path(row.path, self.data_dir).unlink(missing_ok=True)
                 total -= row.bytes
                 row.status, row.path, row.bytes = "evicted", None, 0

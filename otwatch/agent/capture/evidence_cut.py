@@ -454,8 +454,8 @@ def _close_epoch(
         if not same_linktype[job.linktype]:  # a pcap file has one link type
             found = [run for run in found if refs[run[0]].linktype == job.linktype]
         job.extend(found)
-    for runs in slots.values():
-        runs[:] = [-1, -1]
+    for slot in slots.values():
+        slot[:] = [-1, -1]
 
 
 # -- writing ---------------------------------------------------------------------------------

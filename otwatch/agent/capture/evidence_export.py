@@ -7,7 +7,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from otwatch.agent.capture.evidence_hosts import HostMatcher, alert_hosts
 from otwatch.agent.capture.evidence_window import (
@@ -60,7 +60,7 @@ class _Appender:
         nanosecond: bool,
         chunk: int = 1 << 20,
         *,
-        stream: BinaryIO | None = None,
+        stream: IO[bytes] | None = None,
         has_header: bool = False,
     ) -> None:
         self.path = path
@@ -70,7 +70,7 @@ class _Appender:
         self.nanosecond = nanosecond
         self.packets = 0
         self.bytes = 0
-        self._f = None
+        self._f: IO[bytes] | None = None
         self._chunk: list[bytes] = []
         self._chunk_bytes = 0
 
@@ -86,6 +86,7 @@ class _Appender:
         if self._f is None:
             if self.linktype is None:
                 self.linktype = lt
+            assert self.path is not None  # a writer without a stream has a path
             exists = self.path.exists() and self.path.stat().st_size >= 24
             self._f = open(self.path, "ab")  # noqa: SIM115
             if not exists:
@@ -186,7 +187,7 @@ def export_alert_pcap(
     return ExportResult(Path(out), packets, size, source, note)
 
 
-def _copy_pcap(path: Path, sink: BinaryIO) -> tuple[int, int]:
+def _copy_pcap(path: Path, sink: IO[bytes]) -> tuple[int, int]:
     """Copy the pcap file ``path`` to ``sink``; returns (packets, bytes) copied."""
     with open(path, "rb") as f:
         shutil.copyfileobj(f, sink)

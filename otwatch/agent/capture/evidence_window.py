@@ -40,10 +40,11 @@ def window_segments(
         )
         .order_by(PcapSegment.first_ns, PcapSegment.id)
     ).all()
-    return [
-        SegmentRef(resolve_path(p, data_dir), size, lt, ns, first, last)
-        for p, size, lt, ns, first, last in rows
-    ]
+    refs = []
+    for p, size, lt, ns, first, last in rows:
+        assert first is not None and last is not None  # the query's bounds exclude NULLs
+        refs.append(SegmentRef(resolve_path(p, data_dir), size, lt, ns, first, last))
+    return refs
 
 
 def ring_frames(

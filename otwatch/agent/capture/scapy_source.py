@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
+from typing import Any
 
 from otwatch.agent.capture.config import CaptureConfig
 from otwatch.agent.capture.pcapfile import Frame
@@ -29,6 +31,7 @@ class ScapySource(CaptureSource):
         self.name = interface
         self._stats = SourceStats(interface)
         try:
+            listen: Callable[..., Any]
             if use_pcap:
                 conf.use_pcap = True
                 from scapy.arch.libpcap import L2pcapListenSocket as listen  # type: ignore

@@ -41,9 +41,9 @@ def pcap_status(store: Store) -> dict[str, Any]:
                 func.max(PcapSegment.last_ns),
             )
         ).one()
-        open_segments = session.scalar(
+        open_segments = session.scalars(
             select(func.count(PcapSegment.id)).where(PcapSegment.closed.is_(False))
-        )
+        ).one()
         by_status = dict(
             session.execute(
                 select(PcapEvidence.status, func.count()).group_by(PcapEvidence.status)

@@ -56,10 +56,9 @@ class AddressScanEngine(Engine):
         flags = rec.tcp_flags
         if flags is not None and flags & 0x12 != 0x02:
             return None
-        dst = rec.dst_ip
-        if dst is None or not is_attempt(rec, flow):
+        src, dst = rec.src_ip, rec.dst_ip
+        if src is None or dst is None or not is_attempt(rec, flow):  # set together (IP header)
             return None
-        src = rec.src_ip
         if src in self._scanners or dst.endswith(_BROADCAST_TAIL) or not _unicast(dst):
             return None
         net = prefix16(dst)
@@ -78,8 +77,10 @@ class AddressScanEngine(Engine):
         return None
 
     def _report(self, type_id: str, rec: PacketRecord, net: str, window_s: float):
+        src = rec.src_ip
+        assert src is not None  # only called for a packet observe() found to have IPs
         if self.ctx.learning.active:
-            self.ctx.baseline.add(SCANNER_KIND, rec.src_ip, rec.ts_ns, {"network": net})
+            self.ctx.baseline.add(SCANNER_KIND, src, rec.ts_ns, {"network": net})
             return None
         fields = endpoint_fields(rec)
         fields["destination_address"] = None

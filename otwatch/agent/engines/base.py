@@ -124,7 +124,7 @@ class Engine:
 
     name: ClassVar[str]
     type_ids: ClassVar[frozenset[str]]
-    apps: ClassVar[frozenset[str] | None] = None
+    apps: frozenset[str] | None = None
     """Application protocol tags (and ``EVENT_*`` tags) this engine inspects; None means every
     packet. An instance may set an empty set in ``__init__`` to be never called."""
     settings_class: ClassVar[type | None] = None

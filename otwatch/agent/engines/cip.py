@@ -24,6 +24,7 @@ encapsulation sender context (unconnected) or the connection sequence count (con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from otwatch.agent.decode.cip import (
     CIP_STATUS,
@@ -170,7 +171,7 @@ class CipEngine(OtEngine):
         op += class_name(cls) if cls is not None else f"tag {req.symbol!r}"
         if cls is not None and req.instance is not None:
             op += f" instance {req.instance}"
-        info = {"service": service, "class_id": cls}
+        info: dict[str, Any] = {"service": service, "class_id": cls}
         if service == 0x07:
             self.emit(out, STOP, rec, f"{client} sent a {op} to {server}", **info)
         elif service == 0x05 and cls == 0x01:

@@ -35,7 +35,7 @@ class RuleEvent(dict):
 class CustomRuleEngine(Engine):
     name = "custom_rules"
     type_ids = frozenset({USER_DEFINED_RULE})
-    apps = None
+    apps: frozenset[str] | None = None
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)

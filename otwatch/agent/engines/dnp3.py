@@ -35,6 +35,7 @@ Authentication Error*.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
@@ -221,7 +222,7 @@ class Dnp3Engine(OtEngine):
         control, fc = frag[0], frag[1]
         name = APP_FUNCTIONS.get(fc)
         where = f"outstation {outstation} (link address {address})"
-        info = {"function_code": fc, "link_address": address}
+        info: dict[str, Any] = {"function_code": fc, "link_address": address}
         if name is None:
             self.emit(
                 out,
@@ -341,7 +342,7 @@ class Dnp3Engine(OtEngine):
         outstation, master, ts = rec.src_ip, rec.dst_ip, rec.ts_ns
         iin = frag[2] | frag[3] << 8
         where = f"outstation {outstation} (link address {address})"
-        info = {"link_address": address, "iin": f"0x{frag[2]:02x}{frag[3]:02x}"}
+        info: dict[str, Any] = {"link_address": address, "iin": f"0x{frag[2]:02x}{frag[3]:02x}"}
         restart = bool(iin & 0x80)
         was = st.iin_restart.get(address)
         st.iin_restart[address] = restart

@@ -51,6 +51,7 @@ class DosEngine(Engine):
         if flags is None or flags & 0x12 != 0x02:
             return None
         dst, src, ts = rec.dst_ip, rec.src_ip, rec.ts_ns
+        assert dst is not None and src is not None  # a TCP header implies an IP header
         windows = self.windows
         entry = windows.get(dst)
         if entry is None or ts - entry[0] >= self._window_ns:

@@ -45,7 +45,8 @@ class DoublePulsarEngine(Engine):
         request_mid = state.get("trans2_setup_mid") if state else None
         if request_mid is None or header.mid != (request_mid + 16) & 0xFFFF:
             return None
-        del state["trans2_setup_mid"]  # type: ignore[index]
+        assert state is not None  # request_mid comes from state
+        del state["trans2_setup_mid"]
         return [
             self.detect(
                 DOUBLEPULSAR,

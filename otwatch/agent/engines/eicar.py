@@ -45,7 +45,8 @@ class EicarEngine(Engine):
             return None
         found = len(payload) >= _SIZE and EICAR in payload
         if carry is not None:
-            del state["eicar"]  # type: ignore[index]
+            assert state is not None  # carry comes from state
+            del state["eicar"]
             self._carried -= 1
             found = found or EICAR in carry + payload[:_TAIL]
         if not found:

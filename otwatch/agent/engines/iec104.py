@@ -205,7 +205,10 @@ class Iec104Engine(OtEngine):
                       "used", **info)  # fmt: skip
         if type_id == 105 and cot == 6:
             qualifier = asdu[9] if len(asdu) > 9 else None
-            kind = {1: "general reset of process", 2: "reset of pending time-tagged events"}
+            kind: dict[int | None, str] = {
+                1: "general reset of process",
+                2: "reset of pending time-tagged events",
+            }
             self.emit(
                 out,
                 RESET,

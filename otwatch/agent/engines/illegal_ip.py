@@ -79,16 +79,15 @@ class IllegalIpEngine(Engine):
         self._reported: dict[tuple[str, str], int] = {}
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
-        src = rec.src_ip
-        if src is None:
+        src, dst = rec.src_ip, rec.dst_ip
+        if src is None or dst is None:  # both are set together, by the IP header
             return None
         src_cls = _cache.get(src)
         if src_cls is None:
             src_cls = address_class(src)
-        dst = rec.dst_ip
-        dst_cls = _cache.get(dst)  # type: ignore[arg-type]
+        dst_cls = _cache.get(dst)
         if dst_cls is None:
-            dst_cls = address_class(dst)  # type: ignore[arg-type]
+            dst_cls = address_class(dst)
         if not src_cls and not dst_cls:
             return None
         reason = None

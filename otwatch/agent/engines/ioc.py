@@ -59,7 +59,7 @@ class IocEngine(Engine):
     type_ids = frozenset(
         {MALICIOUS_IP, SUSPICIOUS_TRAFFIC, MALICIOUS_ACTIVITY, MALICIOUS_DOMAIN, MALICIOUS_URL}
     )
-    apps = None
+    apps: frozenset[str] | None = None
 
     @classmethod
     def check_settings(cls, settings: Mapping[str, Any]) -> None:

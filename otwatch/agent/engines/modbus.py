@@ -152,9 +152,10 @@ class ModbusEngine(OtEngine):
             state = flow.state
             if state is None:
                 flow.state = state = {}
-            st = state.get("modbus")
-            if st is None:
-                st = state["modbus"] = _FlowState()
+            found: _FlowState | None = state.get("modbus")
+            if found is None:
+                found = state["modbus"] = _FlowState()
+            st = found
         single = payload[2] == 0 == payload[3] and (payload[4] << 8 | payload[5]) + 6 == n
         if rec.dport == MODBUS_PORT:
             if single:  # one well-formed PDU: known requests cost a slice and a lookup
@@ -313,6 +314,7 @@ class ModbusEngine(OtEngine):
         ranges = address_ranges(fc, pdu) if table else []
         if not ranges:
             return f"used Modbus {function_text(fc)} on {server} (unit {unit})"
+        assert table is not None  # ranges is empty without a table
         name, verb = table
         start, count = ranges[-1] if fc == 23 else ranges[0]
         noun = name if count != 1 else name[:-1]

@@ -3,7 +3,7 @@ names and the 'connection attempt' predicate."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
@@ -22,6 +22,10 @@ _SYN_ACK = 0x12
 _SYN = 0x02
 
 
+@overload
+def mac_text(mac: bytes | bytearray) -> str: ...
+@overload
+def mac_text(mac: None) -> None: ...
 def mac_text(mac: bytes | bytearray | None) -> str | None:
     return None if mac is None else mac.hex(":")
 

@@ -81,7 +81,8 @@ def dcp_blocks(payload: bytes) -> list[tuple[int, int, bytes]]:
     if len(payload) < 12:
         return []
     end = min(len(payload), 12 + _u16(payload, 10)[0])
-    out, pos = [], 12
+    out: list[tuple[int, int, bytes]] = []
+    pos = 12
     while pos + 4 <= end and len(out) < 32:
         option, suboption, length = payload[pos], payload[pos + 1], _u16(payload, pos + 2)[0]
         if pos + 4 + length > end:

@@ -160,7 +160,9 @@ class S7Engine(OtEngine):
         param = pdu[header : header + plen]
         if not param:
             return
-        station, plc = (rec.dst_ip, rec.src_ip) if from_plc else (rec.src_ip, rec.dst_ip)
+        src, dst = rec.src_ip, rec.dst_ip
+        assert src is not None and dst is not None  # a TCP stream implies an IP header
+        station, plc = (dst, src) if from_plc else (src, dst)
         ctx = _Ctx(self, rec, out, station, plc, from_plc)
         if rosctr == 1:
             self._job(ctx, pdu, param)

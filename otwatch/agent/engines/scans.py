@@ -67,7 +67,9 @@ class PortScanEngine(Engine):
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         if rec.dport is None or not is_connection_attempt(rec, flow):
             return None
-        pair = (rec.src_ip, rec.dst_ip)
+        src, dst = rec.src_ip, rec.dst_ip
+        assert src is not None and dst is not None  # a transport port implies an IP header
+        pair = (src, dst)
         window = self._pairs.get(pair)
         ts = rec.ts_ns
         if window is None or ts - window.start_ns > self._window_ns:

@@ -70,7 +70,7 @@ def signin(rec: PacketRecord, flow: Flow | None) -> SignIn | None:
 
 
 def _classify(rec: PacketRecord, flow: Flow | None) -> SignIn | None:
-    if rec.ip_proto != 6 or rec.src_ip is None:
+    if rec.ip_proto != 6 or rec.src_ip is None or rec.dst_ip is None:
         return None
     src, dst, sport, dport = rec.src_ip, rec.dst_ip, rec.sport, rec.dport
     flags = rec.tcp_flags or 0

@@ -211,14 +211,14 @@ def _scalar(where: str, kind: str, op: str, raw: Any) -> Any:
         text = str(raw)
         if text.startswith("hex:"):
             try:
-                value = bytes.fromhex(text[4:])
+                pattern = bytes.fromhex(text[4:])
             except ValueError:
                 raise RuleError(where, f"{text!r} is not valid hex after 'hex:'") from None
         else:
-            value = text.encode("utf-8")
-        if not value:
+            pattern = text.encode("utf-8")
+        if not pattern:
             raise RuleError(where, "the pattern is empty")
-        return value
+        return pattern
     text = str(raw)
     if op == "matches":
         try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy import BindParameter, Table, bindparam, case, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from otwatch.agent.store.models import Alert, AlertRule, AuditEvent, ExclusionRule, OutboxEvent
@@ -38,7 +38,7 @@ __all__ = [
 OPEN = tuple(s.value for s in OPEN_STATUSES)
 _CHUNK = 500
 """Ids per ``IN (…)``: under SQLite's bound-parameter limit."""
-_TABLE = Alert.__table__
+_TABLE = cast(Table, Alert.__table__)  # declarative __table__ is typed as a FromClause
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -112,7 +112,7 @@ def bump_alerts(session: Session, bumps: Sequence[tuple[int, int, int]], now: in
     """Add ``count`` detections to each ``(alert_id, count, last_ns)``; one ``executemany``."""
     if not bumps:
         return
-    last = bindparam("last")
+    last: BindParameter[Any] = bindparam("last")
     statement = (
         update(_TABLE)
         .where(_TABLE.c.id == bindparam("alert_id"))

@@ -181,7 +181,8 @@ def set_overrides(
     if purdue is not _UNSET:
         row.purdue_override = change["purdue_level"] = purdue
     row.updated_ns = now_ns
-    derive(row, bool(row.mac) and row.mac in _shared_macs(session, {row.mac}))  # type: ignore[operator]
+    mac = row.mac
+    derive(row, bool(mac and mac in _shared_macs(session, {mac})))
     return change
 
 

@@ -23,16 +23,22 @@ class PrefValue(BaseModel):
     value: Any = None
 
 
+def _user_id(caller: Caller) -> int:
+    """The signed-in user's id (``require_user`` lets only portal sessions through)."""
+    assert caller.user_id is not None  # sessions always carry the user id
+    return caller.user_id
+
+
 @router.get("/{key}", response_model=PrefValue)
 def read_pref(key: str, request: Request, caller: User) -> PrefValue:
     """The stored value (``null`` when never set)."""
     with request.app.state.store.session() as s:
-        return PrefValue(value=get_pref(s, caller.user_id, key))
+        return PrefValue(value=get_pref(s, _user_id(caller), key))
 
 
 def _write(request: Request, caller: Caller, key: str, value: Any) -> None:
     with request.app.state.store.session() as s:
-        put_pref(s, caller.user_id, key, value, portal_state(request).clock())
+        put_pref(s, _user_id(caller), key, value, portal_state(request).clock())
 
 
 @router.put("/{key}", response_model=PrefValue)

@@ -107,6 +107,7 @@ class SyslogTarget:
                 ),
                 CONNECT_TIMEOUT_S,
             )
+        assert self._writer is not None  # (re)connected above
         self._writer.write(b"".join(frame_octet_counted(m) for m in messages))
         await asyncio.wait_for(self._writer.drain(), CONNECT_TIMEOUT_S)
 

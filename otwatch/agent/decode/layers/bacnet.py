@@ -164,7 +164,7 @@ def object_identifier(value: int) -> tuple[int, int]:
 def error_class_code(data: bytes) -> tuple[int, int] | None:
     """The error class and code (two application-tagged enumerations) of an Error PDU's
     service part, or None."""
-    values = []
+    values: list[int] = []
     pos = 0
     while len(values) < 2:
         parsed = parse_tag(data, pos)

@@ -378,7 +378,8 @@ class DNP3(RobustPacket):
         LEShortField("destination", 1),
         LEShortField("source", 1024),
         XLEShortField("crc", None),
-        PacketLenField("user_data", None, DNP3Transport, length_from=_user_len),
+        # scapy's stubs type the default as a Packet; None (no payload packet) is what it takes
+        PacketLenField("user_data", None, DNP3Transport, length_from=_user_len),  # type: ignore[arg-type]
     ]
 
     def __init__(self, *args, **kwargs) -> None:

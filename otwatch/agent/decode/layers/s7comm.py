@@ -416,7 +416,8 @@ class TPKT(RobustPacket):
         ByteField("version", 3),
         ByteField("reserved", 0),
         ShortField("length", None),
-        PacketLenField("cotp", None, COTP, length_from=lambda p: max(0, (p.length or 4) - 4)),
+        # scapy's stubs type the default as a Packet; None (no payload packet) is what it takes
+        PacketLenField("cotp", None, COTP, length_from=lambda p: max(0, (p.length or 4) - 4)),  # type: ignore[arg-type]
     ]
 
     def post_build(self, p: bytes, pay: bytes) -> bytes:
