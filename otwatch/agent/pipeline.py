@@ -147,15 +147,7 @@ class PacketPath:
             stats.malformed += 1
         sport = rec.sport
         flow: Flow | None
-        # a transport port implies both ports, both IPs and the IP protocol; the extra tests
-        # only tell mypy so
-        if (
-            sport is not None
-            and rec.src_ip is not None
-            and rec.dst_ip is not None
-            and rec.dport is not None
-            and rec.ip_proto is not None
-        ):
+        if sport is not None and rec.src_ip is not None:
             flags = rec.tcp_flags
             if rec.ip_proto == 17:
                 events = _EV_UDP
@@ -164,8 +156,10 @@ class PacketPath:
             else:
                 events = 0
             flows = self.flows
+            # the decoder sets dst_ip, dport and ip_proto whenever it sets sport: testing them
+            # again per packet would only serve the type checker
             flow = flows.lookup(
-                rec.src_ip, sport, rec.dst_ip, rec.dport, rec.ip_proto, ts_ns, wire_len, flags,
+                rec.src_ip, sport, rec.dst_ip, rec.dport, rec.ip_proto, ts_ns, wire_len, flags,  # type: ignore[arg-type]
                 rec.payload,
             )  # fmt: skip
             app = flow.app
