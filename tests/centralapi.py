@@ -12,9 +12,7 @@ from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.tokens import create_token
 from otwatch.sync.protocol.messages import VERSION, encode_pcap_chunk
 from otwatch.sync.protocol.topics import up_topic
-
-T0 = 1_800_000_000 * 1_000_000_000
-MIN_NS = 60 * 1_000_000_000
+from tests.factories import MIN, T0
 
 
 def snapshot(alert_id: int, **over: Any) -> dict[str, Any]:
@@ -34,9 +32,9 @@ def snapshot(alert_id: int, **over: Any) -> dict[str, Any]:
         "source_mac": None,
         "destination_mac": None,
         "protocol": "modbus",
-        "first_detection_ns": T0 + alert_id * MIN_NS,
-        "last_detection_ns": T0 + alert_id * MIN_NS,
-        "last_activity_ns": T0 + alert_id * MIN_NS,
+        "first_detection_ns": T0 + alert_id * MIN,
+        "last_detection_ns": T0 + alert_id * MIN,
+        "last_activity_ns": T0 + alert_id * MIN,
         "detections": 1,
         "site": "plant",
         "zone": "z1",

@@ -3,12 +3,14 @@ harnesses.
 
 * Frames are built between documentation addresses with one MAC scheme (:func:`mac`) and
   explicit MACs everywhere (Scapy never resolves one on the network).
-* :class:`EngineRun` runs engines through the pipeline's own packet path (decode, flow table,
-  routing, type gate) and returns their detections; :func:`case_tests` turns a table of
-  trigger/quiet :class:`Case` rows into the two parametrized tests every engine module has.
-* :func:`make_pipeline` is the whole :class:`~otwatch.agent.pipeline.Pipeline` over a real
-  store (baseline, learning state, hooks) with a collecting alert manager; :func:`run_pipeline`
-  is the whole pipeline with the real alert manager writing to the store.
+* :class:`EngineRun` is the one engine harness: engines through the pipeline's own packet path
+  (decode, flow table, routing, type gate), or with :meth:`EngineRun.with_store` through the
+  whole :class:`~otwatch.agent.pipeline.Pipeline` over a real store (baseline, learning state,
+  custom rules, inventory, hooks); either way it collects the detections.
+  :func:`case_tests` turns a table of trigger/quiet :class:`Case` rows into the two
+  parametrized tests every engine module has.
+* :func:`run_pipeline` feeds frames to the whole pipeline with the real alert manager writing
+  alerts to the store (what the store sees, not what the engines said).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.detection import Detection, DetectionFactory
 from otwatch.agent.pipeline import PacketPath, Pipeline
-from otwatch.alerts.catalog import load_catalog
+from otwatch.alerts.catalog import Catalog, load_catalog
 
 SEC = 1_000_000_000
 MIN = 60 * SEC
@@ -209,31 +211,104 @@ def ether_frames(packets, start_ns: int = T0, step_ns: int = 1_000_000):
 
 
 class EngineRun:
-    """Engines with their own context, fed frames through the pipeline's packet path."""
+    """Engines with their own context, fed frames through the pipeline's packet path.
+
+    ``EngineRun(engines)`` is the packet path alone (decode, flow table, routing, type gate):
+    what an engine's unit tests drive. :meth:`with_store` is the same harness over the whole
+    :class:`~otwatch.agent.pipeline.Pipeline` on a real store (baseline, learning state, custom
+    rules, inventory, hooks) with a sink that collects detections instead of writing alerts.
+    Either way :meth:`feed` returns a call's detections and :attr:`detections` keeps all."""
 
     def __init__(
-        self, engines: type[Engine] | Sequence[type[Engine]], *, settings: dict | None = None
+        self,
+        engines: type[Engine] | Sequence[type[Engine]],
+        *,
+        settings: dict | None = None,
+        _pipeline: Callable[[Callable[[Detection], object]], PacketPath] | None = None,
     ) -> None:
         engine_classes = (engines,) if isinstance(engines, type) else tuple(engines)
-        self.clock = LearningClock(0)
-        self.ctx = EngineContext(
-            factory=DetectionFactory(load_catalog()),
-            baseline=Baseline(),
-            learning=self.clock,
-            settings=dict(settings or {}),
-        )
         self._out: list[Detection] = []
-        self.path = PacketPath(self.ctx, engine_classes, self._out.append)
+        self.detections: list[Detection] = []
+        if _pipeline is None:
+            self.clock = LearningClock(0)
+            self.ctx = EngineContext(
+                factory=DetectionFactory(load_catalog()),
+                baseline=Baseline(),
+                learning=self.clock,
+                settings=dict(settings or {}),
+            )
+            self.path = PacketPath(self.ctx, engine_classes, self._observe)
+        else:
+            self.path = _pipeline(self._observe)
+            self.ctx = self.path.ctx
+            self.clock = self.ctx.learning
         self.engine = self.path.engines[0]
+        self.engines = self.path.engines
         self.flows = self.path.flows
         self.ts = T0
         self._next_seq: dict[tuple, int] = {}
 
+    @classmethod
+    def with_store(
+        cls,
+        store: Any,
+        engines: Sequence[type[Engine]],
+        *,
+        settings: dict | None = None,
+        learning_s: float = 0.0,
+        all_types: bool = True,
+    ) -> EngineRun:
+        """``engines`` in a whole :class:`Pipeline` over ``store``, its detections collected
+        (:attr:`pipeline` is the pipeline). ``all_types`` turns on the types the spec has off
+        by default (the detectors are tested, not the defaults; the type gate has tests of its
+        own), unless ``settings`` say otherwise for an engine."""
+        settings = dict(settings or {})
+        if all_types:
+            for engine in engines:
+                table = settings.setdefault(engine.name, {})
+                if "enable" not in table:
+                    settings[engine.name] = {**table, "enable": ["*"]}
+
+        def pipeline(observe: Callable[[Detection], object]) -> Pipeline:
+            built = Pipeline(
+                _Collect(store, load_catalog(), observe),
+                learning_period_ns=int(learning_s * SEC),
+                settings=settings,
+                engines=tuple(engines),
+            )
+            built.start_segment()
+            return built
+
+        return cls(engines, _pipeline=pipeline)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The whole pipeline of a :meth:`with_store` run."""
+        assert isinstance(self.path, Pipeline), "EngineRun.with_store(...) has a pipeline"
+        return self.path
+
+    def types(self) -> Counter[str]:
+        """Every detection of this run so far, counted by type."""
+        return types(self.detections)
+
+    def of(self, type_id: str) -> list[Detection]:
+        """Every detection of ``type_id`` of this run so far."""
+        return of_type(self.detections, type_id)
+
     def feed(
-        self, packets: Iterable, step_ns: int = 1_000_000, *, auto_seq: bool = True
+        self,
+        packets: Iterable,
+        step_ns: int = 1_000_000,
+        *,
+        start_ns: int | None = None,
+        auto_seq: bool = True,
+        interface: str | None = None,
     ) -> list[Detection]:
-        """Feed Scapy packets (or raw frames); with ``auto_seq`` each TCP direction gets
+        """Feed Scapy packets (or raw frames) ``step_ns`` apart, the first at ``start_ns``
+        (default: ``step_ns`` after the last one); with ``auto_seq`` each TCP direction gets
         consecutive sequence numbers across calls, as a real stream would."""
+        if start_ns is not None:
+            self.ts = start_ns - step_ns
         frames = []
         for pkt in packets:
             self.ts += step_ns
@@ -244,7 +319,7 @@ class EngineRun:
                 self._next_seq[key] = (pkt[TCP].seq + len(pkt[TCP].payload)) & 0xFFFFFFFF
             data = pkt if isinstance(pkt, bytes) else bytes(pkt)
             frames.append((self.ts, len(data), 1, data))
-        return self.feed_frames(frames)
+        return self.feed_frames(frames, interface)
 
     def feed_capture(self, path) -> list[Detection]:
         """Every frame of a capture file, with its own timestamps."""
@@ -253,13 +328,19 @@ class EngineRun:
         with open_capture(path) as capture:
             return self.feed_frames(list(capture))
 
-    def feed_frames(self, frames: Iterable[tuple[int, int, int, bytes]]) -> list[Detection]:
+    def feed_frames(
+        self, frames: Iterable[tuple[int, int, int, bytes]], interface: str | None = None
+    ) -> list[Detection]:
         process = self.path.process
         for ts, wire_len, linktype, data in frames:
             self.ts = ts
-            process(ts, wire_len, linktype, data)
+            process(ts, wire_len, linktype, data, interface)
         out, self._out[:] = list(self._out), []
         return out
+
+    def _observe(self, det: Detection) -> None:
+        self._out.append(det)
+        self.detections.append(det)
 
     def learn(self, packets: Iterable, step_ns: int = 1_000_000) -> list[Detection]:
         """Feed ``packets`` in learning mode; learning ends afterwards."""
@@ -312,69 +393,16 @@ def case_tests(
 # --- pipeline harnesses -------------------------------------------------------------------
 
 
-class Collector:
-    """Stands in for the alert manager: keeps every detection, writes nothing."""
+@dataclass
+class _Collect:
+    """The sink of :meth:`EngineRun.with_store`: collects detections, writes no alerts."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.catalog = load_catalog()
-        self.detections: list[Detection] = []
-
-    def observe(self, det: Detection) -> None:
-        self.detections.append(det)
+    store: Any
+    catalog: Catalog
+    observe: Callable[[Detection], object]
 
     def flush(self) -> None:
         pass
-
-    def types(self) -> Counter[str]:
-        return types(self.detections)
-
-    def of(self, type_id: str) -> list[Detection]:
-        return of_type(self.detections, type_id)
-
-
-def make_pipeline(
-    store: Any,
-    engines: Sequence[type[Engine]],
-    *,
-    settings: dict | None = None,
-    learning_s: float = 0.0,
-    all_types: bool = True,
-) -> tuple[Pipeline, Collector]:
-    """A pipeline of ``engines`` whose detections are collected. ``all_types`` turns on the
-    types the spec has off by default (the detectors are tested, not the defaults; the type
-    gate has tests of its own), unless ``settings`` say otherwise for an engine."""
-    collector = Collector(store)
-    settings = dict(settings or {})
-    if all_types:
-        for engine in engines:
-            table = settings.setdefault(engine.name, {})
-            if "enable" not in table:
-                settings[engine.name] = {**table, "enable": ["*"]}
-    pipeline = Pipeline(
-        collector,  # type: ignore[arg-type]
-        learning_period_ns=int(learning_s * SEC),
-        settings=settings,
-        engines=tuple(engines),
-    )
-    pipeline.start_segment()
-    return pipeline, collector
-
-
-def feed(
-    pipeline: Pipeline,
-    packets: Iterable[Packet | bytes],
-    start_ns: int = T0,
-    step_ns: int = SEC // 1000,
-    interface: str | None = None,
-) -> int:
-    """Process packets ``step_ns`` apart from ``start_ns``; returns the next free time."""
-    ts = start_ns
-    for pkt in packets:
-        data = pkt if isinstance(pkt, bytes) else bytes(pkt)
-        pipeline.process(ts, len(data), 1, data, interface)
-        ts += step_ns
-    return ts
 
 
 def run_pipeline(store, frames, *, learning_period_ns: int | None = None, settings=None):

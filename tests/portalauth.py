@@ -4,10 +4,9 @@ signing in through the API like a browser does."""
 from __future__ import annotations
 
 from otwatch.central.store.users import add_user
+from tests.factories import SEC, T0
 
 PASSWORD = "correct horse battery"
-T0 = 1_800_000_000 * 1_000_000_000
-SECOND = 1_000_000_000
 
 
 class Clock:
@@ -20,7 +19,7 @@ class Clock:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += int(seconds * SECOND)
+        self.now += int(seconds * SEC)
 
 
 def user(store, name: str, role: str, password: str = PASSWORD) -> None:

@@ -366,7 +366,7 @@ class _Recorder:
         engine.observe = types.MethodType(observe, engine)  # keeps ``__self__`` for the pipeline
 
 
-def make_pipeline(store: Any, workdir: Path, recorder: _Recorder):  # -> Pipeline
+def fuzz_target(store: Any, workdir: Path, recorder: _Recorder):  # -> Pipeline
     from otwatch.agent.alerts.manager import AlertManager
     from otwatch.agent.pipeline import Pipeline
     from otwatch.alerts.catalog import load_catalog
@@ -410,7 +410,7 @@ def fuzz_pipeline(
 
     report = FuzzReport(rss_start_mib=rss_mib())
     recorder = _Recorder(report)
-    pipeline = make_pipeline(store, workdir, recorder)
+    pipeline = fuzz_target(store, workdir, recorder)
     subscribers: dict[str, list[str]] = {}
     for engine in pipeline.engines:
         for tag in engine.apps or ():

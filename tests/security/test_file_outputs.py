@@ -47,7 +47,7 @@ def central(tmp_path_factory) -> Iterator[tuple[str, str]]:
     from otwatch.central.pcapstore import PcapStore
     from otwatch.central.server import _EmbeddedServer
     from otwatch.central.store.db import open_central_store
-    from tests.centralapi import T0
+    from tests.factories import T0
 
     work = tmp_path_factory.mktemp("central")
     store = open_central_store(f"sqlite:///{work / 'central.db'}")

@@ -11,19 +11,7 @@ from otwatch.agent.store.baseline import BASELINE_VERSION, load_learning_ns, sav
 from otwatch.agent.store.models import BaselineFact
 from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.state import bump_version
-from tests.factories import (
-    SEC,
-    T0,
-    A,
-    B,
-    arp_request,
-    feed,
-    make_pipeline,
-    modbus_request,
-    syn,
-    tcp,
-    udp,
-)
+from tests.factories import SEC, T0, A, B, EngineRun, arp_request, modbus_request, syn, tcp, udp
 
 
 class Recorder(Engine):
@@ -44,39 +32,39 @@ class Recorder(Engine):
 
 
 def test_events_interface_and_ticks(store):
-    p, _ = make_pipeline(store, (Recorder,))
-    rec = p.engines[0]
-    feed(
-        p,
+    run = EngineRun.with_store(store, (Recorder,))
+    rec = run.engines[0]
+    run.feed(
         [tcp(A, B, 50000, 502), syn(A, B, 502), udp(B, A, 53, 5000), arp_request(B, A)],
-        step_ns=SEC // 2,
+        SEC // 2,
+        start_ns=T0,
         interface="span0",
     )
     assert rec.seen == [(A, "span0"), (B, "span0"), (B, "span0")]  # the data packet is skipped
     assert rec.ticks == [T0, T0 + SEC]
-    p.tick(T0 + 10 * SEC)  # wall-clock tick from an idle capture loop
+    run.pipeline.tick(T0 + 10 * SEC)  # wall-clock tick from an idle capture loop
     assert rec.ticks[-1] == T0 + 10 * SEC
 
 
 def test_learning_changed_by_the_cli_is_adopted(store):
-    p, _ = make_pipeline(store, (Recorder,), learning_s=100)
-    feed(p, [tcp(A, B, 50000, 502)] * 11, step_ns=SEC)
-    p.flush()
+    run = EngineRun.with_store(store, (Recorder,), learning_s=100)
+    run.feed([tcp(A, B, 50000, 502)] * 11, SEC, start_ns=T0)
+    run.pipeline.flush()
     with store.session() as session:
         assert load_learning_ns(session) == 90 * SEC
         save_learning_ns(session, 0)  # `otwatch baseline stop`
-    p.flush()
-    assert not p.ctx.learning.active
+    run.pipeline.flush()
+    assert not run.ctx.learning.active
     with store.session() as session:
         save_learning_ns(session, 3600 * SEC)  # `otwatch baseline start --period 1h`
-    p.flush()
-    assert p.ctx.learning.remaining_ns == 3600 * SEC
+    run.pipeline.flush()
+    assert run.ctx.learning.remaining_ns == 3600 * SEC
 
 
 def test_rules_and_baseline_changes_reach_a_running_pipeline(store):
-    p, got = make_pipeline(store, (CustomRuleEngine,))
-    feed(p, [modbus_request(A, B, 6)])
-    assert got.types() == {}
+    run = EngineRun.with_store(store, (CustomRuleEngine,))
+    run.feed([modbus_request(A, B, 6)], start_ns=T0)
+    assert run.types() == {}
     with store.session() as session:
         for name, action in (("writes", "alert"), ("writes-log", "event")):
             session.add(
@@ -110,11 +98,11 @@ def test_rules_and_baseline_changes_reach_a_running_pipeline(store):
         )
         bump_version(session)
         bump_version(session, BASELINE_VERSION)
-    p.flush()
-    assert "192.0.2.99" in p.ctx.baseline.kind("device")
-    feed(p, [modbus_request(A, B, 6)], T0 + SEC)
-    assert [d.fields["rule_name"] for d in got.detections] == ["writes"]
-    p.flush()
+    run.pipeline.flush()
+    assert "192.0.2.99" in run.ctx.baseline.kind("device")
+    run.feed([modbus_request(A, B, 6)], start_ns=T0 + SEC)
+    assert [d.fields["rule_name"] for d in run.detections] == ["writes"]
+    run.pipeline.flush()
     with store.session() as session:
         [event] = session.scalars(select(CustomRuleEvent)).all()
     assert (event.rule_name, event.source_address, event.severity) == ("writes-log", A, "low")

@@ -15,18 +15,7 @@ from otwatch.agent.engines.modbus import ModbusEngine
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import FLOW_REFRESH_NS
 from otwatch.cli.main import cli
-from tests.factories import (
-    SEC,
-    A,
-    B,
-    arp_request,
-    feed,
-    make_pipeline,
-    netstore,
-    syn,
-    synack,
-    tcp,
-)
+from tests.factories import SEC, T0, A, B, EngineRun, arp_request, netstore, syn, synack, tcp
 
 __all__ = ["netstore"]
 SCAN = "arp_address_scan_detected"
@@ -37,24 +26,24 @@ def arp_scan(count: int = 60):
 
 
 def test_off_by_default_network_type_is_dropped_by_the_pipeline(netstore):
-    p, got = make_pipeline(netstore, (ArpScanEngine,), all_types=False)
-    feed(p, arp_scan(), step_ns=SEC)
-    assert got.types() == {}
-    assert p.stats.disabled == 1 and p.stats.detections == 0
+    run = EngineRun.with_store(netstore, (ArpScanEngine,), all_types=False)
+    run.feed(arp_scan(), SEC, start_ns=T0)
+    assert run.types() == {}
+    assert run.pipeline.stats.disabled == 1 and run.pipeline.stats.detections == 0
 
 
 def test_enable_turns_it_on_and_disable_turns_a_default_type_off(netstore):
-    p, got = make_pipeline(
+    run = EngineRun.with_store(
         netstore, (ArpScanEngine,), settings={"arp_scan": {"enable": [SCAN]}}, all_types=False
     )
-    feed(p, arp_scan(), step_ns=SEC)
-    assert got.types() == {SCAN: 1}
+    run.feed(arp_scan(), SEC, start_ns=T0)
+    assert run.types() == {SCAN: 1}
 
-    p, got = make_pipeline(
+    run = EngineRun.with_store(
         netstore, (NewAssetEngine,), settings={"assets": {"disable": ["*"]}}, all_types=False
     )
-    feed(p, [syn(A, B, 502)])
-    assert got.types() == {} and p.stats.disabled == 1  # the sender is a new device
+    run.feed([syn(A, B, 502)], start_ns=T0)
+    assert run.types() == {} and run.pipeline.stats.disabled == 1  # the sender is a new device
 
 
 def test_engines_never_see_the_gate_keys():
@@ -94,14 +83,14 @@ class _Spy:
 
 
 def test_flow_event_once_per_direction_and_again_after_the_refresh(netstore):
-    p, _ = make_pipeline(netstore, (NewAssetEngine,), learning_s=10**6)
-    spy = _Spy(p.engines[0])
-    p._reset_routes()  # routes hold bound methods: rebuild them with the spy
+    run = EngineRun.with_store(netstore, (NewAssetEngine,), learning_s=10**6)
+    spy = _Spy(run.engines[0])
+    run.pipeline._reset_routes()  # routes hold bound methods: rebuild them with the spy
     data = [tcp(A, B, 40000, 502, payload=b"x" * 8), tcp(B, A, 502, 40000, payload=b"y" * 8)]
     handshake = [syn(A, B, 502, 40000), synack(B, A, 502, 40000)]
-    t = feed(p, handshake + data * 50)
+    run.feed(handshake + data * 50, start_ns=T0)
     assert spy.calls == [(A, 0x02), (B, 0x12)]  # the data packets never reach the engine
-    feed(p, data, start_ns=t + FLOW_REFRESH_NS + SEC)
+    run.feed(data, start_ns=run.ts + FLOW_REFRESH_NS + SEC)
     assert len(spy.calls) == 4  # a long-lived flow is seen again after the refresh
 
 
@@ -126,13 +115,13 @@ def test_replay_takes_engine_settings_from_the_configuration(tmp_path):
 def test_data_event_is_the_first_payload_each_way_and_again_after_a_syn(netstore):
     from otwatch.agent.engines.standard_port import StandardPortEngine
 
-    p, _ = make_pipeline(netstore, (StandardPortEngine,))
-    spy = _Spy(p.engines[0])
-    p._reset_routes()
+    run = EngineRun.with_store(netstore, (StandardPortEngine,))
+    spy = _Spy(run.engines[0])
+    run.pipeline._reset_routes()
     data = [tcp(A, B, 40000, 502, payload=b"x" * 8), tcp(B, A, 502, 40000, payload=b"y" * 8)]
     handshake = [syn(A, B, 502, 40000), synack(B, A, 502, 40000)]
-    t = feed(p, handshake + data * 20)
+    run.feed(handshake + data * 20, start_ns=T0)
     # the SYN, then the first payload of each direction (the SYN-ACK carries none)
     assert spy.calls == [(A, 0x02), (A, 0x18), (B, 0x18)]
-    feed(p, [syn(A, B, 502, 40000), *data], start_ns=t)  # the port pair is reused
+    run.feed([syn(A, B, 502, 40000), *data])  # the port pair is reused
     assert spy.calls[3:] == [(A, 0x02), (A, 0x18), (B, 0x18)]

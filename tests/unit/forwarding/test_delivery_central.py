@@ -13,8 +13,9 @@ from otwatch.central.store import alerts as alert_store
 from otwatch.central.store.forwarding import central_backend
 from otwatch.cli.main import cli
 from otwatch.forwarding.repository import add_rule, list_rules, parse_rule_spec
-from tests.centralapi import T0, add_alerts, snapshot
+from tests.centralapi import add_alerts, snapshot
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import T0
 from tests.forwarding.running import run_forwarder
 
 

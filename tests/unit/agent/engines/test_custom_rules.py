@@ -6,19 +6,7 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
-from tests.factories import (
-    SEC,
-    T0,
-    A,
-    B,
-    C,
-    feed,
-    make_pipeline,
-    modbus_request,
-    netstore,
-    tcp,
-    udp,
-)
+from tests.factories import SEC, T0, A, B, C, EngineRun, modbus_request, netstore, tcp, udp
 
 __all__ = ["netstore"]
 ENGINES = (CustomRuleEngine,)
@@ -41,9 +29,11 @@ WRITE_RULE = {
 
 
 def test_modbus_write_raises_the_rule_alert(netstore):
-    p, got = make_pipeline(netstore, ENGINES, settings=rules(WRITE_RULE))
-    feed(p, [modbus_request(A, B, 6), modbus_request(A, B, 3), modbus_request(C, B, 6)])
-    [det] = got.of(TYPE)
+    run = EngineRun.with_store(netstore, ENGINES, settings=rules(WRITE_RULE))
+    run.feed(
+        [modbus_request(A, B, 6), modbus_request(A, B, 3), modbus_request(C, B, 6)], start_ns=T0
+    )
+    [det] = run.of(TYPE)
     assert det.fields["rule_name"] == "Modbus write from engineering"
     assert det.fields["rule_severity"] == "high" and det.fields["rule_id"] == 7
     assert det.message == f"{A} wrote to {B} (fc 6)"
@@ -56,10 +46,10 @@ def test_event_action_is_recorded_not_alerted(netstore):
         "action": "event",
         "conditions": ["dns.query endswith .example.org"],
     }
-    p, got = make_pipeline(netstore, ENGINES, settings=rules(rule))
-    feed(p, [udp(A, B, 5000, 53, bytes(DNS(qd=DNSQR(qname="c2.example.org"))))])
-    assert got.types() == {}
-    [event] = p.engines[0].take_events()
+    run = EngineRun.with_store(netstore, ENGINES, settings=rules(rule))
+    run.feed([udp(A, B, 5000, 53, bytes(DNS(qd=DNSQR(qname="c2.example.org"))))], start_ns=T0)
+    assert run.types() == {}
+    [event] = run.engines[0].take_events()
     assert event["rule_name"] == "DNS to outside" and event["source_address"] == A
 
 
@@ -72,28 +62,27 @@ def test_time_window_payload_and_ports(netstore):
         "time_to": "06:00",
         "conditions": ["dst_port == 23", "payload contains root"],
     }
-    p, got = make_pipeline(netstore, ENGINES, settings=rules(night))
+    run = EngineRun.with_store(netstore, ENGINES, settings=rules(night))
     # T0 is 2026-09-21T12:53:20Z: outside the window
-    feed(p, [tcp(A, B, 50000, 23, payload=b"root\r\n")])
-    assert got.types() == {}
+    run.feed([tcp(A, B, 50000, 23, payload=b"root\r\n")], start_ns=T0)
+    assert run.types() == {}
     midnight = (T0 // (86400 * SEC) + 1) * 86400 * SEC
-    feed(
-        p,
+    run.feed(
         [tcp(A, B, 50000, 23, payload=b"root\r\n"), tcp(A, B, 50000, 23, payload=b"ls\r\n")],
-        midnight + 3600 * SEC,
+        start_ns=midnight + 3600 * SEC,
     )
-    assert got.types() == {TYPE: 1}
+    assert run.types() == {TYPE: 1}
 
 
 def test_disabled_and_non_matching_rules_are_quiet(netstore):
     off = {**WRITE_RULE, "name": "off", "enabled": False}
-    p, got = make_pipeline(netstore, ENGINES, settings=rules(off))
-    feed(p, [modbus_request(A, B, 6)])
-    assert got.types() == {} and p.engines[0].apps == frozenset()  # not even called
+    run = EngineRun.with_store(netstore, ENGINES, settings=rules(off))
+    run.feed([modbus_request(A, B, 6)], start_ns=T0)
+    assert run.types() == {} and run.engines[0].apps == frozenset()  # not even called
 
 
 def test_reload_replaces_the_rules(netstore):
-    p, got = make_pipeline(netstore, ENGINES, settings=rules(WRITE_RULE))
-    p.engines[0].load([])
-    feed(p, [modbus_request(A, B, 6)], T0 + SEC)
-    assert got.types() == {}
+    run = EngineRun.with_store(netstore, ENGINES, settings=rules(WRITE_RULE))
+    run.engines[0].load([])
+    run.feed([modbus_request(A, B, 6)], start_ns=T0 + SEC)
+    assert run.types() == {}

@@ -7,7 +7,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.dhcp_failure import DhcpFailureEngine
-from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, EngineRun, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (DhcpFailureEngine,)
@@ -31,11 +31,11 @@ def dhcp(kind: str, from_client: bool = True) -> object:
 
 
 def test_discover_without_ack(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [dhcp("discover"), dhcp("offer", False), dhcp("request")], step_ns=4 * SEC)
-    feed(p, [dhcp("nak", False)], T0 + 20 * SEC)
-    feed(p, [tcp(A, B, 50000, 502)] * 3, T0 + 59 * SEC, SEC)  # other traffic: ticks
-    [det] = got.of("device_failed_to_receive_a_dynamic_ip_address")
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([dhcp("discover"), dhcp("offer", False), dhcp("request")], 4 * SEC, start_ns=T0)
+    run.feed([dhcp("nak", False)], start_ns=T0 + 20 * SEC)
+    run.feed([tcp(A, B, 50000, 502)] * 3, SEC, start_ns=T0 + 59 * SEC)  # other traffic: ticks
+    [det] = run.of("device_failed_to_receive_a_dynamic_ip_address")
     assert (det.fields["source_mac"], det.fields["hostname"], det.fields["naks"]) == (
         CLIENT,
         "rtu-3",
@@ -45,11 +45,11 @@ def test_discover_without_ack(netstore):
 
 
 def test_acknowledged_lease_is_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(
-        p,
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed(
         [dhcp("discover"), dhcp("offer", False), dhcp("request"), dhcp("ack", False)],
-        step_ns=SEC,
+        SEC,
+        start_ns=T0,
     )
-    feed(p, [tcp(A, B, 50000, 502)] * 5, T0 + 100 * SEC, 30 * SEC)
-    assert got.types() == {}
+    run.feed([tcp(A, B, 50000, 502)] * 5, 30 * SEC, start_ns=T0 + 100 * SEC)
+    assert run.types() == {}

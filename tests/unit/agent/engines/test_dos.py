@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from otwatch.agent.engines.dos import DosEngine
-from tests.factories import SEC, T0, B, feed, make_pipeline, netstore, syn
+from tests.factories import SEC, T0, B, EngineRun, netstore, syn
 
 __all__ = ["netstore"]
 ENGINES = (DosEngine,)
@@ -23,21 +23,23 @@ def syn_bytes(src_octet: int, sport: int) -> bytes:
 
 
 def test_three_thousand_attempts_from_one_source(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [syn_bytes(7, 1024 + i) for i in range(3000)], step_ns=SEC // 100)
-    [det] = got.of("suspicion_of_denial_of_service_attack")
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([syn_bytes(7, 1024 + i) for i in range(3000)], SEC // 100, start_ns=T0)
+    [det] = run.of("suspicion_of_denial_of_service_attack")
     assert (det.fields["source_address"], det.fields["destination_address"]) == ("192.0.2.7", B)
 
 
 def test_distributed_flood_has_no_single_source(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [syn_bytes(1 + i % 200, 1024 + i) for i in range(3000)], step_ns=SEC // 100)
-    [det] = got.of("suspicion_of_denial_of_service_attack")
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([syn_bytes(1 + i % 200, 1024 + i) for i in range(3000)], SEC // 100, start_ns=T0)
+    [det] = run.of("suspicion_of_denial_of_service_attack")
     assert det.fields["source_address"] is None
 
 
 def test_busy_but_normal_server_is_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [syn_bytes(7, 1024 + i) for i in range(2999)], step_ns=SEC // 100)
-    feed(p, [syn_bytes(7, 1024 + i) for i in range(2000)], T0 + 60 * SEC, SEC // 20)  # 20/s
-    assert got.types() == {}
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([syn_bytes(7, 1024 + i) for i in range(2999)], SEC // 100, start_ns=T0)
+    run.feed(
+        [syn_bytes(7, 1024 + i) for i in range(2000)], SEC // 20, start_ns=T0 + 60 * SEC
+    )  # 20/s
+    assert run.types() == {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.http_errors import HttpErrorEngine
-from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, EngineRun, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (HttpErrorEngine,)
@@ -14,15 +14,15 @@ def reply(status: bytes) -> object:
 
 
 def test_burst_of_404(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [reply(b"404 Not Found")] * 20)
-    [det] = got.of("http_client_error")
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([reply(b"404 Not Found")] * 20, start_ns=T0)
+    [det] = run.of("http_client_error")
     assert (det.fields["source_address"], det.fields["status"]) == (A, 404)
 
 
 def test_few_errors_challenges_and_successes_are_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [reply(b"404 Not Found")] * 19)
-    feed(p, [reply(b"401 Unauthorized")] * 30, T0 + 100 * SEC)
-    feed(p, [reply(b"200 OK")] * 30, T0 + 200 * SEC)
-    assert got.types() == {}
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([reply(b"404 Not Found")] * 19, start_ns=T0)
+    run.feed([reply(b"401 Unauthorized")] * 30, start_ns=T0 + 100 * SEC)
+    run.feed([reply(b"200 OK")] * 30, start_ns=T0 + 200 * SEC)
+    assert run.types() == {}

@@ -6,7 +6,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from otwatch.agent.engines.illegal_ip import IllegalIpEngine
-from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore
+from tests.factories import SEC, T0, A, B, EngineRun, netstore
 
 __all__ = ["netstore"]
 ENGINES = (IllegalIpEngine,)
@@ -17,9 +17,8 @@ def frame(src: str, dst: str, l4=None) -> object:
 
 
 def test_impossible_addresses_on_the_wire(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(
-        p,
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed(
         [
             frame("127.0.0.1", B),
             frame(A, "127.0.0.5"),
@@ -28,8 +27,9 @@ def test_impossible_addresses_on_the_wire(netstore):
             frame(A, "240.0.0.1"),
             frame("255.255.255.255", B, UDP()),
         ],
+        start_ns=T0,
     )
-    reasons = sorted(d.fields["reason"] for d in got.of("illegal_ip_address"))
+    reasons = sorted(d.fields["reason"] for d in run.of("illegal_ip_address"))
     assert len(reasons) == 6
     assert any("loopback" in r and r.startswith("source") for r in reasons)
     assert any("class E" in r for r in reasons)
@@ -37,9 +37,8 @@ def test_impossible_addresses_on_the_wire(netstore):
 
 
 def test_normal_and_legal_special_use_is_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(
-        p,
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed(
         [
             frame(A, B),
             frame(A, "255.255.255.255", UDP(sport=5000, dport=5000)),
@@ -47,12 +46,13 @@ def test_normal_and_legal_special_use_is_quiet(netstore):
             frame(A, "239.1.2.3", UDP()),
             frame("169.254.1.1", "169.254.1.2"),
         ],
+        start_ns=T0,
     )
-    assert got.types() == {}
+    assert run.types() == {}
 
 
 def test_repeats_are_throttled(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
-    feed(p, [frame("127.0.0.1", B)] * 100, step_ns=SEC // 10)
-    feed(p, [frame("127.0.0.1", B)], T0 + 61 * SEC)
-    assert got.types() == {"illegal_ip_address": 2}
+    run = EngineRun.with_store(netstore, ENGINES)
+    run.feed([frame("127.0.0.1", B)] * 100, SEC // 10, start_ns=T0)
+    run.feed([frame("127.0.0.1", B)], start_ns=T0 + 61 * SEC)
+    assert run.types() == {"illegal_ip_address": 2}

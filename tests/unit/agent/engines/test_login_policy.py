@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from otwatch.agent.engines.login_policy import LoginPolicyEngine
-from tests.factories import SEC, T0, A, B, C, feed, make_pipeline, netstore, tcp
+from tests.factories import SEC, T0, A, B, C, EngineRun, netstore, tcp
 from tests.unit.agent.decode.test_smb import smb2
 
 __all__ = ["netstore"]
@@ -25,57 +25,54 @@ def tds_loginack() -> bytes:
 
 def learned(netstore):
     """Learn: A signs in to B over SSH, SMB and PostgreSQL."""
-    p, got = make_pipeline(netstore, ENGINES, learning_s=10)
-    feed(
-        p,
+    run = EngineRun.with_store(netstore, ENGINES, learning_s=10)
+    run.feed(
         [
             tcp(A, B, 50000, 22, payload=SSH),
             tcp(B, A, 445, 50001, payload=smb2(1, 0, response=True)),
             tcp(B, A, 5432, 50002, payload=PG_OK),
         ],
+        start_ns=T0,
     )
-    return p, got
+    return run
 
 
 def test_new_sign_ins_after_learning(netstore):
-    p, got = learned(netstore)
-    feed(
-        p,
+    run = learned(netstore)
+    run.feed(
         [
             tcp(C, B, 50000, 22, payload=SSH),
             tcp(B, C, 445, 50001, payload=smb2(1, 0, response=True)),
             tcp(B, C, 5432, 50002, payload=PG_OK),
             tcp(B, C, 1433, 50003, payload=tds_loginack()),
         ],
-        T0 + 60 * SEC,
+        start_ns=T0 + 60 * SEC,
     )
-    assert got.types() == {
+    assert run.types() == {
         "unauthorized_ssh_access": 1,
         "unauthorized_smb_login": 1,
         "unauthorized_database_login": 2,
     }
-    ssh = got.of("unauthorized_ssh_access")[0]
+    ssh = run.of("unauthorized_ssh_access")[0]
     assert (ssh.fields["source_address"], ssh.fields["destination_address"]) == (C, B)
 
 
 def test_mysql_needs_the_greeting(netstore):
-    p, got = learned(netstore)
+    run = learned(netstore)
     ok = mysql(2, b"\x00\x00\x00\x02\x00\x00\x00")
-    feed(p, [tcp(B, C, 3306, 50009, payload=ok)], T0 + 60 * SEC)  # mid-stream: ignored
-    assert got.types() == {}
+    run.feed([tcp(B, C, 3306, 50009, payload=ok)], start_ns=T0 + 60 * SEC)  # mid-stream: ignored
+    assert run.types() == {}
     greeting = mysql(0, b"\x0a8.0.36\x00" + bytes(40))
-    feed(
-        p,
+    run.feed(
         [tcp(B, C, 3306, 50010, payload=greeting), tcp(B, C, 3306, 50010, payload=ok)],
-        T0 + 70 * SEC,
+        start_ns=T0 + 70 * SEC,
     )
-    assert got.types() == {"unauthorized_database_login": 1}
+    assert run.types() == {"unauthorized_database_login": 1}
 
 
 def test_learned_pairs_and_failures_are_quiet(netstore):
-    p, got = learned(netstore)
-    feed(
-        p,
+    run = learned(netstore)
+    run.feed(
         [
             tcp(A, B, 50100, 22, payload=SSH),
             tcp(B, A, 445, 50101, payload=smb2(1, 0, response=True)),
@@ -83,6 +80,6 @@ def test_learned_pairs_and_failures_are_quiet(netstore):
             tcp(B, C, 445, 50103, payload=smb2(1, 0xC000006D, response=True)),  # refused
             tcp(B, C, 445, 50104, payload=smb2(1, 0xC0000016, response=True)),  # more processing
         ],
-        T0 + 60 * SEC,
+        start_ns=T0 + 60 * SEC,
     )
-    assert got.types() == {}
+    assert run.types() == {}

@@ -8,7 +8,7 @@ import string
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.name_queries import NameQueriesEngine, looks_generated
-from tests.factories import SEC, T0, A, B, feed, make_pipeline, netstore, udp
+from tests.factories import SEC, T0, A, B, EngineRun, netstore, udp
 
 __all__ = ["netstore"]
 ENGINES = (NameQueriesEngine,)
@@ -38,22 +38,22 @@ def test_random_names_are_mostly_recognised():
 
 
 def test_twenty_five_random_nxdomains_in_a_minute(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
+    run = EngineRun.with_store(netstore, ENGINES)
     names = [n for n in random_names(40) if looks_generated(n)][:25]
-    feed(p, [nxdomain(n) for n in names], step_ns=2 * SEC)
-    [det] = got.of("suspicion_of_malicious_activity_name_queries")
+    run.feed([nxdomain(n) for n in names], 2 * SEC, start_ns=T0)
+    [det] = run.of("suspicion_of_malicious_activity_name_queries")
     assert det.fields["source_address"] == A
 
 
 def test_typos_real_names_and_slow_lookups_are_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES)
+    run = EngineRun.with_store(netstore, ENGINES)
     words = ["printer", "historian", "engineering", "fileserver", "scada", "backup"]
-    feed(p, [nxdomain(f"{w}{i}.corp.example") for w in words for i in range(10)])
-    feed(p, [nxdomain(n) for n in random_names(24, seed=2)], T0 + 10 * SEC)  # 24 < 25
-    feed(p, [nxdomain(n) for n in random_names(30, seed=3)], T0 + 100 * SEC, 3 * SEC)
+    run.feed([nxdomain(f"{w}{i}.corp.example") for w in words for i in range(10)], start_ns=T0)
+    run.feed([nxdomain(n) for n in random_names(24, seed=2)], start_ns=T0 + 10 * SEC)  # 24 < 25
+    run.feed([nxdomain(n) for n in random_names(30, seed=3)], 3 * SEC, start_ns=T0 + 100 * SEC)
     ok = [
         udp(B, A, 53, 50000, bytes(DNS(qr=1, rcode=0, qd=DNSQR(qname=n))))
         for n in random_names(40, seed=4)
     ]
-    feed(p, ok, T0 + 300 * SEC)
-    assert got.types() == {}
+    run.feed(ok, start_ns=T0 + 300 * SEC)
+    assert run.types() == {}

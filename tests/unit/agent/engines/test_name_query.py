@@ -5,7 +5,7 @@ from __future__ import annotations
 from scapy.layers.dns import DNS, DNSQR
 
 from otwatch.agent.engines.name_query import NameQueryEngine
-from tests.factories import SEC, T0, A, B, C, feed, make_pipeline, netstore, udp
+from tests.factories import SEC, T0, A, B, C, EngineRun, netstore, udp
 
 __all__ = ["netstore"]
 ENGINES = (NameQueryEngine,)
@@ -16,15 +16,18 @@ def query(client: str, server: str, name: str = "historian.example") -> object:
 
 
 def test_query_to_a_server_not_used_while_learning(netstore):
-    p, got = make_pipeline(netstore, ENGINES, learning_s=10)
-    feed(p, [query(A, B)])
-    feed(p, [query(A, C, "exfil.example")], T0 + 60 * SEC)
-    [det] = got.of("unauthorized_name_query")
+    run = EngineRun.with_store(netstore, ENGINES, learning_s=10)
+    run.feed([query(A, B)], start_ns=T0)
+    run.feed([query(A, C, "exfil.example")], start_ns=T0 + 60 * SEC)
+    [det] = run.of("unauthorized_name_query")
     assert (det.fields["destination_address"], det.fields["domain"]) == (C, "exfil.example")
 
 
 def test_learned_server_and_responses_are_quiet(netstore):
-    p, got = make_pipeline(netstore, ENGINES, learning_s=10)
-    feed(p, [query(A, B)])
-    feed(p, [query(A, B, "other.example"), udp(C, A, 53, 50000, bytes(DNS(qr=1)))], T0 + 60 * SEC)
-    assert got.types() == {}
+    run = EngineRun.with_store(netstore, ENGINES, learning_s=10)
+    run.feed([query(A, B)], start_ns=T0)
+    run.feed(
+        [query(A, B, "other.example"), udp(C, A, 53, 50000, bytes(DNS(qr=1)))],
+        start_ns=T0 + 60 * SEC,
+    )
+    assert run.types() == {}

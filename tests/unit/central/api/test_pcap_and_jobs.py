@@ -18,8 +18,10 @@ from otwatch.central.store.models import Alert, AuditEvent, Command
 from otwatch.central.store.models_api import AlertMember
 from otwatch.sync.protocol.messages import VERSION, encode_raw
 from otwatch.sync.protocol.topics import up_topic
-from tests.centralapi import MIN_NS, T0, add_alerts, add_sensor, pcap_chunks, snapshot, token
+from otwatch.timeutil import now_ns
+from tests.centralapi import add_alerts, add_sensor, pcap_chunks, snapshot, token
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import MIN, T0
 
 API = "/api/v1"
 NS = 1_000_000_000
@@ -98,7 +100,7 @@ def test_offline_sensor_keeps_the_request_pending_and_a_missing_pcap_is_reported
     assert view["state"] == "pending" and not view["sensor_online"]
     assert "offline" in view["message"] and "completes when the sensor returns" in view["message"]
     # offline: the transfer is not re-requested however long it waits
-    engine.poll(T0 + 3600 * NS)
+    engine.poll(now_ns() + 3600 * NS)  # an hour after the request (stamped on the wall clock)
     with store.session() as s:
         assert s.scalar(select(func.count()).where(Command.kind == "pcap")) == 1
     # the sensor returns and no longer has it
@@ -129,7 +131,7 @@ def test_chunks_after_a_central_restart_still_complete_the_request(world, tmp_pa
 def test_a_silent_online_sensor_fails_the_request_with_a_reason(world):
     client, admin, engine, _pcaps, store = world
     rid = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"]
-    now = T0 + 1
+    now = now_ns() + 1  # the API stamps the request with the wall clock
     for _ in range(engine.pcap.max_rerequests + 1):
         now += engine.pcap.stall_ns
         engine.poll(now)
@@ -154,9 +156,9 @@ def test_pending_requests_are_tracked_again_after_a_restart(world):
     client, admin, _engine, pcaps, store = world
     rid = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"]
     restarted = CentralNode(store, pcap_sink=pcaps)
-    restarted.on_connect(T0)
+    now = now_ns()  # the API stamps the request with the wall clock
+    restarted.on_connect(now)
     assert rid in restarted.pcap.transfers
-    now = T0
     for _ in range(restarted.pcap.max_rerequests + 1):
         now += restarted.pcap.stall_ns
         restarted.poll(now)
@@ -185,8 +187,8 @@ def test_request_ids_cannot_escape_the_pcap_directory(world, bad):
 def test_unification_lists_every_sensor_of_the_same_traffic(central_store):  # noqa: F811
     same = {"source_address": "192.0.2.50", "destination_address": "198.51.100.9"}
     add_alerts(central_store, "s1", [snapshot(1, **same, first_detection_ns=T0)])
-    add_alerts(central_store, "s2", [snapshot(8, **same, first_detection_ns=T0 + 9 * MIN_NS)])
-    add_alerts(central_store, "s3", [snapshot(4, **same, first_detection_ns=T0 + 25 * MIN_NS)])
+    add_alerts(central_store, "s2", [snapshot(8, **same, first_detection_ns=T0 + 9 * MIN)])
+    add_alerts(central_store, "s3", [snapshot(4, **same, first_detection_ns=T0 + 25 * MIN)])
     add_alerts(central_store, "s4", [snapshot(6, **same, zone="z2", first_detection_ns=T0)])
     add_alerts(
         central_store,
@@ -194,7 +196,7 @@ def test_unification_lists_every_sensor_of_the_same_traffic(central_store):  # n
         [snapshot(9, **same, status="closed", close_reason="manual", first_detection_ns=T0)],
     )
     engine = CentralNode(central_store)
-    now = T0 + 30 * MIN_NS
+    now = T0 + 30 * MIN
     off = MaintenanceSettings(auto_close_ns=None, retention_ns=None)
     assert engine.maintenance(now, off)["unified"] == 1
     assert engine.maintenance(now, off)["unified"] == 0  # idempotent

@@ -12,7 +12,7 @@ from otwatch.central.store.models_portal import PortalUser
 from otwatch.central.store.portal_sessions import SessionLimits, resolve_session, start_session
 from otwatch.central.store.users import authenticate
 from otwatch.cli.main import cli
-from tests.portalauth import T0
+from tests.factories import T0
 
 
 def test_user_cli_manages_accounts(tmp_path):

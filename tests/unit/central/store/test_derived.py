@@ -17,8 +17,9 @@ from otwatch.central.store import derived
 from otwatch.central.store.models import Alert
 from otwatch.central.store.models_api import AlertCount
 from otwatch.central.store.search import search_condition
-from tests.centralapi import MIN_NS, T0, add_alerts, snapshot
+from tests.centralapi import add_alerts, snapshot
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import MIN, T0
 
 ENGINES = ("policy_violation", "anomaly", "malware")
 
@@ -95,7 +96,7 @@ FILTERS = [
     AlertFilter(engines=("anomaly",), sites=("plant",), zones=("z1",)),
     AlertFilter(categories=("nope",)),
     AlertFilter(protocols=("modbus",)),  # not a count column: from the alerts
-    AlertFilter(since_ns=T0 + 30 * MIN_NS),
+    AlertFilter(since_ns=T0 + 30 * MIN),
     AlertFilter(search="modbus"),
 ]
 
