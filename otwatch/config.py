@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
 )
 
-from otwatch.config_engines import check_engines
+from otwatch.config_engines import engines_table
 from otwatch.config_problems import (
     FIX,
     SECRET_FIX,
@@ -50,7 +50,6 @@ from otwatch.config_values import (
     sensor_id,
     subnet,
 )
-from otwatch.errors import OtwatchError
 from otwatch.listen_address import ListenError, parse_listen
 from otwatch.metrics_address import MetricsError, parse_metrics_address
 from otwatch.nesting import load_toml
@@ -96,21 +95,10 @@ class CaptureSection(_Section):
     interfaces: list[Annotated[str, AfterValidator(interface_name)]] = Field(default_factory=list)
     method: Literal["", "tpacket", "scapy", "libpcap"] = ""
     """Empty: TPACKET_V3 on Linux, Scapy elsewhere."""
-    bpf: str = ""
+    bpf: Annotated[str, AfterValidator(str.strip)] = ""
+    """A tcpdump filter; the sensor compiles it (``otwatch.agent.config_check``)."""
     promisc: bool = True
     direction: Literal["inout", "in"] = "inout"
-
-    @field_validator("bpf")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        if value.strip():
-            from otwatch.agent.capture.bpf import compile_filter
-
-            try:
-                compile_filter(value)
-            except OtwatchError as exc:
-                raise ValueError(f"{exc}{FIX}write a tcpdump filter expression") from None
-        return value.strip()
 
 
 class DetectionSection(_Section):
@@ -367,10 +355,16 @@ class Config(_Section):
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
     _source: str = PrivateAttr(default="built-in defaults")
+    _where: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def where(self) -> dict[tuple[str, ...], str]:
+        """``(section, key)`` → the environment variable that set it (named in problems)."""
+        return self._where
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data, with any secret a URL or key might carry masked."""
@@ -459,7 +453,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         raw[section] = {**current, **values} if isinstance(current, dict) else values
     if where:
         source += " + environment"
-    raw["engines"] = check_engines(raw.get("engines"), problems, where)
+    raw["engines"] = engines_table(raw.get("engines"), problems, where)
     config: Config | None = None
     try:
         config = Config.model_validate(raw)
@@ -468,6 +462,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     if problems or config is None:
         raise ConfigError(problems, source)
     config._source = source
+    config._where = where
     return config
 
 

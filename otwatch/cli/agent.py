@@ -196,9 +196,9 @@ def replay(
     (or the live agent) continues from them. With --ring the frames also go to the PCAP
     ring and the alerts get their evidence (``otwatch pcap get``).
     """
-    from otwatch.config import load_config
+    from otwatch.agent.config_check import load_sensor_config
 
-    detection = DetectionOptions.from_config(load_config(cli.config_path))
+    detection = DetectionOptions.from_config(load_sensor_config(cli.config_path))
     ring, evidence = ring_configs(cli.data_dir, ring_params)
     store = cli.store()
     # Files done of all, and the current one's packets, on stderr when it is a terminal.
@@ -381,7 +381,7 @@ def run(
     from otwatch.cli.config import require_config
     from otwatch.metrics import SensorCollector, start_metrics
 
-    cfg = require_config()
+    cfg = require_config(sensor=True)
     metrics = metrics_address(cfg, "agent", ring_params)
     base = CaptureConfig.from_section(cfg.capture)
     interfaces = interfaces or base.interfaces

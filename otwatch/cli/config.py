@@ -2,7 +2,9 @@
 
 Every daemon command (``agent run``, ``sync run``, ``central run``) calls
 :func:`require_config` first: a bad configuration stops it with one ``error:`` line that
-names each problem and exits 1, before it opens a socket or the store.
+names each problem and exits 1, before it opens a socket or the store. ``config check`` and
+``agent run`` also run the sensor's checks (the BPF filter, ``[engines]``:
+:mod:`otwatch.agent.config_check`); central never imports them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ __all__ = ["config", "daemon_broker", "require_config", "to_toml"]
 log = logging.getLogger(__name__)
 
 
-def require_config(ctx: click.Context | None = None) -> Config:
-    """Load and validate the configuration for a daemon, then apply its ``[log]`` settings.
+def require_config(ctx: click.Context | None = None, *, sensor: bool = False) -> Config:
+    """Load and validate the configuration for a daemon (with ``sensor`` also the sensor's
+    checks: BPF filter, engines), then apply its ``[log]`` settings.
 
     Raises :class:`~otwatch.config.ConfigError` (an ``OtwatchError``: the root group prints
     it as one ``error:`` line and exits 1). ``--log-level``/``--log-format`` given on the
@@ -34,6 +37,10 @@ def require_config(ctx: click.Context | None = None) -> Config:
     ctx = ctx or click.get_current_context()
     state = ctx.find_object(CliContext)
     cfg = load_config(state.config_path if state else None)
+    if sensor:
+        from otwatch.agent.config_check import check_sensor_config  # not in central's process
+
+        check_sensor_config(cfg)
     level = state.log_level if state and state.log_level else cfg.log.level
     fmt = state.log_format if state and state.log_format else cfg.log.format
     daemon = ctx.parent.info_name if ctx.parent is not None else None
@@ -91,8 +98,10 @@ def config() -> None:
 @pass_cli
 def check(cli: CliContext) -> None:
     """Validate the configuration file and environment; list every problem (exit 1)."""
+    from otwatch.agent.config_check import check_sensor_config
+
     try:
-        cfg = load_config(cli.config_path)
+        cfg = check_sensor_config(load_config(cli.config_path))
     except ConfigError as exc:
         count = len(exc.problems)
         click.echo(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", err=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from otwatch.agent.capture.config import CaptureConfig, EvidenceConfig, RingConfig
+from otwatch.agent.config_check import load_sensor_config
 from otwatch.agent.replay import DetectionOptions
 from otwatch.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
 from otwatch.sync.transport import BrokerConfig
@@ -23,8 +24,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    """What ``config check`` reports: the loader's problems, then the sensor's
+    (``load_sensor_config``: BPF filter and ``[engines]``, tested here with the rest)."""
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), env or {})
+        load_sensor_config(write(tmp_path, text), env or {})
     assert str(info.value).count("\n") == 0
     return info.value.problems
 
@@ -80,6 +83,7 @@ def test_brief_example_broker_problem(tmp_path):
         ('[sensor]\nid = "bad id!"', "sensor.id", "not a valid sensor id"),
         ('[capture]\ninterfaces = ["eth0", "a/b"]', "capture.interfaces[1]", "interface name"),
         ('[capture]\nmethod = "pcapng"', "capture.method", "is not one of"),
+        ('[capture]\nbpf = "tcp portx 5"', "capture.bpf", "invalid capture filter"),
         ('[capture]\npromisc = "maybe"', "capture.promisc", "not true or false"),
         ('[detection]\not_subnets = ["10.0.0.0/33"]', "detection.ot_subnets[0]", "not a subnet"),
         ('[detection]\nlearning_period = "2 weeks"', "detection.learning_period", "duration"),
