@@ -148,7 +148,9 @@ class Migrations:
     def alembic_head(self) -> str:
         from alembic.script import ScriptDirectory
 
-        return ScriptDirectory.from_config(self.config(None)).get_current_head()  # type: ignore[return-value]
+        head = ScriptDirectory.from_config(self.config(None)).get_current_head()
+        assert head is not None, "a migration tree with no revision"
+        return head
 
     @staticmethod
     def current(engine: Engine) -> str | None:

@@ -55,10 +55,10 @@ class Notifier:
         return self._sock is not None
 
     def notify(self, *lines: str) -> bool:
-        if self._sock is None or not lines:
+        if self._sock is None or self.address is None or not lines:
             return False
         try:
-            self._sock.sendto("\n".join(lines).encode(), self.address)  # type: ignore[arg-type]
+            self._sock.sendto("\n".join(lines).encode(), self.address)
         except OSError:
             return False
         return True

@@ -12,6 +12,7 @@ import ipaddress
 from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
 from otwatch.agent.inventory.roles import DEVICE_TYPES
 from otwatch.agent.store.devices import find_device, forget_device, set_overrides
@@ -25,6 +26,7 @@ from otwatch.agent.store.devices_query import (
     recent_alerts,
 )
 from otwatch.agent.store.models import AuditEvent
+from otwatch.agent.store.models_devices import DeviceRow
 from otwatch.cli.alerts import _time
 from otwatch.cli.context import CliContext, pass_cli
 from otwatch.cli.output import emit_records, format_option, print_json
@@ -80,7 +82,7 @@ def list_(cli: CliContext, types, vendor, protocols, subnet, since, new_only, se
     emit_records(records, fmt, COLUMNS, widths=_WIDTHS)
 
 
-def _find(session, ref: str):  # type: ignore[no-untyped-def]
+def _find(session: Session, ref: str) -> DeviceRow:
     row = find_device(session, ref)
     if row is None:
         raise click.ClickException(f"no device {ref!r} (give an id, IP or MAC address)")

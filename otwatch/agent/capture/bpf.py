@@ -94,7 +94,13 @@ def _compile_tcpdump(expression: str, linktype: int) -> list[Instruction]:
         raise BpfError(f"invalid capture filter {expression!r}: {message}")
     lines = result.stdout.split("\n")
     count = int(lines[0])
-    return [tuple(int(v) for v in line.split()) for line in lines[1 : 1 + count]]  # type: ignore[misc]
+    return [_instruction(line) for line in lines[1 : 1 + count]]
+
+
+def _instruction(line: str) -> Instruction:
+    """One ``code jt jf k`` line of ``tcpdump -ddd``."""
+    code, jt, jf, k = (int(v) for v in line.split())
+    return code, jt, jf, k
 
 
 class _SockFilter(ctypes.Structure):

@@ -34,7 +34,7 @@ class ScapySource(CaptureSource):
             listen: Callable[..., Any]
             if use_pcap:
                 conf.use_pcap = True
-                from scapy.arch.libpcap import L2pcapListenSocket as listen  # type: ignore
+                from scapy.arch.libpcap import L2pcapListenSocket as listen
             else:
                 listen = conf.L2listen
             self._sock = listen(iface=interface, promisc=config.promisc, filter=config.bpf)

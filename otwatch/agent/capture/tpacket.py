@@ -220,5 +220,5 @@ class TPacketSource(CaptureSource):
         mm = getattr(self, "_mm", None)
         if mm is not None:
             mm.close()
-            self._mm = None  # type: ignore[assignment]
+            del self._mm
         self._sock.close()

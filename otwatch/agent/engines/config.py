@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from otwatch.errors import OtwatchError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["EngineSettingsError", "engine_config"]
 
-C = TypeVar("C")
+C = TypeVar("C", bound="DataclassInstance")
 
 
 class EngineSettingsError(OtwatchError):
@@ -20,7 +23,7 @@ class EngineSettingsError(OtwatchError):
 def engine_config(cls: type[C], settings: Mapping[str, Any] | None, engine: str) -> C:
     """``cls(**settings)`` where lists become tuples and numbers are checked."""
     values = dict(settings or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise EngineSettingsError(

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import struct
 
-from otwatch.agent.decode.cip import identity_from_attributes, list_identity, parse_enip
+from otwatch.agent.decode.cip import (
+    Identity,
+    identity_from_attributes,
+    list_identity,
+    parse_enip,
+)
 from otwatch.agent.decode.layers.bacnet import parse_tag
 from otwatch.agent.engines.profinet import dcp_blocks
 from otwatch.agent.inventory.vendors import (
@@ -72,7 +77,7 @@ def modbus_device_id_facts(payload: bytes) -> Facts:
 # -- EtherNet/IP --------------------------------------------------------------------------
 
 
-def _identity_facts(identity) -> Facts:  # type: ignore[no-untyped-def]
+def _identity_facts(identity: Identity) -> Facts:
     return [
         ("vendor_id", str(identity.vendor)),
         ("vendor", vendor_name(CIP_VENDORS, identity.vendor)),

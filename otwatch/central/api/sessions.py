@@ -53,8 +53,8 @@ def session_user(request: Request) -> SessionUser | None:
     """The user signed in with this request's session cookie, or None (no cookie, unknown,
     expired, or the user is disabled)."""
     cached = getattr(request.state, "session_user", _UNSET)
-    if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
+    if cached is None or isinstance(cached, SessionUser):  # looked up earlier in this request
+        return cached
     user = None
     secret = request.cookies.get(COOKIE)
     if secret:

@@ -365,6 +365,8 @@ class S7(RobustPacket):
         ShortField("data_length", None),
         ConditionalField(XByteField("error_class", 0), lambda p: p.rosctr in (2, 3)),
         ConditionalField(XByteField("error_code", 0), lambda p: p.rosctr in (2, 3)),
+        # scapy's stubs type the default as a Packet and the class as a type; None (no
+        # parameter) and a function picking the class by the bytes are what it takes
         PacketLenField("parameter", None, _parameter,  # type: ignore[arg-type]
                        length_from=lambda p: p.parameter_length or 0),
         StrLenField("data", b"", length_from=lambda p: p.data_length or 0),
