@@ -19,8 +19,8 @@ from otwatch.central.ingest import CentralSync
 from otwatch.central.store.models import Alert as CentralAlert
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.sensor_sync import SensorSync
+from tests.factories import SEC
 
-NS = 1_000_000_000
 COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_ns", "type_id")
 
 
@@ -28,7 +28,7 @@ COMPARED = ("status", "close_reason", "severity", "detections", "last_detection_
 class Net:
     sensor: SensorSync
     central: CentralSync
-    now: int = 1_800_000_000 * NS
+    now: int = 1_800_000_000 * SEC
     sensor_online: bool = False
     central_online: bool = False
     up: deque[Outgoing] = field(default_factory=deque)
@@ -37,7 +37,7 @@ class Net:
     delivered: int = 0
 
     def tick(self, seconds: float = 0.1) -> None:
-        self.now += int(seconds * NS)
+        self.now += int(seconds * SEC)
 
     # -- connections --------------------------------------------------------------------
 

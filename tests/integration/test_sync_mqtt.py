@@ -32,7 +32,6 @@ from tests.integration.sync_procs import (
     wait_until,
 )
 
-NS = 1_000_000_000
 EXC = "modbus_exception"
 
 

@@ -19,9 +19,8 @@ from otwatch.cli.main import cli
 from otwatch.health import sensor_health
 from otwatch.sync.tracker import SyncTracker
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import SEC
 from tests.integration.central_procs import sensor_with_pcaps
-
-NS = 1_000_000_000
 
 
 def run(*args: str) -> str:
@@ -55,7 +54,7 @@ def sensor(tmp_path):
                 "notes": [],
             },
         )
-        save_learning_ns(s, 90 * NS)
+        save_learning_ns(s, 90 * SEC)
         resolve_identity(s, "s1", "plant", "cell-1")
     yield data, store
     store.close()
@@ -65,7 +64,7 @@ def test_sensor_health_figures(sensor):
     _, store = sensor
     tracker = SyncTracker("127.0.0.1:1883")
     tracker.connected(time.time_ns())
-    assert tracker.acked(2, time.time_ns() - 5 * NS)
+    assert tracker.acked(2, time.time_ns() - 5 * SEC)
     assert not tracker.acked(2, time.time_ns())  # not forward: no change
     tracker.save(store)
     h = sensor_health(store)
@@ -86,7 +85,7 @@ def test_sensor_health_figures(sensor):
 
 def test_saved_states_that_stopped_updating_are_stale(sensor):
     _, store = sensor
-    old = time.time_ns() - 3600 * NS
+    old = time.time_ns() - 3600 * SEC
     with store.session() as s:
         put_state(s, CAPTURE_STATE, {"state": "capturing", "updated_ns": old})
     tracker = SyncTracker("b:1")
@@ -101,10 +100,10 @@ def test_saved_states_that_stopped_updating_are_stale(sensor):
 
 def test_tracker_resume_keeps_the_last_ack(store):
     first = SyncTracker("b:1")
-    first.acked(5, 123 * NS)
+    first.acked(5, 123 * SEC)
     first.save(store)
     again = SyncTracker.resume(store, "b:1", acked_seq=5)
-    assert again.last_ack_ns == 123 * NS and again.acked_seq == 5
+    assert again.last_ack_ns == 123 * SEC and again.acked_seq == 5
 
 
 def test_status_table_and_json(sensor):
@@ -125,8 +124,8 @@ def test_central_status_from_the_database(central_store, central_url):  # noqa: 
     now = time.time_ns()
     with central_store.session() as s:
         touch_sensor(s, "plant-a", now, online=True, health={"outbox_depth": 12})
-        touch_sensor(s, "plant-b", now - 3600 * NS, online=True, health={})
-        touch_sensor(s, "plant-c", now - 60 * NS, online=False, health={"outbox_depth": 0})
+        touch_sensor(s, "plant-b", now - 3600 * SEC, online=True, health={})
+        touch_sensor(s, "plant-c", now - 60 * SEC, online=False, health={"outbox_depth": 0})
     as_json = json.loads(run("status", "--db", central_url, "--format", "json"))
     states = {r["sensor"]: (r["state"], r["outbox_depth"]) for r in as_json["sensors"]}
     assert states == {
@@ -142,5 +141,5 @@ def test_central_status_from_the_database(central_store, central_url):  # noqa: 
 
 def test_central_health_from_api_rows():
     rows = [{"sensor": "x", "online": True, "last_seen": "2027-01-01T00:00:00Z", "health": {}}]
-    h = central_health(rows, now=1_798_761_610 * NS)
+    h = central_health(rows, now=1_798_761_610 * SEC)
     assert h["sensors"][0]["last_seen_age_s"] == 10.0 and h["online"] == 1

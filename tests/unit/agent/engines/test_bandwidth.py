@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from otwatch.agent.engines.bandwidth import BandwidthEngine
-from tests.factories import SEC, T0, A, B, C, EngineRun, netstore, tcp
+from tests.factories import MIN, SEC, T0, A, B, C, EngineRun, netstore, tcp
 
 __all__ = ["netstore"]
 ENGINES = (BandwidthEngine,)
-MIN = 60 * SEC
 CHUNK = bytes(1400)
 
 

@@ -6,6 +6,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP
 
 from tests.factories import (
+    MIN,
     alert_types,
     eth,
     ether_frames,
@@ -14,7 +15,6 @@ from tests.factories import (
     run_pipeline,
 )
 
-MIN = 60 * 1_000_000_000
 CLIENT, SERVER, STRANGER = "192.0.2.10", "192.0.2.20", "192.0.2.99"
 
 

@@ -28,9 +28,7 @@ from otwatch.agent.engines.ot_support import (
 from otwatch.agent.engines.profinet import ProfinetEngine
 from otwatch.agent.engines.s7 import S7Engine
 from otwatch.alerts.catalog import load_catalog
-from tests.factories import CLIENT, SERVER, EngineRun, mac, to_client, to_server, udp
-
-MIN = 60 * 10**9
+from tests.factories import CLIENT, MIN, SERVER, EngineRun, mac, to_client, to_server, udp
 
 
 def context(learning_ns: int = 0) -> EngineContext:

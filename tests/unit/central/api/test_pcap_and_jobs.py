@@ -21,10 +21,9 @@ from otwatch.sync.protocol.topics import up_topic
 from otwatch.timeutil import now_ns
 from tests.centralapi import add_alerts, add_sensor, pcap_chunks, snapshot, token
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
-from tests.factories import MIN, T0
+from tests.factories import MIN, SEC, T0
 
 API = "/api/v1"
-NS = 1_000_000_000
 
 
 @pytest.fixture
@@ -82,7 +81,7 @@ def test_pcap_pull_is_verified_stored_cached_and_downloaded(world):
     assert client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()["request_id"] == rid
     assert client.get(f"{API}/alerts/1-s1", headers=admin).json()["pcap_available"] is True
     # after 48 h the cache is gone
-    assert pcaps.expire(T0 * 0 + done_ns(store, rid) + 49 * 3600 * NS) == 1
+    assert pcaps.expire(T0 * 0 + done_ns(store, rid) + 49 * 3600 * SEC) == 1
     assert not pcaps.path(rid).exists()
     assert client.get(f"{API}/pcap/{rid}", headers=admin).json()["state"] == "expired"
 
@@ -100,7 +99,7 @@ def test_offline_sensor_keeps_the_request_pending_and_a_missing_pcap_is_reported
     assert view["state"] == "pending" and not view["sensor_online"]
     assert "offline" in view["message"] and "completes when the sensor returns" in view["message"]
     # offline: the transfer is not re-requested however long it waits
-    engine.poll(now_ns() + 3600 * NS)  # an hour after the request (stamped on the wall clock)
+    engine.poll(now_ns() + 3600 * SEC)  # an hour after the request (stamped on the wall clock)
     with store.session() as s:
         assert s.scalar(select(func.count()).where(Command.kind == "pcap")) == 1
     # the sensor returns and no longer has it
@@ -146,7 +145,7 @@ def test_a_silent_online_sensor_fails_the_request_with_a_reason(world):
     assert len(commands) == engine.pcap.max_rerequests + 1
     assert {(c.status, c.outcome) for c in commands} == {("rejected", "timeout")}
     # much later: nothing more goes to the sensor for this request
-    assert engine.poll(now + 3600 * NS) == []
+    assert engine.poll(now + 3600 * SEC) == []
     # a new ask starts a new request
     again = client.post(f"{API}/alerts/1-s1/pcap", headers=admin).json()
     assert again["state"] == "pending" and again["request_id"] != rid
