@@ -323,6 +323,9 @@ class Collector:
     def observe(self, det: Detection) -> None:
         self.detections.append(det)
 
+    def repeat(self, det: Detection, ts_ns: int) -> None:
+        self.detections.append(det._replace(ts_ns=ts_ns))
+
     def flush(self) -> None:
         pass
 

@@ -22,7 +22,7 @@ from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, Flow, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
-from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.agent.engines.detection import Detection, DetectionFactory, Repeat
 from otwatch.agent.engines.gate import split_settings
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.inventory.engine import InventoryEngine
@@ -56,7 +56,9 @@ live capture loop calls :meth:`Pipeline.tick` while idle)."""
 _EVENT_KEYS = 1 << len(EVENT_TAGS)
 FLOW_REFRESH_NS = 60 * TICK_NS
 """How often a long-lived flow's directions count as new again (``EVENT_FLOW``)."""
-Observe = Callable[..., list[Detection] | None]
+Observe = Callable[..., list[Detection] | Repeat | None]
+RepeatSink = Callable[[Detection, int], object]
+"""Takes a detection raised again unchanged but for its time (the second argument)."""
 
 
 @dataclass(slots=True)
@@ -80,10 +82,12 @@ class PacketPath:
         sink: Callable[[Detection], Any],
         *,
         max_flows: int = DEFAULT_MAX_FLOWS,
+        repeat_sink: RepeatSink | None = None,
     ) -> None:
         ctx.settings, self.enabled_types = split_settings(engines, ctx.settings)
         self.ctx = ctx
         self._sink = sink
+        self._repeat_sink = repeat_sink or self._rebuild
         self.flows = FlowTable(max_flows)
         ctx.flows = self.flows
         self.engines = [engine_cls(ctx) for engine_cls in engines]
@@ -197,16 +201,30 @@ class PacketPath:
         if last is not None:
             self.ctx.learning.advance(last)
 
-    def _emit(self, detections: list[Detection]) -> None:
+    def _emit(self, detections: list[Detection] | Repeat) -> None:
         enabled = self.enabled_types
-        sink = self._sink
         stats = self.stats
+        if isinstance(detections, Repeat):
+            # each detection again at a new time: counted as if built, folded by the sink
+            repeat, ts_ns = self._repeat_sink, detections.ts_ns
+            for det in detections.detections:
+                if det.type_id in enabled:
+                    stats.detections += 1
+                    repeat(det, ts_ns)
+                else:
+                    stats.disabled += 1
+            return
+        sink = self._sink
         for det in detections:
             if det.type_id in enabled:
                 stats.detections += 1
                 sink(det)
             else:
                 stats.disabled += 1
+
+    def _rebuild(self, det: Detection, ts_ns: int) -> object:
+        """The repeat sink of a sink that takes whole detections only: build it again."""
+        return self._sink(det._replace(ts_ns=ts_ns))
 
     def _failed(self, name: str, what: str) -> None:
         self.stats.engine_errors += 1
@@ -244,6 +262,10 @@ class DetectionSink(Protocol):
     def catalog(self) -> Catalog: ...
 
     def observe(self, det: Detection, /) -> object: ...
+
+    def repeat(self, det: Detection, ts_ns: int, /) -> object:
+        """``observe(det)`` with ``det.ts_ns`` replaced by ``ts_ns``."""
+        ...
 
     def flush(self) -> object: ...
 
@@ -289,17 +311,26 @@ class Pipeline(PacketPath):
         )
         if inventory:
             engines = (*engines, InventoryEngine)
-        super().__init__(ctx, engines, manager.observe, max_flows=max_flows)
+        super().__init__(
+            ctx, engines, manager.observe, max_flows=max_flows, repeat_sink=manager.repeat
+        )
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
         self.inventory = next((e for e in self.engines if isinstance(e, InventoryEngine)), None)
         if self.inventory is not None:
-            note, observe = self.inventory.note_detection, manager.observe
+            note, observe, repeat = self.inventory.note_detection, manager.observe, manager.repeat
+            noted = self.inventory.noted_types
 
             def sink(det: Detection) -> object:
                 note(det)
                 return observe(det)
 
+            def repeat_sink(det: Detection, ts_ns: int) -> object:
+                if det.type_id in noted:
+                    note(det._replace(ts_ns=ts_ns))
+                return repeat(det, ts_ns)
+
             self._sink = sink
+            self._repeat_sink = repeat_sink
 
     def flush(self) -> None:
         """Write pending alerts, newly learned baseline facts, rule events and the learning

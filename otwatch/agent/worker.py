@@ -91,6 +91,19 @@ class ForwardingManager:
         elif det.ts_ns > item[3]:
             item[3] = det.ts_ns
 
+    def repeat(self, det: Detection, ts_ns: int) -> None:
+        """``observe(det)`` with its time replaced by ``ts_ns`` (built only if new)."""
+        item = self._pending.get(det.dedup_key)
+        if item is None:
+            self.observe(det._replace(ts_ns=ts_ns))
+            return
+        self.detections += 1
+        item[1] += 1
+        if ts_ns < item[2]:
+            item[2] = ts_ns
+        elif ts_ns > item[3]:
+            item[3] = ts_ns
+
     def flush(self) -> None:
         if self._pending:
             batch = [tuple(item) for item in self._pending.values()]

@@ -198,6 +198,28 @@ class AlertManager:
                 pending.first_ns = det.ts_ns
         return DetectionOutcome.UPDATE_ALERT if key in self._open else DetectionOutcome.NEW_ALERT
 
+    def repeat(self, det: Detection, ts_ns: int) -> DetectionOutcome:
+        """``observe(det)`` with its time replaced by ``ts_ns``: an engine raised ``det``
+        again unchanged but for its time. While the key's alert is pending (and no exclusion
+        could judge the new time differently), only its count and times change, so nothing
+        is built; otherwise the detection is rebuilt and observed."""
+        key = det.dedup_key
+        pending = self._pending.get(key)
+        if (
+            pending is None
+            or self._exclusions
+            or key in self._learned  # pending keys pass both checks; after a failed flush
+            or key in self._muted  # reloaded the rules they may not
+        ):
+            return self.observe(det._replace(ts_ns=ts_ns))
+        self.stats.detections += 1
+        pending.count += 1
+        if ts_ns > pending.last_ns:
+            pending.last_ns = ts_ns
+        elif ts_ns < pending.first_ns:
+            pending.first_ns = ts_ns
+        return DetectionOutcome.UPDATE_ALERT if key in self._open else DetectionOutcome.NEW_ALERT
+
     def _add_pending(self, key: str, det: Detection) -> None:
         self._pending[key] = _Pending(det, 1, det.ts_ns, det.ts_ns)
         if len(self._pending) >= self.max_pending:

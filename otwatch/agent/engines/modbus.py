@@ -44,7 +44,7 @@ from otwatch.agent.decode.modbus import (
     function_text,
 )
 from otwatch.agent.engines.base import EngineContext
-from otwatch.agent.engines.detection import Detection
+from otwatch.agent.engines.detection import Detection, Repeat
 from otwatch.agent.engines.ot_support import (
     MALFORMED_SESSION,
     MalformedCounter,
@@ -139,7 +139,7 @@ class ModbusEngine(OtEngine):
         self._window_ns = int(self.config.unanswered_window_s * 1e9)
         self._cache = DissectCache(256)
 
-    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
+    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | Repeat | None:
         payload = rec.payload
         n = len(payload)
         if n < 8:
@@ -174,8 +174,10 @@ class ModbusEngine(OtEngine):
                     and not self.ctx.learning.active
                 ):
                     ts = rec.ts_ns
-                    out = [Detection(d.type_id, d.dedup_key, ts, d.message, d.fields)
-                           for d in refused[3]]  # fmt: skip
+                    if ts - st.window_start < self._window_ns:  # no window to judge
+                        st.requests += 1
+                        return Repeat(refused[3], ts)
+                    out = [d._replace(ts_ns=ts) for d in refused[3]]
                     return self._count_request(rec, st, out)
                 return self._request(rec, payload, st, sig)
             return self._request(rec, payload, st, None)
