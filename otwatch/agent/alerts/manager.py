@@ -130,7 +130,8 @@ class AlertManager:
         self._open: dict[str, int] = {}
         self._learned: set[str] = set()
         self._muted: set[str] = set()
-        self._exclusions = ExclusionMatcher()
+        self._exclusions: ExclusionMatcher | None = None
+        """None while no exclusion rule applies (the common case: one test per detection)."""
         self._version = -1
         self._triage: Triage | None = None
         self._clock = clock
@@ -164,7 +165,7 @@ class AlertManager:
                     engine_types=engine_types,
                 )
             )
-        self._exclusions = ExclusionMatcher(specs)
+        self._exclusions = ExclusionMatcher(specs) if specs else None
 
     def _refresh_if_changed(self, session: Session) -> None:
         if int(get_state(session, ALERTS_VERSION, 0)) != self._version:
@@ -182,7 +183,7 @@ class AlertManager:
         if key in self._muted:
             self.stats.muted += 1
             return DetectionOutcome.MUTED
-        if self._exclusions and self._exclusions.matching(det) is not None:
+        if self._exclusions is not None and self._exclusions.matching(det) is not None:
             self.stats.excluded += 1
             return DetectionOutcome.EXCLUDED
         pending = self._pending.get(key)
@@ -207,7 +208,7 @@ class AlertManager:
         pending = self._pending.get(key)
         if (
             pending is None
-            or self._exclusions
+            or self._exclusions is not None
             or key in self._learned  # pending keys pass both checks; after a failed flush
             or key in self._muted  # reloaded the rules they may not
         ):

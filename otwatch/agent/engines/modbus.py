@@ -77,6 +77,9 @@ _EXCEPTION_TYPES = {1: ILLEGAL_FUNCTION, 2: ILLEGAL_ADDRESS, 3: ILLEGAL_VALUE}
 #: Response function codes with nothing to check (not exceptions, reserved codes or FC43).
 _PLAIN_RESPONSES = (PUBLIC | USER_DEFINED | {90}) - {43}
 _u16 = struct.Struct(">H").unpack_from
+_repeat = tuple.__new__
+"""``_repeat(Repeat, (detections, ts))`` is ``Repeat(detections, ts)`` without the named
+tuple's Python-level ``__new__``: built for every refused request repeated (an alert storm)."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class ModbusEngine(OtEngine):
                     ts = rec.ts_ns
                     if ts - st.window_start < self._window_ns:  # no window to judge
                         st.requests += 1
-                        return Repeat(refused[3], ts)
+                        return _repeat(Repeat, (refused[3], ts))
                     out = [d._replace(ts_ns=ts) for d in refused[3]]
                     return self._count_request(rec, st, out)
                 return self._request(rec, payload, st, sig)
