@@ -88,6 +88,9 @@ class PacketPath:
         self.ctx = ctx
         self._sink = sink
         self._repeat_sink = repeat_sink or self._rebuild
+        self._noted: frozenset[str] = frozenset()
+        """Types whose repeats ``_note`` sees whole, with their new time, before the sink."""
+        self._note: Callable[[Detection], object] = sink
         self.flows = FlowTable(max_flows)
         ctx.flows = self.flows
         self.engines = [engine_cls(ctx) for engine_cls in engines]
@@ -206,10 +209,12 @@ class PacketPath:
         stats = self.stats
         if isinstance(detections, Repeat):
             # each detection again at a new time: counted as if built, folded by the sink
-            repeat, ts_ns = self._repeat_sink, detections.ts_ns
+            repeat, ts_ns, noted = self._repeat_sink, detections.ts_ns, self._noted
             for det in detections.detections:
                 if det.type_id in enabled:
                     stats.detections += 1
+                    if det.type_id in noted:
+                        self._note(det._replace(ts_ns=ts_ns))
                     repeat(det, ts_ns)
                 else:
                     stats.disabled += 1
@@ -317,20 +322,14 @@ class Pipeline(PacketPath):
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
         self.inventory = next((e for e in self.engines if isinstance(e, InventoryEngine)), None)
         if self.inventory is not None:
-            note, observe, repeat = self.inventory.note_detection, manager.observe, manager.repeat
-            noted = self.inventory.noted_types
+            note, observe = self.inventory.note_detection, manager.observe
 
             def sink(det: Detection) -> object:
                 note(det)
                 return observe(det)
 
-            def repeat_sink(det: Detection, ts_ns: int) -> object:
-                if det.type_id in noted:
-                    note(det._replace(ts_ns=ts_ns))
-                return repeat(det, ts_ns)
-
             self._sink = sink
-            self._repeat_sink = repeat_sink
+            self._noted, self._note = self.inventory.noted_types, note
 
     def flush(self) -> None:
         """Write pending alerts, newly learned baseline facts, rule events and the learning
