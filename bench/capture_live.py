@@ -59,6 +59,9 @@ class Result:
     finish_s: float
     analysed: int | None = None
     note: str = ""
+    worker_cpu_s: float | None = None
+    """CPU time the worker processes spent from the start of sending until they were done
+    (read, ring, analysis; not their start-up)."""
 
     def line(self) -> str:
         ratio = self.captured / self.sent if self.sent else 0.0
@@ -68,6 +71,8 @@ class Result:
                 f"  analysed {self.analysed / self.sent:7.2%} "
                 f"({self.analysed / self.finish_s:>7,.0f} pps)"
             )
+        if self.worker_cpu_s and self.analysed:
+            analysed += f", {self.analysed / self.worker_cpu_s:,.0f} per worker CPU s"
         return (
             f"{self.name:<24} captured/sent {self.captured:>9,}/{self.sent:<9,} = {ratio:8.4%}  "
             f"kernel drops {self.kernel_drops:>8,}  sender {self.send_pps:>7,.0f} pps  "
@@ -128,6 +133,27 @@ def _capture_status(data_dir: Path) -> dict:
     return json.loads(row[0])["v"] if row else {}
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each child of ``pid`` (the agent's workers and collector)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        out.update({int(child): _cpu_s(int(child)) for child in children})
+    return out
+
+
 def _ring_count(data_dir: Path) -> int:
     total = 0
     for seg in sorted((data_dir / "pcap" / "ring").glob("*.pcap")):
@@ -164,6 +190,7 @@ def bench_otwatch(
         while b"READY=1" not in notify.recv(4096):
             pass
         notify.close()
+        idle_cpu = _children_cpu_s(agent.pid)  # start-up (imports, engines) does not count
         started_ns = time.time_ns()
         send_pps = pair.send(pcap)
         sent_ns = time.time_ns()
@@ -173,12 +200,14 @@ def bench_otwatch(
         first_seen: dict[tuple[int, int], int] = {}
         deadline = time.monotonic() + args.timeout
         split: list[int] = []
+        cpu: dict[tuple[int, int], float] = {}
         while time.monotonic() < deadline and agent.poll() is None:
             time.sleep(0.2)
             st = _capture_status(data_dir)
             reports = st.get("per_worker", [])
             for w in reports:
                 first_seen.setdefault((w["pid"], w["packets"]), w["ts_ns"] or time.time_ns())
+                cpu.setdefault((w["pid"], w["packets"]), _cpu_s(w["pid"]))
             if not reports or min(w["ts_ns"] or 0 for w in reports) < sent_ns:
                 continue
             ifs = st.get("interfaces", {}).values()
@@ -193,6 +222,10 @@ def bench_otwatch(
             default=time.time_ns(),
         )
         finish = max(1e-3, (done_ns - started_ns) / 1e9)
+        worker_cpu = sum(
+            cpu.get((w["pid"], w["packets"]), 0.0) - idle_cpu.get(w["pid"], 0.0)
+            for w in st.get("per_worker", [])
+        )
     finally:
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=300)
@@ -207,7 +240,7 @@ def bench_otwatch(
         note += f" exit {agent.returncode}: {err.decode()[-300:]}"
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return Result(name, sent, captured, drops, send_pps, finish, analysed, note)
+    return Result(name, sent, captured, drops, send_pps, finish, analysed, note, worker_cpu)
 
 
 def bench_tcpdump(pair: VethPair, pcap: Path, sent: int) -> Result:
