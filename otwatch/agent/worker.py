@@ -215,15 +215,13 @@ class CaptureLoop:
             self.skipped += left
 
     def _analyse(self, budget: int) -> None:
-        process = self.pipeline.process
+        process = self.pipeline.process_batch
         backlog = self._backlog
         while backlog and budget > 0:
             entry = backlog[0]
             name, frames, pos = entry
             end = min(len(frames), pos + budget)
-            for i in range(pos, end):
-                ts, wlen, lt, data = frames[i]
-                process(ts, wlen, lt, data, name)
+            process(frames[pos:end] if pos or end < len(frames) else frames, name)
             done = end - pos
             budget -= done
             self._queued -= done
