@@ -1,10 +1,15 @@
 """Live capture at top speed: otwatch (ring + all engines) against ``tcpdump -w``, in turn.
 
 Needs root and ``ip netns``. Two network namespaces joined by a veth pair (198.51.100.2/24 ⇄
-198.51.100.1/24, IPv6 off so nothing else is sent); ``tcpreplay --topspeed`` sends a generated
-Modbus polling capture (``bench/gen_capture.py``) from one side, the capturer listens on the
-other. Reported per run: frames captured / frames sent, kernel drops, the rate the sender
-reached and the rate the capturer finished at. Ratios only, measured in the same run.
+198.51.100.1/24, IPv6 off so nothing else is sent); ``tcpreplay`` sends a generated Modbus
+polling capture (``bench/gen_capture.py``) from one side, the capturer listens on the other.
+The sender: ``--topspeed`` (or ``--pps N``), the capture preloaded into memory (``-K``, so
+reading the file costs the sender nothing while it sends), ``--loops`` times in one run, at
+``nice`` ``--sender-nice`` (negative: ahead of the capturer, which then catches up from its
+kernel ring; the frames offered are what the sender reports). Reported per run: frames
+captured / frames sent, kernel drops, the rate the sender reached (offered) and the rate the
+capturer finished at, and the verdict on 100% analysed at ≥ 250k pps offered. Ratios only,
+measured in the same run.
 
 Two cases (``--cases``): ``learned``, the steady state: the agent's data directory first
 learns the capture's traffic (``agent replay --learning-period`` over the first 60% of its
@@ -37,10 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.gen_capture import modbus_polling  # noqa: E402
-from bench.replay import loop_seconds  # noqa: E402
+from bench.replay import loop_seconds, verdict  # noqa: E402
 
 OTWATCH = [sys.executable, "-m", "otwatch.cli"]
 SENDER_IP, SENSOR_IP = "198.51.100.2/24", "198.51.100.1/24"
+TARGET_OFFERED_PPS = 250_000  # one worker analyses 100% of frames offered at this rate
 
 
 @dataclass
@@ -53,6 +59,9 @@ class Result:
     finish_s: float
     analysed: int | None = None
     note: str = ""
+    worker_cpu_s: float | None = None
+    """CPU time the worker processes spent from the start of sending until they were done
+    (read, ring, analysis; not their start-up)."""
 
     def line(self) -> str:
         ratio = self.captured / self.sent if self.sent else 0.0
@@ -62,6 +71,8 @@ class Result:
                 f"  analysed {self.analysed / self.sent:7.2%} "
                 f"({self.analysed / self.finish_s:>7,.0f} pps)"
             )
+        if self.worker_cpu_s and self.analysed:
+            analysed += f", {self.analysed / self.worker_cpu_s:,.0f} per worker CPU s"
         return (
             f"{self.name:<24} captured/sent {self.captured:>9,}/{self.sent:<9,} = {ratio:8.4%}  "
             f"kernel drops {self.kernel_drops:>8,}  sender {self.send_pps:>7,.0f} pps  "
@@ -76,7 +87,9 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 class VethPair:
     """Sender and sensor namespaces joined by a veth pair; removed by ``close``."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: list[str] | None = None, loops: int = 1, nice: int = 0) -> None:
+        self.rate = rate or ["--topspeed"]
+        self.loops, self.nice = loops, nice
         tag = secrets.token_hex(3)
         self.snd, self.sen = f"otwb-s-{tag}", f"otwb-r-{tag}"
         self.snd_if, self.sen_if = f"otwb{tag}s", f"otwb{tag}r"
@@ -97,10 +110,11 @@ class VethPair:
         run(["ip", "-n", self.sen, "link", "set", self.sen_if, "up"])
 
     def send(self, pcap: Path) -> float:
-        """tcpreplay at top speed; returns the packets/s it reports."""
+        """tcpreplay (preloaded, ``loops`` times, at the rate and nice level given); returns
+        the packets/s it reports."""
         out = run(
-            ["ip", "netns", "exec", self.snd, "tcpreplay", "-i", self.snd_if, "--topspeed",
-             str(pcap)]
+            ["ip", "netns", "exec", self.snd, "nice", "-n", str(self.nice), "tcpreplay", "-K",
+             "--loop", str(self.loops), "-i", self.snd_if, *self.rate, str(pcap)]
         )  # fmt: skip
         match = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", out.stdout)
         return float(match.group(1)) if match else 0.0
@@ -119,6 +133,27 @@ def _capture_status(data_dir: Path) -> dict:
     return json.loads(row[0])["v"] if row else {}
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each child of ``pid`` (the agent's workers and collector)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        out.update({int(child): _cpu_s(int(child)) for child in children})
+    return out
+
+
 def _ring_count(data_dir: Path) -> int:
     total = 0
     for seg in sorted((data_dir / "pcap" / "ring").glob("*.pcap")):
@@ -127,10 +162,10 @@ def _ring_count(data_dir: Path) -> int:
     return total
 
 
-def _learn(data_dir: Path, pcap: Path, sent: int) -> None:
+def _learn(data_dir: Path, pcap: Path, packets: int) -> None:
     """Learn the capture's traffic into ``data_dir``: learning ends at 60% of its traffic
     time (~1 ms per packet), so the agent starts from a finished baseline."""
-    learn_s = max(1, int(sent * 0.001 * 0.6))
+    learn_s = max(1, int(packets * 0.001 * 0.6))
     argv = [*OTWATCH, "--data-dir", str(data_dir), "agent", "replay", str(pcap),
             "--learning-period", f"{learn_s}s"]  # fmt: skip
     run(argv, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -141,7 +176,7 @@ def bench_otwatch(
 ) -> Result:
     data_dir = Path(tempfile.mkdtemp(prefix="otwb-data-"))
     if case == "learned":
-        _learn(data_dir, pcap, sent)
+        _learn(data_dir, pcap, sent // pair.loops)
     notify_path = data_dir / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
@@ -155,6 +190,7 @@ def bench_otwatch(
         while b"READY=1" not in notify.recv(4096):
             pass
         notify.close()
+        idle_cpu = _children_cpu_s(agent.pid)  # start-up (imports, engines) does not count
         started_ns = time.time_ns()
         send_pps = pair.send(pcap)
         sent_ns = time.time_ns()
@@ -164,12 +200,14 @@ def bench_otwatch(
         first_seen: dict[tuple[int, int], int] = {}
         deadline = time.monotonic() + args.timeout
         split: list[int] = []
+        cpu: dict[tuple[int, int], float] = {}
         while time.monotonic() < deadline and agent.poll() is None:
             time.sleep(0.2)
             st = _capture_status(data_dir)
             reports = st.get("per_worker", [])
             for w in reports:
                 first_seen.setdefault((w["pid"], w["packets"]), w["ts_ns"] or time.time_ns())
+                cpu.setdefault((w["pid"], w["packets"]), _cpu_s(w["pid"]))
             if not reports or min(w["ts_ns"] or 0 for w in reports) < sent_ns:
                 continue
             ifs = st.get("interfaces", {}).values()
@@ -184,6 +222,10 @@ def bench_otwatch(
             default=time.time_ns(),
         )
         finish = max(1e-3, (done_ns - started_ns) / 1e9)
+        worker_cpu = sum(
+            cpu.get((w["pid"], w["packets"]), 0.0) - idle_cpu.get(w["pid"], 0.0)
+            for w in st.get("per_worker", [])
+        )
     finally:
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=300)
@@ -198,7 +240,7 @@ def bench_otwatch(
         note += f" exit {agent.returncode}: {err.decode()[-300:]}"
     if not args.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return Result(name, sent, captured, drops, send_pps, finish, analysed, note)
+    return Result(name, sent, captured, drops, send_pps, finish, analysed, note, worker_cpu)
 
 
 def bench_tcpdump(pair: VethPair, pcap: Path, sent: int) -> Result:
@@ -294,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cases", default="learned,storm", help="learned (steady state) and/or storm (no baseline)"
     )
+    parser.add_argument("--loops", type=int, default=1, help="tcpreplay --loop: sends per run")
+    parser.add_argument(
+        "--pps", type=int, help="offer this many packets/s (tcpreplay --pps) instead of --topspeed"
+    )
+    parser.add_argument(
+        "--sender-nice", type=int, default=0, help="nice level of tcpreplay (negative: ahead)"
+    )
     parser.add_argument("--read-cost", metavar="IF", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.read_cost:
@@ -303,14 +352,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="otwb-"))
     pcap = work / "modbus_polling.pcap"
-    sent = modbus_polling(pcap, args.packets, clients=args.clients)
+    sent = modbus_polling(pcap, args.packets, clients=args.clients) * args.loops
+    rate = ["--pps", str(args.pps)] if args.pps else ["--topspeed"]
     print(
         f"plain 10M-iteration Python loop: {loop_seconds():.2f} s (this machine, now)\n"
-        f"capture: {sent:,} Modbus/TCP polling packets from {args.clients} clients "
-        f"({pcap.stat().st_size / 1e6:.0f} MB); {os.cpu_count()} CPU(s), load average "
-        f"{os.getloadavg()[0]:.1f} at start"
+        f"capture: {args.packets:,} Modbus/TCP polling packets from {args.clients} clients "
+        f"({pcap.stat().st_size / 1e6:.0f} MB), sent {args.loops}x per run: {sent:,} frames; "
+        f"sender tcpreplay -K {' '.join(rate)} at nice {args.sender_nice}; "
+        f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start"
     )
-    pair = VethPair()
+    pair = VethPair(rate, args.loops, args.sender_nice)
     results = []
     try:
         print(bench_read_cost(pair, pcap, sent), flush=True)
@@ -331,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{res.name}: captured {res.captured / max(1, base.captured):.4f}x tcpdump's frames "
             f"({target} the 99.9% target when tcpdump gets {base.captured / sent:.2%})"
         )
+        if res.analysed is not None:
+            whole = res.analysed >= sent
+            fast = res.send_pps >= TARGET_OFFERED_PPS
+            print(
+                f"{res.name}: analysed {res.analysed:,} of {sent:,} frames offered at "
+                f"{res.send_pps:,.0f} pps ({verdict(whole and fast)} 100% at ≥ "
+                f"{TARGET_OFFERED_PPS:,} pps offered: {'all' if whole else 'NOT all'} analysed, "
+                f"offered {'at' if fast else 'BELOW'} the rate)"
+            )
     return 0
 
 

@@ -401,6 +401,9 @@ class _Collect:
     catalog: Catalog
     observe: Callable[[Detection], object]
 
+    def repeat(self, det: Detection, ts_ns: int) -> None:
+        self.detections.append(det._replace(ts_ns=ts_ns))
+
     def flush(self) -> None:
         pass
 

@@ -1,7 +1,7 @@
 """The packet pipeline shared by live capture and offline replay.
 
 decode (struct) → flow table → engines (by application protocol and packet events) → type
-gate → alert manager. One instance per worker; ``process`` is the hot path, so it binds what
+gate → alert manager. One instance per worker; ``process_batch`` is the hot path, so it binds what
 it needs to locals and calls only the engines subscribed to what the packet is.
 
 :class:`PacketPath` is everything up to the detections (no store): unit tests drive one engine
@@ -12,7 +12,7 @@ the alert manager.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, Flow, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
 from otwatch.agent.engines.base import EVENT_TAGS, Engine, EngineContext, NetworkScope
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
-from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.agent.engines.detection import Detection, DetectionFactory, Repeat
 from otwatch.agent.engines.gate import split_settings
 from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.inventory.engine import InventoryEngine
@@ -56,7 +56,9 @@ live capture loop calls :meth:`Pipeline.tick` while idle)."""
 _EVENT_KEYS = 1 << len(EVENT_TAGS)
 FLOW_REFRESH_NS = 60 * TICK_NS
 """How often a long-lived flow's directions count as new again (``EVENT_FLOW``)."""
-Observe = Callable[..., list[Detection] | None]
+Observe = Callable[..., list[Detection] | Repeat | None]
+RepeatSink = Callable[[Detection, int], object]
+"""Takes a detection raised again unchanged but for its time (the second argument)."""
 
 
 @dataclass(slots=True)
@@ -80,10 +82,15 @@ class PacketPath:
         sink: Callable[[Detection], Any],
         *,
         max_flows: int = DEFAULT_MAX_FLOWS,
+        repeat_sink: RepeatSink | None = None,
     ) -> None:
         ctx.settings, self.enabled_types = split_settings(engines, ctx.settings)
         self.ctx = ctx
         self._sink = sink
+        self._repeat_sink = repeat_sink or self._rebuild
+        self._noted: frozenset[str] = frozenset()
+        """Types whose repeats ``_note`` sees whole, with their new time, before the sink."""
+        self._note: Callable[[Detection], object] = sink
         self.flows = FlowTable(max_flows)
         ctx.flows = self.flows
         self.engines = [engine_cls(ctx) for engine_cls in engines]
@@ -131,65 +138,78 @@ class PacketPath:
     def process(
         self, ts_ns: int, wire_len: int, linktype: int, data: bytes, interface: str | None = None
     ) -> None:
-        stats = self.stats
-        stats.packets += 1
-        stats.bytes += wire_len
+        """One frame: :meth:`process_batch` of one."""
+        self.process_batch(((ts_ns, wire_len, linktype, data),), interface)
+
+    def process_batch(
+        self, frames: Iterable[tuple[int, int, int, bytes]], interface: str | None = None
+    ) -> None:
+        """Frames ``(ts_ns, wire_len, linktype, data)`` of one interface, in order. The hot
+        loop: what it needs per frame is bound to locals once per batch."""
         if interface is not self._interface:
             self._interface = self.ctx.interface = interface
-        if ts_ns >= self._next_tick_ns or ts_ns < self._tick_floor_ns:
-            # once per second of traffic, or after the clock went back: learning time counts
-            # at this resolution (backward steps never count), then engines look for silence
-            self.ctx.learning.advance(ts_ns)
-            self.tick(ts_ns)
-        self._interface_last[interface] = ts_ns
-        rec = decode(ts_ns, wire_len, linktype, data)
-        if rec.malformed is not None:
-            stats.malformed += 1
-        sport = rec.sport
-        flow: Flow | None
-        if sport is not None and rec.src_ip is not None:
-            flags = rec.tcp_flags
-            if rec.ip_proto == 17:
-                events = _EV_UDP
-            elif flags is not None and flags & _SYN:
-                events = _EV_SYNACK if flags & _ACK else _EV_SYN
+        stats = self.stats
+        interface_last = self._interface_last
+        flows = self.flows
+        lookup = flows.lookup
+        emit = self._emit
+        for ts_ns, wire_len, linktype, data in frames:
+            stats.packets += 1
+            stats.bytes += wire_len
+            if ts_ns >= self._next_tick_ns or ts_ns < self._tick_floor_ns:
+                # once per second of traffic, or after the clock went back: learning time
+                # counts at this resolution (backward steps never count), then engines look
+                # for silence
+                self.ctx.learning.advance(ts_ns)
+                self.tick(ts_ns)
+            interface_last[interface] = ts_ns
+            rec = decode(ts_ns, wire_len, linktype, data)
+            if rec.malformed is not None:
+                stats.malformed += 1
+            sport = rec.sport
+            flow: Flow | None
+            if sport is not None and rec.src_ip is not None:
+                flags = rec.tcp_flags
+                if rec.ip_proto == 17:
+                    events = _EV_UDP
+                elif flags is not None and flags & _SYN:
+                    events = _EV_SYNACK if flags & _ACK else _EV_SYN
+                else:
+                    events = 0
+                # the decoder sets dst_ip, dport and ip_proto whenever it sets sport: testing
+                # them again per packet would only serve the type checker
+                flow = lookup(
+                    rec.src_ip, sport, rec.dst_ip, rec.dport, rec.ip_proto, ts_ns, wire_len, flags,  # type: ignore[arg-type]
+                    rec.payload,
+                )  # fmt: skip
+                app = flow.app
+                fresh = flows.fresh
+                if fresh:
+                    events |= _FRESH_EVENTS[fresh]
             else:
-                events = 0
-            flows = self.flows
-            # the decoder sets dst_ip, dport and ip_proto whenever it sets sport: testing them
-            # again per packet would only serve the type checker
-            flow = flows.lookup(
-                rec.src_ip, sport, rec.dst_ip, rec.dport, rec.ip_proto, ts_ns, wire_len, flags,  # type: ignore[arg-type]
-                rec.payload,
-            )  # fmt: skip
-            app = flow.app
-            fresh = flows.fresh
-            if fresh:
-                events |= _FRESH_EVENTS[fresh]
-        else:
-            flow = app = None
-            if rec.icmp_type is not None:
-                events = _EV_ICMP
-            elif rec.src_ip is not None:
-                events = _EV_IP
-            elif rec.l3 == L3_ARP:
-                events = _EV_ARP
-            else:
-                events = _EV_L2
-        routes = self._routes.get(app)
-        if routes is None:
-            routes = self._routes[app] = [None] * _EVENT_KEYS
-        route = routes[events]
-        if route is None:
-            route = routes[events] = self._route(app, events)
-        for observe in route:
-            try:
-                detections = observe(rec, flow)
-            except Exception:  # an engine bug must not stop capture
-                self._failed(observe.__self__.name, "a packet")  # type: ignore[attr-defined]
-                continue
-            if detections:
-                self._emit(detections)
+                flow = app = None
+                if rec.icmp_type is not None:
+                    events = _EV_ICMP
+                elif rec.src_ip is not None:
+                    events = _EV_IP
+                elif rec.l3 == L3_ARP:
+                    events = _EV_ARP
+                else:
+                    events = _EV_L2
+            routes = self._routes.get(app)
+            if routes is None:
+                routes = self._routes[app] = [None] * _EVENT_KEYS
+            route = routes[events]
+            if route is None:
+                route = routes[events] = self._route(app, events)
+            for observe in route:
+                try:
+                    detections = observe(rec, flow)
+                except Exception:  # an engine bug must not stop capture
+                    self._failed(observe.__self__.name, "a packet")  # type: ignore[attr-defined]
+                    continue
+                if detections:
+                    emit(detections)
 
     def catch_up_learning(self) -> None:
         """Count learning time up to the latest packet (``process`` counts it once a second)."""
@@ -197,16 +217,32 @@ class PacketPath:
         if last is not None:
             self.ctx.learning.advance(last)
 
-    def _emit(self, detections: list[Detection]) -> None:
+    def _emit(self, detections: list[Detection] | Repeat) -> None:
         enabled = self.enabled_types
-        sink = self._sink
         stats = self.stats
+        if isinstance(detections, Repeat):
+            # each detection again at a new time: counted as if built, folded by the sink
+            repeat, ts_ns, noted = self._repeat_sink, detections.ts_ns, self._noted
+            for det in detections.detections:
+                if det.type_id in enabled:
+                    stats.detections += 1
+                    if det.type_id in noted:
+                        self._note(det._replace(ts_ns=ts_ns))
+                    repeat(det, ts_ns)
+                else:
+                    stats.disabled += 1
+            return
+        sink = self._sink
         for det in detections:
             if det.type_id in enabled:
                 stats.detections += 1
                 sink(det)
             else:
                 stats.disabled += 1
+
+    def _rebuild(self, det: Detection, ts_ns: int) -> object:
+        """The repeat sink of a sink that takes whole detections only: build it again."""
+        return self._sink(det._replace(ts_ns=ts_ns))
 
     def _failed(self, name: str, what: str) -> None:
         self.stats.engine_errors += 1
@@ -244,6 +280,10 @@ class DetectionSink(Protocol):
     def catalog(self) -> Catalog: ...
 
     def observe(self, det: Detection, /) -> object: ...
+
+    def repeat(self, det: Detection, ts_ns: int, /) -> object:
+        """``observe(det)`` with ``det.ts_ns`` replaced by ``ts_ns``."""
+        ...
 
     def flush(self) -> object: ...
 
@@ -289,7 +329,9 @@ class Pipeline(PacketPath):
         )
         if inventory:
             engines = (*engines, InventoryEngine)
-        super().__init__(ctx, engines, manager.observe, max_flows=max_flows)
+        super().__init__(
+            ctx, engines, manager.observe, max_flows=max_flows, repeat_sink=manager.repeat
+        )
         self._custom = [e for e in self.engines if isinstance(e, CustomRuleEngine)]
         self.inventory = next((e for e in self.engines if isinstance(e, InventoryEngine)), None)
         if self.inventory is not None:
@@ -300,6 +342,7 @@ class Pipeline(PacketPath):
                 return observe(det)
 
             self._sink = sink
+            self._noted, self._note = self.inventory.noted_types, note
 
     def flush(self) -> None:
         """Write pending alerts, newly learned baseline facts, rule events and the learning

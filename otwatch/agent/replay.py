@@ -210,7 +210,7 @@ def _replay_file(
 ) -> None:
     """The replay loop in chunks: each chunk goes to the ring (if any) in one call — the
     file's own record bytes when the formats match — then through the pipeline."""
-    process = pipeline.process
+    process = pipeline.process_batch
     stats = pipeline.stats
     nanosecond = capture.nanosecond
     next_flush = stats.packets + FLUSH_EVERY_PACKETS
@@ -224,8 +224,7 @@ def _replay_file(
         else:
             for ts_ns, wire_len, linktype, data in chunk:
                 ring.write(ts_ns, wire_len, linktype, data, nanosecond)
-        for ts_ns, wire_len, linktype, data in chunk:
-            process(ts_ns, wire_len, linktype, data)
+        process(chunk)
         if stats.packets >= next_flush:
             pipeline.flush()
             if ring is not None:

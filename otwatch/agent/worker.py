@@ -91,6 +91,19 @@ class ForwardingManager:
         elif det.ts_ns > item[3]:
             item[3] = det.ts_ns
 
+    def repeat(self, det: Detection, ts_ns: int) -> None:
+        """``observe(det)`` with its time replaced by ``ts_ns`` (built only if new)."""
+        item = self._pending.get(det.dedup_key)
+        if item is None:
+            self.observe(det._replace(ts_ns=ts_ns))
+            return
+        self.detections += 1
+        item[1] += 1
+        if ts_ns < item[2]:
+            item[2] = ts_ns
+        elif ts_ns > item[3]:
+            item[3] = ts_ns
+
     def flush(self) -> None:
         if self._pending:
             batch = [tuple(item) for item in self._pending.values()]
@@ -202,15 +215,13 @@ class CaptureLoop:
             self.skipped += left
 
     def _analyse(self, budget: int) -> None:
-        process = self.pipeline.process
+        process = self.pipeline.process_batch
         backlog = self._backlog
         while backlog and budget > 0:
             entry = backlog[0]
             name, frames, pos = entry
             end = min(len(frames), pos + budget)
-            for i in range(pos, end):
-                ts, wlen, lt, data = frames[i]
-                process(ts, wlen, lt, data, name)
+            process(frames[pos:end] if pos or end < len(frames) else frames, name)
             done = end - pos
             budget -= done
             self._queued -= done

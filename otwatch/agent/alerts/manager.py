@@ -130,7 +130,8 @@ class AlertManager:
         self._open: dict[str, int] = {}
         self._learned: set[str] = set()
         self._muted: set[str] = set()
-        self._exclusions = ExclusionMatcher()
+        self._exclusions: ExclusionMatcher | None = None
+        """None while no exclusion rule applies (the common case: one test per detection)."""
         self._version = -1
         self._triage: Triage | None = None
         self._clock = clock
@@ -164,7 +165,7 @@ class AlertManager:
                     engine_types=engine_types,
                 )
             )
-        self._exclusions = ExclusionMatcher(specs)
+        self._exclusions = ExclusionMatcher(specs) if specs else None
 
     def _refresh_if_changed(self, session: Session) -> None:
         if int(get_state(session, ALERTS_VERSION, 0)) != self._version:
@@ -182,7 +183,7 @@ class AlertManager:
         if key in self._muted:
             self.stats.muted += 1
             return DetectionOutcome.MUTED
-        if self._exclusions and self._exclusions.matching(det) is not None:
+        if self._exclusions is not None and self._exclusions.matching(det) is not None:
             self.stats.excluded += 1
             return DetectionOutcome.EXCLUDED
         pending = self._pending.get(key)
@@ -196,6 +197,28 @@ class AlertManager:
                 pending.last_ns = det.ts_ns
             elif det.ts_ns < pending.first_ns:
                 pending.first_ns = det.ts_ns
+        return DetectionOutcome.UPDATE_ALERT if key in self._open else DetectionOutcome.NEW_ALERT
+
+    def repeat(self, det: Detection, ts_ns: int) -> DetectionOutcome:
+        """``observe(det)`` with its time replaced by ``ts_ns``: an engine raised ``det``
+        again unchanged but for its time. While the key's alert is pending (and no exclusion
+        could judge the new time differently), only its count and times change, so nothing
+        is built; otherwise the detection is rebuilt and observed."""
+        key = det.dedup_key
+        pending = self._pending.get(key)
+        if (
+            pending is None
+            or self._exclusions is not None
+            or key in self._learned  # pending keys pass both checks; after a failed flush
+            or key in self._muted  # reloaded the rules they may not
+        ):
+            return self.observe(det._replace(ts_ns=ts_ns))
+        self.stats.detections += 1
+        pending.count += 1
+        if ts_ns > pending.last_ns:
+            pending.last_ns = ts_ns
+        elif ts_ns < pending.first_ns:
+            pending.first_ns = ts_ns
         return DetectionOutcome.UPDATE_ALERT if key in self._open else DetectionOutcome.NEW_ALERT
 
     def _add_pending(self, key: str, det: Detection) -> None:

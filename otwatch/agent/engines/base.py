@@ -16,7 +16,7 @@ from otwatch.agent.decode.flows import Flow, FlowTable
 from otwatch.agent.decode.headers import PacketRecord
 from otwatch.agent.engines.baseline import Baseline, LearningClock
 from otwatch.agent.engines.config import engine_config
-from otwatch.agent.engines.detection import Detection, DetectionFactory
+from otwatch.agent.engines.detection import Detection, DetectionFactory, Repeat
 
 __all__ = [
     "EVENT_ARP",
@@ -142,7 +142,9 @@ class Engine:
         self.ctx = ctx
         self.detect = ctx.factory.make
 
-    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
+    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | Repeat | None:
+        """The detections this packet raises (a ``Repeat`` when they are earlier ones again,
+        but for the time), or None."""
         raise NotImplementedError
 
     def tick(self, now_ns: int) -> list[Detection] | None:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from otwatch.alerts.catalog import Catalog
 
-__all__ = ["Detection", "DetectionFactory", "dedup_key"]
+__all__ = ["Detection", "DetectionFactory", "Repeat", "dedup_key"]
 
 _SEP = "\x1f"
 
@@ -44,6 +44,17 @@ class Detection(NamedTuple):
 
     def key_fields(self, names: tuple[str, ...]) -> dict[str, Any]:
         return {name: self.fields.get(name) for name in names}
+
+
+class Repeat(NamedTuple):
+    """What an engine returns instead of a list when a packet raises again exactly the
+    detections it raised before but for their time (a refused request repeated unchanged: an
+    alert storm without a baseline). The pipeline counts each of ``detections`` at
+    ``ts_ns`` as if it had been built again with that time, without building it: the alert
+    manager folds it into the alert already pending for its key."""
+
+    detections: tuple[Detection, ...]
+    ts_ns: int
 
 
 class DetectionFactory:

@@ -44,7 +44,7 @@ from otwatch.agent.decode.modbus import (
     function_text,
 )
 from otwatch.agent.engines.base import EngineContext
-from otwatch.agent.engines.detection import Detection
+from otwatch.agent.engines.detection import Detection, Repeat
 from otwatch.agent.engines.ot_support import (
     MALFORMED_SESSION,
     MalformedCounter,
@@ -77,6 +77,9 @@ _EXCEPTION_TYPES = {1: ILLEGAL_FUNCTION, 2: ILLEGAL_ADDRESS, 3: ILLEGAL_VALUE}
 #: Response function codes with nothing to check (not exceptions, reserved codes or FC43).
 _PLAIN_RESPONSES = (PUBLIC | USER_DEFINED | {90}) - {43}
 _u16 = struct.Struct(">H").unpack_from
+_repeat = tuple.__new__
+"""``_repeat(Repeat, (detections, ts))`` is ``Repeat(detections, ts)`` without the named
+tuple's Python-level ``__new__``: built for every refused request repeated (an alert storm)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class ModbusEngine(OtEngine):
         self._window_ns = int(self.config.unanswered_window_s * 1e9)
         self._cache = DissectCache(256)
 
-    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
+    def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | Repeat | None:
         payload = rec.payload
         n = len(payload)
         if n < 8:
@@ -174,8 +177,10 @@ class ModbusEngine(OtEngine):
                     and not self.ctx.learning.active
                 ):
                     ts = rec.ts_ns
-                    out = [Detection(d.type_id, d.dedup_key, ts, d.message, d.fields)
-                           for d in refused[3]]  # fmt: skip
+                    if ts - st.window_start < self._window_ns:  # no window to judge
+                        st.requests += 1
+                        return _repeat(Repeat, (refused[3], ts))
+                    out = [d._replace(ts_ns=ts) for d in refused[3]]
                     return self._count_request(rec, st, out)
                 return self._request(rec, payload, st, sig)
             return self._request(rec, payload, st, None)

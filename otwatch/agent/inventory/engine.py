@@ -52,6 +52,8 @@ class InventoryEngine(Engine):
                       "dns", "mdns", "llmnr", "dhcp"})  # fmt: skip
     """Not ``modbus``: polling is the hot path, and the Modbus engine, which parses every
     Modbus packet anyway, hands FC 43 replies over (``EngineContext.identified``)."""
+    noted_types = ENGINEERING_TYPES
+    """The detection types ``note_detection`` looks at (it ignores every other)."""
 
     def __init__(self, ctx: EngineContext, max_devices: int = DEFAULT_MAX_DEVICES) -> None:
         super().__init__(ctx)

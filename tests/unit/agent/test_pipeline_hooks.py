@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from otwatch.agent.alerts.manager import AlertManager
 from otwatch.agent.engines.base import EVENT_ARP, EVENT_SYN, EVENT_UDP, Engine
 from otwatch.agent.engines.custom_rules import CustomRuleEngine
+from otwatch.agent.engines.detection import Repeat
+from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.store.baseline import BASELINE_VERSION, load_learning_ns, save_learning_ns
-from otwatch.agent.store.models import BaselineFact
+from otwatch.agent.store.models import Alert, BaselineFact
 from otwatch.agent.store.models_rules import CustomRule, CustomRuleEvent
 from otwatch.agent.store.state import bump_version
+from otwatch.alerts.catalog import load_catalog
 from tests.factories import SEC, T0, A, B, EngineRun, arp_request, modbus_request, syn, tcp, udp
 
 
@@ -106,3 +110,52 @@ def test_rules_and_baseline_changes_reach_a_running_pipeline(store):
     with store.session() as session:
         [event] = session.scalars(select(CustomRuleEvent)).all()
     assert (event.rule_name, event.source_address, event.severity) == ("writes-log", A, "low")
+
+
+STOP = "an_s7_stop_plc_command_was_sent"  # engineering-station evidence for the inventory
+FC = "unpermitted_usage_of_modbus_function_code"
+
+
+class Repeater(Engine):
+    """Raises the same two detections on every packet as a ``Repeat``, never built with the
+    packet's time: the pipeline and the manager must give them that time."""
+
+    name = "repeater"
+    type_ids = frozenset({STOP, FC})
+    apps = None
+
+    def __init__(self, ctx):  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        self.template = tuple(
+            self.detect(t, 0, f"{A} did {t}", source_address=A, destination_address=B)
+            for t in (STOP, FC)
+        )
+
+    def observe(self, rec, flow):  # type: ignore[no-untyped-def]
+        return Repeat(self.template, rec.ts_ns)
+
+
+def test_a_repeat_counts_each_detection_at_the_packets_time(store):
+    manager = AlertManager(store, load_catalog(), sensor_id="s1")
+    pipeline = Pipeline(
+        manager,
+        learning_period_ns=0,
+        ot_subnets=("192.0.2.0/24",),
+        settings={"repeater": {"disable": [FC]}},
+        engines=(Repeater,),
+    )
+    pipeline.start_segment()
+    frames = [bytes(udp(A, B, 5000, 47808)) for _ in range(3)]
+    for i, frame in enumerate(frames):
+        pipeline.process(T0 + i * SEC, len(frame), 1, frame)
+    pipeline.flush()
+    assert (pipeline.stats.detections, pipeline.stats.disabled) == (3, 3)
+    with store.session() as session:
+        [alert] = session.scalars(select(Alert))
+    assert alert.type_id == STOP
+    assert (alert.detections, alert.first_detection_ns, alert.last_detection_ns) == (
+        3, T0, T0 + 2 * SEC,
+    )  # fmt: skip
+    assert pipeline.inventory is not None
+    device = pipeline.inventory.table.get(A)
+    assert device is not None and device.evidence == {"program_transfer": T0}

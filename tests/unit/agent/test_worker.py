@@ -124,3 +124,17 @@ def test_workers_learn_what_other_workers_learned(store):
     loop.tick()
     assert "192.0.2.200" in loop.pipeline.ctx.baseline.kind("device")
     assert messages[-1][0] == "stats"
+
+
+def test_a_repeat_merges_into_its_key_as_the_rebuilt_detection_would(store):
+    sent: list[tuple] = []
+    fwd = ForwardingManager(store, load_catalog(), sent.append, worker=1)
+    det = detection(ts_ns=T0 + 50)
+    fwd.repeat(det, T0 + 7)  # nothing pending: it starts the key with its own time
+    fwd.repeat(det, T0 + 3)
+    fwd.repeat(det, T0 + 90)
+    fwd.observe(det)
+    fwd.flush()
+    [(_, _, [(first, count, first_ns, last_ns)])] = sent
+    assert (first.ts_ns, count, first_ns, last_ns) == (T0 + 7, 4, T0 + 3, T0 + 90)
+    assert fwd.detections == 4

@@ -305,3 +305,58 @@ def test_older_central_change_is_superseded_by_later_sensor_change(manager, stor
     )
     assert result.outcome == "superseded"
     assert alerts(store)[0].status == "active"
+
+
+def _stored(store) -> list[tuple]:
+    return [
+        (a.type_id, a.dedup_key, a.detections, a.first_detection_ns, a.last_detection_ns,
+         a.message, a.fields)
+        for a in alerts(store)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("excluded", [False, True])
+def test_a_repeat_is_observing_the_detection_again_with_its_new_time(tmp_path, excluded):
+    """``repeat(det, ts)`` leaves what ``observe(det._replace(ts_ns=ts))`` would: the same
+    outcomes, counts, alerts and aggregate, whether the key is pending, open after a flush,
+    rate limited, learned, or (with an exclusion rule) judged by time."""
+    from otwatch.agent.alerts.ratelimit import RateLimit
+    from otwatch.agent.store.db import open_store
+
+    results = []
+    for via_repeat in (False, True):
+        store = open_store(tmp_path / f"{via_repeat}")
+        if excluded:
+            with store.session() as s:
+                s.add(ExclusionRule(name="window", alert_types=[FC], subnets=["192.0.2.0/28"],
+                                    start_ns=T0 + 10 * SEC, end_ns=T0 + 20 * SEC, created_ns=T0,
+                                    actor="admin"))  # fmt: skip
+        manager = AlertManager(
+            store, load_catalog(), sensor_id="s1", rate_limit=RateLimit(2, 60 * SEC)
+        )
+        firsts = [detection(src=f"192.0.2.{i}", ts_ns=T0 + i) for i in range(1, 5)]
+        outcomes = [manager.observe(det) for det in firsts]  # .3 and .4 fold into the aggregate
+
+        def again(det, ts, via_repeat=via_repeat, manager=manager):
+            if via_repeat:
+                return manager.repeat(det, ts)
+            return manager.observe(det._replace(ts_ns=ts))
+
+        for step, ts in enumerate((5, 15, 3, 25, 70, 2)):
+            if step == 3:
+                manager.flush()
+            if step == 4:
+                [alert] = [a for a in alerts(store) if a.source_address == "192.0.2.2"]
+                manager.apply([alert.id], Action.LEARN, actor="ana")
+            outcomes += [again(det, T0 + ts * SEC) for det in firsts]
+        manager.flush()
+        stats = manager.stats
+        results.append((
+            outcomes, _stored(store),
+            (stats.detections, stats.learned, stats.excluded, stats.rate_limited),
+        ))  # fmt: skip
+        store.close()
+    assert results[0] == results[1]
+    outcomes = results[0][0]
+    assert DetectionOutcome.RATE_LIMITED in outcomes and DetectionOutcome.LEARNED in outcomes
+    assert (DetectionOutcome.EXCLUDED in outcomes) is excluded
