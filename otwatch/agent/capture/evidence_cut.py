@@ -176,6 +176,25 @@ class CutJob:
         self.r_count.extend(counts)
         self._forget_old()
 
+    def extend_segment(
+        self, seg: int, starts: list[int], ends: list[int], counts: list[int]
+    ) -> None:
+        """:meth:`extend` for runs of one segment, given as columns."""
+        if not starts:
+            return
+        n = len(self.r_end)
+        if n > self.head and self.r_seg[-1] == seg and self.r_end[-1] == starts[0]:
+            self.add(seg, starts[0], ends[0], counts[0])
+            starts, ends, counts = starts[1:], ends[1:], counts[1:]
+        size = sum(ends) - sum(starts)
+        self.found_bytes += size
+        self.tail_bytes += size
+        self.r_seg.extend([seg] * len(starts))
+        self.r_start.extend(starts)
+        self.r_end.extend(ends)
+        self.r_count.extend(counts)
+        self._forget_old()
+
     def _forget_old(self) -> None:
         head, last = self.head, len(self.r_end) - 1
         r_start, r_end = self.r_start, self.r_end
@@ -333,8 +352,10 @@ def cut(
     refs: Sequence[SegmentRef],
     jobs: Sequence[CutJob],
     interrupt: Callable[[], bool] | None = None,
+    groups: Sequence[list[int]] | None = None,
 ) -> set[int]:
-    """Find each job's records in one pass over ``refs`` (ordered by first packet); returns
+    """Find each job's records in one pass over ``refs`` (ordered by first packet), walking
+    every record header (of ``groups`` of :func:`merge_groups` only, when given); returns
     the segments whose headers must be re-packed when copied. Raises :class:`Interrupted`
     when ``interrupt()`` turns true (asked every 8,192 records)."""
     lo = min(job.start for job in jobs)
@@ -357,7 +378,7 @@ def cut(
     offs, ends, segs_, tss = epoch.offs, epoch.ends, epoch.segs, epoch.tss
     n = 0
     try:
-        for group in merge_groups(refs):
+        for group in merge_groups(refs) if groups is None else groups:
             streams = [_records(segs, i, lo, hi, odd) for i in group]
             stream = streams[0] if len(streams) == 1 else heapq.merge(*streams)
             for ts, i, pos, nxt, ether, src, dst in stream:
@@ -456,6 +477,3 @@ def _close_epoch(
         job.extend(found)
     for slot in slots.values():
         slot[:] = [-1, -1]
-
-
-# -- writing ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from otwatch.agent.capture.config import MiB, RingConfig
 from otwatch.agent.capture.pcapfile import MAX_CAPLEN, Frame
+from otwatch.agent.capture.ring_index import IndexBuilder, remove_index
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import SensorState
 from otwatch.agent.store.models_pcap import PcapSegment
@@ -122,6 +123,7 @@ class _Segment:
         "deadline_ns",
         "fd",
         "first_ns",
+        "index",
         "key",
         "last_ns",
         "p_bytes",
@@ -134,8 +136,11 @@ class _Segment:
         "size",
     )
 
-    def __init__(self, key: tuple[int, bool], path: Path, fd: int, row_id: int) -> None:
+    def __init__(
+        self, key: tuple[int, bool], path: Path, fd: int, row_id: int, index: bool
+    ) -> None:
         self.key = key
+        self.index = IndexBuilder(*key) if index else None
         self.path = path
         self.fd = fd
         self.row_id = row_id
@@ -282,7 +287,7 @@ class RingWriter:
         for seg in list(self._open.values()):
             if seg.p_packets:
                 self._flush(seg)
-        self._update_rows(closed=False)
+        self._update_rows([s for s in self._open.values() if s.packets], closed=False)
 
     def close(self) -> None:
         """Write everything and close every open segment (clean shutdown)."""
@@ -318,7 +323,7 @@ class RingWriter:
         except OSError as exc:
             self._delete_rows([row_id])
             raise RingError(f"cannot create PCAP segment {path}: {exc.strerror}") from None
-        seg = _Segment(key, path, fd, row_id)
+        seg = _Segment(key, path, fd, row_id, self.config.index)
         header = file_header(*key)
         for _ in range(3):
             if self._write_all(seg, header, 0):
@@ -343,22 +348,12 @@ class RingWriter:
             _unlink(seg.path)
             self._delete_rows([seg.row_id])
             return
+        if seg.index is not None:
+            seg.index.write(seg.path)
         self.stats.segments += 1
-        with self.store.session() as session:
-            session.execute(
-                update(PcapSegment)
-                .where(PcapSegment.id == seg.row_id)
-                .values(
-                    first_ns=seg.first_ns,
-                    last_ns=seg.last_ns,
-                    packets=seg.packets,
-                    bytes=seg.size,
-                    closed=True,
-                )
-            )
+        self._update_rows([seg], closed=True)
 
-    def _update_rows(self, closed: bool) -> None:
-        segments = [s for s in self._open.values() if s.packets]
+    def _update_rows(self, segments: list[_Segment], closed: bool) -> None:
         if not segments:
             return
         with self.store.session() as session:
@@ -391,6 +386,8 @@ class RingWriter:
         target = seg
         for _ in range(4):
             if self._write_all(target, data, packets):
+                if target.index is not None:
+                    target.index.scan(data)
                 if target.first_ns is None or first < target.first_ns:
                     target.first_ns = first
                 if target.last_ns is None or last > target.last_ns:
@@ -486,8 +483,7 @@ class RingWriter:
 
 
 def _unlink(path: Path) -> None:
+    """Delete a segment and its index."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-# -- reading and repair -------------------------------------------------------------------
+    remove_index(path)

@@ -1,0 +1,271 @@
+"""An index beside each ring segment, so that an evidence pass reads only its hosts' records.
+
+The writer builds it as it writes (:meth:`IndexBuilder.scan` over each chunk written, the
+records already in memory) and writes it next to the segment when the segment closes,
+``<segment>.idx``:
+
+- the offset of every record (and of the end of the last one) and its time, so a window is
+  found by bisection and a run of records is a byte range;
+- per IPv4 address (source or destination of an untagged Ethernet/IPv4 frame), the runs of
+  consecutive records that carry it, as record numbers;
+- the records that are not untagged Ethernet/IPv4 (ARP, VLAN, IPv6, short frames, other link
+  types), which the cut still tests frame by frame;
+- whether the times never go back and whether a timestamp fraction is out of range.
+
+Size: 12 bytes per record, 8 per run of an address (a record is in at most two runs) and 4
+per other record: at most 32 bytes per record, ~20% of a ring of 90-byte Modbus frames, ~2%
+of one of 1,500-byte frames. The index is not counted in the ring's budget.
+
+Crash safety: the file is written whole and renamed into place, and holds the size and
+modification time of its segment and a CRC of its body. :func:`load_index` returns None for
+a missing, truncated, corrupt or stale index (the segment changed since), and the reader
+walks the segment's record headers instead, as it did without an index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import zlib
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from otwatch.agent.capture.pcapfile import MAX_CAPLEN
+
+__all__ = [
+    "IndexBuilder",
+    "SegmentIndex",
+    "index_path",
+    "index_segment",
+    "load_index",
+    "remove_index",
+]
+
+_NS = 1_000_000_000
+_MAGIC = b"OTWRIDX1"
+_ORDER = 0x01020304
+_HEAD = struct.Struct("=8sIIIQqIIII")
+"""magic, byte order, linktype, flags, segment size, segment mtime (ns), records,
+addresses, runs, other records; then the CRC-32 of the body (after the header)."""
+_CRC = struct.Struct("=I")
+_MONO, _ODD = 1, 2
+_MAX_OFFSET = 0xFFFFFFFF
+_rec = struct.Struct("<IIII").unpack_from
+_rec_ip4 = struct.Struct("<IIII12x2s12x4s4s").unpack_from
+_ETH_IP4 = b"\x08\x00"
+
+
+def index_path(segment: Path) -> Path:
+    return segment.with_name(segment.name + ".idx")
+
+
+def remove_index(segment: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(index_path(segment))
+
+
+class IndexBuilder:
+    """The index of one segment, built from the chunks written to it (in file order)."""
+
+    __slots__ = ("broken", "end", "fast", "frac_max", "last", "linktype", "mul", "odd", "offs",
+                 "other", "runs", "ts")  # fmt: skip
+
+    def __init__(self, linktype: int, nanosecond: bool) -> None:
+        self.linktype = linktype
+        self.fast = linktype == 1
+        self.mul = 1 if nanosecond else 1000
+        self.frac_max = _NS // self.mul
+        self.offs = array("I")
+        self.ts = array("q")
+        self.other = array("I")
+        self.runs: dict[bytes, list[int]] = {}
+        """Per packed IPv4 address, flat ``[first, end, first, end, …]`` record numbers."""
+        self.last = -1
+        self.odd = False
+        self.broken = False
+        """Something the index cannot say (a record over the size limit, a segment over
+        4 GiB): no index is written and readers walk the segment."""
+        self.end = 24
+
+    def scan(self, data: bytes | mmap.mmap, start: int = 0, stop: int | None = None) -> None:
+        """Note the records of ``data[start:stop]``, written at the end of the segment."""
+        if self.broken:
+            return
+        stop = len(data) if stop is None else stop
+        base = self.end - start
+        if base + stop > _MAX_OFFSET:
+            self.broken = True
+            return
+        offs_append, ts_append, other_append = self.offs.append, self.ts.append, self.other.append
+        runs, get = self.runs, self.runs.get
+        fast, mul, frac_max, ns = self.fast, self.mul, self.frac_max, _NS
+        last, odd = self.last, self.odd
+        mono = last >= -1
+        k = len(self.offs)
+        pos = start
+        while pos + 16 <= stop:
+            ether = None
+            if pos + 50 <= stop:
+                sec, frac, caplen, _wlen, ether, src, dst = _rec_ip4(data, pos)
+            else:
+                sec, frac, caplen, _wlen = _rec(data, pos)
+            nxt = pos + 16 + caplen
+            if caplen > MAX_CAPLEN or nxt > stop:
+                self.broken = True
+                return
+            if frac >= frac_max:
+                odd = True
+            t = sec * ns + frac * mul
+            if t < last:
+                mono = False
+            last = t
+            offs_append(base + pos)
+            ts_append(t)
+            if fast and ether == _ETH_IP4 and caplen >= 34:
+                r = get(src)
+                if r is None:
+                    runs[src] = [k, k + 1]
+                elif r[-1] == k:
+                    r[-1] = k + 1
+                else:
+                    r += (k, k + 1)
+                if dst != src:
+                    r = get(dst)
+                    if r is None:
+                        runs[dst] = [k, k + 1]
+                    elif r[-1] == k:
+                        r[-1] = k + 1
+                    else:
+                        r += (k, k + 1)
+            else:
+                other_append(k)
+            k += 1
+            pos = nxt
+        if pos != stop:  # a chunk holds whole records
+            self.broken = True
+        self.end = base + stop
+        self.odd = odd
+        self.last = last if mono else -2  # -2: times went back once
+
+    def write(self, segment: Path) -> bool:
+        """Write the index beside the closed ``segment``; False (no index) when the builder
+        cannot describe it or the segment is not what it saw."""
+        remove_index(segment)
+        try:
+            st = os.stat(segment)
+        except OSError:
+            return False
+        if self.broken or st.st_size != self.end or not self.offs:
+            return False
+        addresses = sorted(self.runs)
+        first = array("I", [0])
+        run_a, run_b = array("I"), array("I")
+        for packed in addresses:
+            flat = self.runs[packed]
+            run_a.extend(flat[::2])
+            run_b.extend(flat[1::2])
+            first.append(len(run_a))
+        offs = array("I", self.offs)
+        offs.append(self.end)
+        body = b"".join((offs.tobytes(), self.ts.tobytes(), b"".join(addresses),
+                         first.tobytes(), run_a.tobytes(), run_b.tobytes(),
+                         self.other.tobytes()))  # fmt: skip
+        flags = (_MONO if self.last >= -1 else 0) | (_ODD if self.odd else 0)
+        head = _HEAD.pack(_MAGIC, _ORDER, self.linktype, flags, st.st_size, st.st_mtime_ns,
+                          len(self.ts), len(addresses), len(run_a), len(self.other))  # fmt: skip
+        target = index_path(segment)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(head + _CRC.pack(zlib.crc32(body)) + body)
+            os.replace(tmp, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return False
+        return True
+
+
+def index_segment(segment: Path, linktype: int, nanosecond: bool) -> bool:
+    """Index a closed segment by walking its records (a segment written without an index, or
+    closed by the crash repair)."""
+    builder = IndexBuilder(linktype, nanosecond)
+    try:
+        with open(segment, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 24:
+                return False
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                builder.scan(mm, 24, size)
+    except OSError:
+        return False
+    return builder.write(segment)
+
+
+@dataclass(slots=True)
+class SegmentIndex:
+    """A segment's index as read back (views over the file's bytes)."""
+
+    records: int
+    offs: memoryview
+    """Offset of every record, then the end of the last one."""
+    ts: memoryview
+    mono: bool
+    odd: bool
+    addresses: dict[bytes, tuple[int, int]]
+    """Packed IPv4 address → its slice of :attr:`run_a` / :attr:`run_b`."""
+    run_a: memoryview
+    run_b: memoryview
+    other: memoryview
+
+
+def load_index(segment: Path, limit: int, linktype: int) -> SegmentIndex | None:
+    """The index of ``segment`` when it describes the segment as it is now (read up to
+    ``limit`` bytes, of ``linktype``); None otherwise."""
+    try:
+        st = os.stat(segment)
+        with open(index_path(segment), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    hsize = _HEAD.size + _CRC.size
+    if len(data) < hsize:
+        return None
+    magic, order, lt, flags, size, mtime, n, n_addr, n_runs, n_other = _HEAD.unpack_from(data)
+    if (
+        magic != _MAGIC
+        or order != _ORDER
+        or lt != linktype
+        or size != st.st_size
+        or mtime != st.st_mtime_ns
+        or limit < size
+        or len(data)
+        != hsize + 4 * (n + 1) + 8 * n + 4 * n_addr + 4 * (n_addr + 1) + 8 * n_runs + 4 * n_other
+        or _CRC.unpack_from(data, _HEAD.size)[0] != zlib.crc32(memoryview(data)[hsize:])
+    ):
+        return None
+    view = memoryview(data)
+    pos = hsize
+
+    def take(count: int, size: int) -> memoryview:
+        nonlocal pos
+        part = view[pos : pos + count * size]
+        pos += count * size
+        return part.cast("q") if size == 8 else part.cast("I")
+
+    offs = take(n + 1, 4)
+    ts = take(n, 8)
+    packed = bytes(view[pos : pos + 4 * n_addr])
+    pos += 4 * n_addr
+    first = take(n_addr + 1, 4)
+    run_a = take(n_runs, 4)
+    run_b = take(n_runs, 4)
+    other = take(n_other, 4)
+    addresses = {packed[4 * i : 4 * i + 4]: (first[i], first[i + 1]) for i in range(n_addr)}
+    if n_addr and first[n_addr] != n_runs:
+        return None
+    return SegmentIndex(n, offs, ts, bool(flags & _MONO), bool(flags & _ODD), addresses,
+                        run_a, run_b, other)  # fmt: skip
