@@ -118,6 +118,8 @@ class Evidence:
         self.extracted = 0
         self.use_index = True
         """Read segments through their indexes (False: walk every record header)."""
+        self.link_twins = True
+        """Write a file of the same content as another of the pass as a hard link to it."""
 
     # -- scheduling (cheap; at manager flush time) ----------------------------------------
 
@@ -256,7 +258,7 @@ class Evidence:
                     plan = plans[job.alert_id]
                     if job.alert_id in doomed:
                         job.path.unlink(missing_ok=True)
-                    elif not (job.fresh and twins.link(plan)):
+                    elif not (job.fresh and self.link_twins and twins.link(plan)):
                         if not plan.rewrite:  # appended to in place
                             unshare(job.path)
                         write_file(plan, files, job.path.with_suffix(".trim"))
