@@ -23,7 +23,7 @@ from otwatch.agent.capture.evidence_cut import (
 )
 from otwatch.agent.capture.evidence_indexed import segment_index
 from otwatch.agent.capture.pcapfile import MAX_CAPLEN
-from otwatch.agent.capture.ring import file_header
+from otwatch.agent.capture.pcapwrite import file_header
 
 
 def copy_range(src: int, dst: int, offset: int, count: int) -> None:

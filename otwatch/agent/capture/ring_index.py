@@ -33,7 +33,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from otwatch.agent.capture.pcapfile import MAX_CAPLEN
+from otwatch.agent.capture.pcapfile import MAX_CAPLEN, Frame
 
 __all__ = [
     "IndexBuilder",
@@ -71,7 +71,7 @@ class IndexBuilder:
     """The index of one segment, built from the chunks written to it (in file order)."""
 
     __slots__ = ("broken", "end", "fast", "frac_max", "last", "linktype", "mul", "odd", "offs",
-                 "other", "runs", "ts")  # fmt: skip
+                 "other", "pairs", "runs", "ts")  # fmt: skip
 
     def __init__(self, linktype: int, nanosecond: bool) -> None:
         self.linktype = linktype
@@ -81,14 +81,78 @@ class IndexBuilder:
         self.offs = array("I")
         self.ts = array("q")
         self.other = array("I")
-        self.runs: dict[bytes, list[int]] = {}
-        """Per packed IPv4 address, flat ``[first, end, first, end, …]`` record numbers."""
+        self.runs: dict[bytes, array[int]] = {}
+        """Per packed IPv4 address, flat ``[first, end, first, end, …]`` record numbers (after
+        a placeholder run, in arrays made by :meth:`_pair`)."""
+        self.pairs: dict[bytes, tuple[array[int], array[int] | None]] = {}
         self.last = -1
         self.odd = False
         self.broken = False
         """Something the index cannot say (a record over the size limit, a segment over
         4 GiB): no index is written and readers walk the segment."""
         self.end = 24
+
+    def add(self, frames: list[Frame]) -> None:
+        """Note ``frames``, just written at the end of the segment as records."""
+        if self.broken:
+            return
+        offs_append, ts_append, other_append = self.offs.append, self.ts.append, self.other.append
+        pairs, get = self.pairs, self.pairs.get
+        fast, last, pos = self.fast, self.last, self.end
+        mono = last >= -1
+        k = len(self.offs)
+        for ts, _wlen, _lt, data in frames:
+            offs_append(pos)
+            ts_append(ts)
+            n = len(data)
+            pos += 16 + n
+            if ts < last:
+                mono = False
+            last = ts
+            if fast and n >= 34 and data[12:14] == _ETH_IP4:
+                key = data[26:34]
+                got = get(key)
+                if got is None:
+                    got = pairs[key] = self._pair(key)
+                r, r2 = got
+                if r[-1] == k:
+                    r[-1] = k + 1
+                else:
+                    r.append(k)
+                    r.append(k + 1)
+                if r2 is not None:
+                    if r2[-1] == k:
+                        r2[-1] = k + 1
+                    else:
+                        r2.append(k)
+                        r2.append(k + 1)
+            else:
+                other_append(k)
+            k += 1
+        if pos > _MAX_OFFSET:
+            self.broken = True
+        self.end = pos
+        self.last = last if mono else -2
+
+    def _pair(self, key: bytes) -> tuple[array[int], array[int] | None]:
+        """The run arrays of a (source, destination) pair (one when they are the same)."""
+        src, dst = key[:4], key[4:]
+        a = self.runs.setdefault(src, array("I", (_MAX_OFFSET, _MAX_OFFSET)))
+        if dst == src:
+            return a, None
+        return a, self.runs.setdefault(dst, array("I", (_MAX_OFFSET, _MAX_OFFSET)))
+
+    def check_raw(self, raw: bytes) -> None:
+        """Records copied as they are from a file: note a timestamp fraction out of range."""
+        if self.odd:
+            return
+        frac_max, pos, stop = self.frac_max, 0, len(raw)
+        while pos + 16 <= stop:
+            _sec, frac, caplen, _wlen = _rec(raw, pos)
+            if frac >= frac_max:
+                self.odd = True
+                return
+            pos += 16 + caplen
 
     def scan(self, data: bytes | mmap.mmap, start: int = 0, stop: int | None = None) -> None:
         """Note the records of ``data[start:stop]``, written at the end of the segment."""
@@ -100,7 +164,7 @@ class IndexBuilder:
             self.broken = True
             return
         offs_append, ts_append, other_append = self.offs.append, self.ts.append, self.other.append
-        runs, get = self.runs, self.runs.get
+        pairs, get = self.pairs, self.pairs.get
         fast, mul, frac_max, ns = self.fast, self.mul, self.frac_max, _NS
         last, odd = self.last, self.odd
         mono = last >= -1
@@ -125,21 +189,22 @@ class IndexBuilder:
             offs_append(base + pos)
             ts_append(t)
             if fast and ether == _ETH_IP4 and caplen >= 34:
-                r = get(src)
-                if r is None:
-                    runs[src] = [k, k + 1]
-                elif r[-1] == k:
+                key = src + dst
+                got = get(key)
+                if got is None:
+                    got = pairs[key] = self._pair(key)
+                r, r2 = got
+                if r[-1] == k:
                     r[-1] = k + 1
                 else:
-                    r += (k, k + 1)
-                if dst != src:
-                    r = get(dst)
-                    if r is None:
-                        runs[dst] = [k, k + 1]
-                    elif r[-1] == k:
-                        r[-1] = k + 1
+                    r.append(k)
+                    r.append(k + 1)
+                if r2 is not None:
+                    if r2[-1] == k:
+                        r2[-1] = k + 1
                     else:
-                        r += (k, k + 1)
+                        r2.append(k)
+                        r2.append(k + 1)
             else:
                 other_append(k)
             k += 1
@@ -164,7 +229,7 @@ class IndexBuilder:
         first = array("I", [0])
         run_a, run_b = array("I"), array("I")
         for packed in addresses:
-            flat = self.runs[packed]
+            flat = self.runs[packed][2:]  # after the placeholder
             run_a.extend(flat[::2])
             run_b.extend(flat[1::2])
             first.append(len(run_a))
