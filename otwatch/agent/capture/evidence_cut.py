@@ -312,9 +312,10 @@ class _Segments:
         self.maps.clear()
 
 
-def _records(
-    segs: _Segments, i: int, lo: int, hi: int, odd: set[int]
-) -> Iterator[tuple[int, int, int, int, bytes | None, bytes, bytes]]:
+Record = tuple[int, int, int, int, bytes | None, bytes, bytes]
+
+
+def _records(segs: _Segments, i: int, lo: int, hi: int, odd: set[int]) -> Iterator[Record]:
     """(ts, segment, start, end, EtherType, source, destination) of segment ``i``'s records
     inside [lo, hi]; EtherType is None when the record is too short for an IPv4 header
     (the addresses are then meaningless). A segment with a timestamp fraction out of range
@@ -353,11 +354,14 @@ def cut(
     jobs: Sequence[CutJob],
     interrupt: Callable[[], bool] | None = None,
     groups: Sequence[list[int]] | None = None,
+    records: Callable[..., Iterator[Record]] | None = None,
 ) -> set[int]:
     """Find each job's records in one pass over ``refs`` (ordered by first packet), walking
-    every record header (of ``groups`` of :func:`merge_groups` only, when given); returns
-    the segments whose headers must be re-packed when copied. Raises :class:`Interrupted`
-    when ``interrupt()`` turns true (asked every 8,192 records)."""
+    every record header (of ``groups`` of :func:`merge_groups` only, when given; ``records``
+    may yield only the records some job may want instead, with :func:`_records`'s
+    arguments); returns the segments whose headers must be re-packed when copied. Raises
+    :class:`Interrupted` when ``interrupt()`` turns true (asked every 8,192 records)."""
+    read = _records if records is None else records
     lo = min(job.start for job in jobs)
     hi = max(job.end for job in jobs)
     slots: dict[bytes, list[int]] = {}
@@ -379,7 +383,7 @@ def cut(
     n = 0
     try:
         for group in merge_groups(refs) if groups is None else groups:
-            streams = [_records(segs, i, lo, hi, odd) for i in group]
+            streams = [read(segs, i, lo, hi, odd) for i in group]
             stream = streams[0] if len(streams) == 1 else heapq.merge(*streams)
             for ts, i, pos, nxt, ether, src, dst in stream:
                 if interrupt is not None and not n & _INTERRUPT_EVERY and interrupt():

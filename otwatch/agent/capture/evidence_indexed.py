@@ -5,11 +5,16 @@ still describes it (:func:`~otwatch.agent.capture.ring_index.load_index`) and ti
 never go back is not walked: each alert's window is found by bisection of the record times,
 its IPv4 addresses' runs of records are taken from the index and clipped to the window, and
 their union becomes byte ranges. Only the records that are not untagged Ethernet/IPv4 are
-still read and tested frame by frame, as the walk tests them. Every other segment (times
-that overlap another writer's, no index, a stale or damaged one) is walked
-(:func:`~otwatch.agent.capture.evidence_cut.cut`), and so are all segments for alerts named
-by MAC or IPv6 address. Both give each alert the same records in the same order, so the
-files are the same bytes (``tests/unit/agent/capture/test_evidence_cut.py``).
+still read and tested frame by frame, as the walk tests them.
+
+Segments whose times overlap (several writers) are merged record by record as before
+(:func:`~otwatch.agent.capture.evidence_cut.cut`), but when each has such an index only the
+records of the pass's addresses (and the frames that are not untagged Ethernet/IPv4) are
+read and merged: the merge of sorted streams is a sort, so leaving out records no alert
+wants does not change the order of the others. A group with a segment without a usable
+index is walked whole, and so are all segments for alerts named by MAC or IPv6 address.
+Every way gives each alert the same records in the same order, so the files are the same
+bytes (``tests/unit/agent/capture/test_evidence_cut.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import bisect
 import mmap
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from otwatch.agent.capture.evidence_cut import (
+    _IP4_MIN,
+    _RELEASE,
     CutJob,
     Interrupted,
+    Record,
     SegmentRef,
+    _rec_ip4,
+    _Segments,
     _union,
     cut,
     merge_groups,
@@ -58,21 +68,78 @@ def cut_pass(
     hi = max(job.end for job in jobs)
     needles = {n for job in by_address for n in job.matcher.needles}
     needle = re.compile(b"|".join(re.escape(n) for n in sorted(needles)))
+    packed = {p for job in by_address for p in job.addresses}
     odd: set[int] = set()
     for group in merge_groups(refs):
-        index = segment_index(refs[group[0]]) if len(group) == 1 else None
-        if index is None:
+        indexes = {}
+        for i in group:
+            if (index := segment_index(refs[i])) is not None:
+                indexes[i] = index
+        if len(indexes) < len(group):
             odd |= cut(refs, jobs, interrupt, [group])
             continue
-        if interrupt is not None and interrupt():
-            raise Interrupted
-        seg = group[0]
-        if index.odd:
-            odd.add(seg)
-        _cut_segment(refs[seg], seg, index, by_address, lo, hi, needle)
+        if len(group) > 1:
+            wanted = _WantedRecords(indexes, packed)
+            odd |= cut(refs, by_address, interrupt, [group], wanted)
+        else:
+            if interrupt is not None and interrupt():
+                raise Interrupted
+            seg, index = group[0], indexes[group[0]]
+            if index.odd:
+                odd.add(seg)
+            _cut_segment(refs[seg], seg, index, by_address, lo, hi, needle)
         if generic:
             odd |= cut(refs, generic, interrupt, [group])
     return odd
+
+
+class _WantedRecords:
+    """The records of segments that carry one of ``packed`` (or are not untagged
+    Ethernet/IPv4), as :func:`~otwatch.agent.capture.evidence_cut.cut` reads them."""
+
+    def __init__(self, indexes: dict[int, SegmentIndex], packed: set[bytes]) -> None:
+        self.indexes = indexes
+        self.packed = packed
+
+    def __call__(
+        self, segs: _Segments, i: int, lo: int, hi: int, odd: set[int]
+    ) -> Iterator[Record]:
+        index = self.indexes[i]
+        if index.odd:
+            odd.add(i)
+        mm, end, _mul = segs.open(i)
+        if mm is None:
+            return
+        ts, offs = index.ts, index.offs
+        ka, kb = bisect.bisect_left(ts, lo), bisect.bisect_right(ts, hi)
+        if ka >= kb:
+            return
+        flat: list[int] = []
+        for packed in self.packed:
+            span = index.addresses.get(packed)
+            if span is None:
+                continue
+            first = bisect.bisect_right(index.run_b, ka, *span)
+            stop = bisect.bisect_left(index.run_a, kb, first, span[1])
+            for r in range(first, stop):
+                flat += (max(index.run_a[r], ka), min(index.run_b[r], kb))
+        other = index.other
+        for k in other[bisect.bisect_left(other, ka) : bisect.bisect_left(other, kb)]:
+            flat += (k, k + 1)
+        released = 0
+        for a, b in _union(flat):
+            for k in range(a, b):
+                pos, nxt = offs[k], offs[k + 1]
+                if pos - released >= _RELEASE:  # pages read stay off the resident set
+                    mm.madvise(mmap.MADV_DONTNEED, released, pos - released & ~(mmap.PAGESIZE - 1))
+                    released += pos - released & ~(mmap.PAGESIZE - 1)
+                if pos + _IP4_MIN <= end:
+                    _sec, _frac, caplen, _wlen, ether, src, dst = _rec_ip4(mm, pos)
+                    if caplen < _IP4_MIN - 16:
+                        ether = None
+                else:
+                    ether = src = dst = None
+                yield ts[k], i, pos, nxt, ether, src, dst
 
 
 def _cut_segment(

@@ -157,8 +157,8 @@ def storm_dir(tmp_path_factory) -> Path:
 def test_corpus_evidence_is_byte_identical(corpus_dir, tmp_path, budget, widen, monkeypatch):
     walks = _Walks(monkeypatch)
     new = _compare(corpus_dir, tmp_path, budget, widen)
-    # segments alone in their time range are read through their index; those the two
-    # writers share are walked
+    # segments alone in their time range are read through their index; the corpus files'
+    # times overlap and some go back, so their group is walked
     assert walks.indexed > 0 and walks.groups > 0
     assert sum(1 for r in new["rows"].values() if r[0] == "ready") >= 20
     store = open_store(corpus_dir, migrate_schema=False)
@@ -198,18 +198,23 @@ def test_groups_are_segments_whose_times_overlap():
 
 
 class _Walks:
-    """Counts the groups of segments the pass walks record by record and the segments it
-    reads through their index (spies on both)."""
+    """Counts the groups of segments the pass walks record by record, the groups it merges
+    reading only the records its addresses need, and the segments it reads through their
+    index alone (spies on the three)."""
 
     def __init__(self, monkeypatch) -> None:
         import otwatch.agent.capture.evidence_indexed as indexed
 
-        self.groups = self.indexed = 0
+        self.groups = self.merged = self.indexed = 0
         walk, through_index = indexed.cut, indexed._cut_segment
 
-        def counted(refs, jobs, interrupt=None, groups=None):
-            self.groups += len(merge_groups(refs) if groups is None else groups)
-            return walk(refs, jobs, interrupt, groups)
+        def counted(refs, jobs, interrupt=None, groups=None, records=None):
+            count = len(merge_groups(refs) if groups is None else groups)
+            if records is None:
+                self.groups += count
+            else:
+                self.merged += count
+            return walk(refs, jobs, interrupt, groups, records)
 
         def counted_index(*args):
             self.indexed += 1
@@ -228,6 +233,27 @@ def test_the_storm_is_cut_through_the_indexes_alone(storm_dir, tmp_path, monkeyp
     new = _compare(storm_dir, tmp_path, 64 * KiB, True)
     assert walks.groups == 0 and walks.indexed > 0
     assert len(new["files"]) >= 80
+
+
+@pytest.fixture(scope="module")
+def two_writers_dir(tmp_path_factory) -> Path:
+    """Two capture workers' segments overlapping in time, times in order in each."""
+    tmp = tmp_path_factory.mktemp("two")
+    first, second = tmp / "first.pcap", tmp / "second.pcap"
+    modbus_polling(first, 6_000, clients=20, seed=3)
+    modbus_polling(second, 6_000, clients=20, seed=4)
+    data_dir = tmp / "data"
+    _build(data_dir, [first], second_writer=second)
+    return data_dir
+
+
+def test_overlapping_writers_merge_only_the_records_of_the_pass(
+    two_writers_dir, tmp_path, monkeypatch
+):
+    walks = _Walks(monkeypatch)
+    new = _compare(two_writers_dir, tmp_path, 64 * KiB, True)
+    assert walks.merged > 0 and walks.groups == 0
+    assert len(new["files"]) >= 40
 
 
 def _damage(ring: Path, how: str) -> int:
