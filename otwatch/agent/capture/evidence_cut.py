@@ -97,6 +97,7 @@ class CutJob:
 
     __slots__ = (
         "addresses",
+        "addresses6",
         "end",
         "extra",
         "found_bytes",
@@ -122,8 +123,12 @@ class CutJob:
         self.linktype, self.nanosecond = linktype, nanosecond
         self.room = room
         """Record bytes the file may hold (its budget less the file header)."""
-        self.generic = not matcher.packed4 or bool(matcher.macs)
+        self.generic = bool(matcher.macs) or not (matcher.packed4 or matcher.packed6)
+        """Named by MAC (or by nothing usable): every frame is tested by the matcher. A job
+        named by IPv6 addresses alone cannot match an IPv4 frame (the matcher's decode
+        says so) and is tested on the other frames only."""
         self.addresses = () if self.generic else tuple(matcher.packed4)
+        self.addresses6 = () if self.generic else tuple(matcher.packed6)
         self.extra: list[int] = []
         """Epoch records that :attr:`matcher` accepted frame by frame."""
         self.r_seg = array("I")

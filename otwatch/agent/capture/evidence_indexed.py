@@ -68,7 +68,8 @@ def cut_pass(
     hi = max(job.end for job in jobs)
     needles = {n for job in by_address for n in job.matcher.needles}
     needle = re.compile(b"|".join(re.escape(n) for n in sorted(needles)))
-    packed = {p for job in by_address for p in job.addresses}
+    packed = {p for job in by_address for p in (*job.addresses, *job.addresses6)}
+    packed6 = {p for job in by_address for p in job.addresses6}
     odd: set[int] = set()
     for group in merge_groups(refs):
         indexes = {}
@@ -87,7 +88,7 @@ def cut_pass(
             seg, index = group[0], indexes[group[0]]
             if index.odd:
                 odd.add(seg)
-            _cut_segment(refs[seg], seg, index, by_address, lo, hi, needle)
+            _cut_segment(refs[seg], seg, index, by_address, lo, hi, needle, packed6)
         if generic:
             odd |= cut(refs, generic, interrupt, [group])
     return odd
@@ -116,13 +117,8 @@ class _WantedRecords:
             return
         flat: list[int] = []
         for packed in self.packed:
-            span = index.addresses.get(packed)
-            if span is None:
-                continue
-            first = bisect.bisect_right(index.run_b, ka, *span)
-            stop = bisect.bisect_left(index.run_a, kb, first, span[1])
-            for r in range(first, stop):
-                flat += (max(index.run_a[r], ka), min(index.run_b[r], kb))
+            for a, b in _runs(index, packed, ka, kb):
+                flat += (a, b)
         other = index.other
         for k in other[bisect.bisect_left(other, ka) : bisect.bisect_left(other, kb)]:
             flat += (k, k + 1)
@@ -150,13 +146,14 @@ def _cut_segment(
     lo: int,
     hi: int,
     needle: re.Pattern[bytes],
+    packed6: set[bytes],
 ) -> None:
     """Give each job its records of one segment, from the index."""
     ts, offs = index.ts, index.offs
     ka, kb = bisect.bisect_left(ts, lo), bisect.bisect_right(ts, hi)
     if ka >= kb:
         return
-    extra = _frame_by_frame(ref, index, jobs, ka, kb, needle)
+    extra = _frame_by_frame(ref, index, jobs, ka, kb, needle, packed6)
     run_a, run_b, addresses = index.run_a, index.run_b, index.addresses
     for j, job in enumerate(jobs):
         if job.linktype != ref.linktype:  # a pcap file has one link type
@@ -202,17 +199,21 @@ def _frame_by_frame(
     ka: int,
     kb: int,
     needle: re.Pattern[bytes],
+    packed6: set[bytes],
 ) -> dict[int, list[int]]:
-    """The records of ``[ka, kb)`` that are not untagged Ethernet/IPv4 and that a job's
-    matcher accepts, by job position."""
+    """The records of ``[ka, kb)`` that a job's matcher accepts, by job position, among the
+    other records (not untagged Ethernet/IPv4 or IPv6) and the IPv6 ones of ``packed6``."""
     other = index.other
-    oa, ob = bisect.bisect_left(other, ka), bisect.bisect_left(other, kb)
+    candidates = other[bisect.bisect_left(other, ka) : bisect.bisect_left(other, kb)].tolist()
+    for packed in packed6:
+        for a, b in _runs(index, packed, ka, kb):
+            candidates += range(a, b)
     found: dict[int, list[int]] = {}
-    if oa >= ob:
+    if not candidates:
         return found
     ts, offs, lt = index.ts, index.offs, ref.linktype
     with open(ref.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        for k in other[oa:ob]:
+        for k in sorted(set(candidates)) if packed6 else candidates:
             off = offs[k]
             data = mm[off + 16 : offs[k + 1]]
             if needle.search(data) is None:
@@ -223,3 +224,14 @@ def _frame_by_frame(
                 if job.start <= t <= job.end and job.matcher(frame):
                     found.setdefault(j, []).append(k)
     return found
+
+
+def _runs(index: SegmentIndex, packed: bytes, ka: int, kb: int) -> Iterator[tuple[int, int]]:
+    """The runs of records of ``[ka, kb)`` that carry the address ``packed``."""
+    span = index.addresses.get(packed)
+    if span is None:
+        return
+    run_a, run_b = index.run_a, index.run_b
+    first = bisect.bisect_right(run_b, ka, *span)  # the first run ending after ka
+    for r in range(first, bisect.bisect_left(run_a, kb, first, span[1])):
+        yield max(run_a[r], ka), min(run_b[r], kb)

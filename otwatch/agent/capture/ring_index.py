@@ -1,20 +1,21 @@
 """An index beside each ring segment, so that an evidence pass reads only its hosts' records.
 
-The writer builds it as it writes (:meth:`IndexBuilder.scan` over each chunk written, the
-records already in memory) and writes it next to the segment when the segment closes,
+The writer builds it as it writes (:meth:`IndexBuilder.add` with the frames of each chunk
+once it is on disk) and writes it next to the segment when the segment closes,
 ``<segment>.idx``:
 
 - the offset of every record (and of the end of the last one) and its time, so a window is
   found by bisection and a run of records is a byte range;
-- per IPv4 address (source or destination of an untagged Ethernet/IPv4 frame), the runs of
-  consecutive records that carry it, as record numbers;
-- the records that are not untagged Ethernet/IPv4 (ARP, VLAN, IPv6, short frames, other link
-  types), which the cut still tests frame by frame;
+- per IPv4 or IPv6 address (source or destination of an untagged Ethernet/IPv4 or IPv6
+  frame), the runs of consecutive records that carry it, as record numbers;
+- the other records (ARP, VLAN-tagged, short frames, other link types), which the cut still
+  tests frame by frame;
 - whether the times never go back and whether a timestamp fraction is out of range.
 
 Size: 12 bytes per record, 8 per run of an address (a record is in at most two runs) and 4
-per other record: at most 32 bytes per record, ~20% of a ring of 90-byte Modbus frames, ~2%
-of one of 1,500-byte frames. The index is not counted in the ring's budget.
+per other record, plus 4 or 16 per address: at most 32 bytes per record and address, ~18%
+of a ring of 90-byte Modbus frames, ~2% of one of 1,500-byte frames. The index is not
+counted in the ring's budget.
 
 Crash safety: the file is written whole and renamed into place, and holds the size and
 modification time of its segment and a CRC of its body. :func:`load_index` returns None for
@@ -47,15 +48,14 @@ __all__ = [
 _NS = 1_000_000_000
 _MAGIC = b"OTWRIDX1"
 _ORDER = 0x01020304
-_HEAD = struct.Struct("=8sIIIQqIIII")
-"""magic, byte order, linktype, flags, segment size, segment mtime (ns), records,
-addresses, runs, other records; then the CRC-32 of the body (after the header)."""
+_HEAD = struct.Struct("=8sIIIQqIIIII")
+"""magic, byte order, linktype, flags, segment size, segment mtime (ns), records, IPv4 and
+IPv6 addresses, runs, other records; then the CRC-32 of the body (after the header)."""
 _CRC = struct.Struct("=I")
 _MONO, _ODD = 1, 2
 _MAX_OFFSET = 0xFFFFFFFF
 _rec = struct.Struct("<IIII").unpack_from
-_rec_ip4 = struct.Struct("<IIII12x2s12x4s4s").unpack_from
-_ETH_IP4 = b"\x08\x00"
+_ETH_IP4, _ETH_IP6 = b"\x08\x00", b"\x86\xdd"
 
 
 def index_path(segment: Path) -> Path:
@@ -109,25 +109,30 @@ class IndexBuilder:
             if ts < last:
                 mono = False
             last = ts
-            if fast and n >= 34 and data[12:14] == _ETH_IP4:
+            ether = data[12:14]
+            if fast and ether == _ETH_IP4 and n >= 34:
                 key = data[26:34]
-                got = get(key)
-                if got is None:
-                    got = pairs[key] = self._pair(key)
-                r, r2 = got
-                if r[-1] == k:
-                    r[-1] = k + 1
-                else:
-                    r.append(k)
-                    r.append(k + 1)
-                if r2 is not None:
-                    if r2[-1] == k:
-                        r2[-1] = k + 1
-                    else:
-                        r2.append(k)
-                        r2.append(k + 1)
+            elif fast and ether == _ETH_IP6 and n >= 54:
+                key = data[22:54]
             else:
                 other_append(k)
+                k += 1
+                continue
+            got = get(key)
+            if got is None:
+                got = pairs[key] = self._pair(key)
+            r, r2 = got
+            if r[-1] == k:
+                r[-1] = k + 1
+            else:
+                r.append(k)
+                r.append(k + 1)
+            if r2 is not None:
+                if r2[-1] == k:
+                    r2[-1] = k + 1
+                else:
+                    r2.append(k)
+                    r2.append(k + 1)
             k += 1
         if pos > _MAX_OFFSET:
             self.broken = True
@@ -136,7 +141,8 @@ class IndexBuilder:
 
     def _pair(self, key: bytes) -> tuple[array[int], array[int] | None]:
         """The run arrays of a (source, destination) pair (one when they are the same)."""
-        src, dst = key[:4], key[4:]
+        half = len(key) // 2
+        src, dst = key[:half], key[half:]
         a = self.runs.setdefault(src, array("I", (_MAX_OFFSET, _MAX_OFFSET)))
         if dst == src:
             return a, None
@@ -154,66 +160,25 @@ class IndexBuilder:
                 return
             pos += 16 + caplen
 
-    def scan(self, data: bytes | mmap.mmap, start: int = 0, stop: int | None = None) -> None:
-        """Note the records of ``data[start:stop]``, written at the end of the segment."""
-        if self.broken:
-            return
-        stop = len(data) if stop is None else stop
-        base = self.end - start
-        if base + stop > _MAX_OFFSET:
-            self.broken = True
-            return
-        offs_append, ts_append, other_append = self.offs.append, self.ts.append, self.other.append
-        pairs, get = self.pairs, self.pairs.get
-        fast, mul, frac_max, ns = self.fast, self.mul, self.frac_max, _NS
-        last, odd = self.last, self.odd
-        mono = last >= -1
-        k = len(self.offs)
-        pos = start
+    def scan(self, data: bytes | mmap.mmap, start: int, stop: int) -> None:
+        """Note the records of ``data[start:stop]``, the segment's from ``start`` on."""
+        frames: list[Frame] = []
+        mul, frac_max, lt, pos = self.mul, self.frac_max, self.linktype, start
         while pos + 16 <= stop:
-            ether = None
-            if pos + 50 <= stop:
-                sec, frac, caplen, _wlen, ether, src, dst = _rec_ip4(data, pos)
-            else:
-                sec, frac, caplen, _wlen = _rec(data, pos)
+            sec, frac, caplen, wlen = _rec(data, pos)
             nxt = pos + 16 + caplen
             if caplen > MAX_CAPLEN or nxt > stop:
-                self.broken = True
-                return
+                break
             if frac >= frac_max:
-                odd = True
-            t = sec * ns + frac * mul
-            if t < last:
-                mono = False
-            last = t
-            offs_append(base + pos)
-            ts_append(t)
-            if fast and ether == _ETH_IP4 and caplen >= 34:
-                key = src + dst
-                got = get(key)
-                if got is None:
-                    got = pairs[key] = self._pair(key)
-                r, r2 = got
-                if r[-1] == k:
-                    r[-1] = k + 1
-                else:
-                    r.append(k)
-                    r.append(k + 1)
-                if r2 is not None:
-                    if r2[-1] == k:
-                        r2[-1] = k + 1
-                    else:
-                        r2.append(k)
-                        r2.append(k + 1)
-            else:
-                other_append(k)
-            k += 1
+                self.odd = True
+            frames.append((sec * _NS + frac * mul, wlen, lt, data[pos + 16 : nxt]))
             pos = nxt
-        if pos != stop:  # a chunk holds whole records
+            if len(frames) >= 4096:
+                self.add(frames)
+                frames = []
+        self.add(frames)
+        if pos != stop:
             self.broken = True
-        self.end = base + stop
-        self.odd = odd
-        self.last = last if mono else -2  # -2: times went back once
 
     def write(self, segment: Path) -> bool:
         """Write the index beside the closed ``segment``; False (no index) when the builder
@@ -225,7 +190,8 @@ class IndexBuilder:
             return False
         if self.broken or st.st_size != self.end or not self.offs:
             return False
-        addresses = sorted(self.runs)
+        addresses = sorted(self.runs, key=lambda packed: (len(packed), packed))
+        n4 = sum(1 for packed in addresses if len(packed) == 4)
         first = array("I", [0])
         run_a, run_b = array("I"), array("I")
         for packed in addresses:
@@ -240,7 +206,8 @@ class IndexBuilder:
                          self.other.tobytes()))  # fmt: skip
         flags = (_MONO if self.last >= -1 else 0) | (_ODD if self.odd else 0)
         head = _HEAD.pack(_MAGIC, _ORDER, self.linktype, flags, st.st_size, st.st_mtime_ns,
-                          len(self.ts), len(addresses), len(run_a), len(self.other))  # fmt: skip
+                          len(self.ts), n4, len(addresses) - n4, len(run_a),
+                          len(self.other))  # fmt: skip
         target = index_path(segment)
         tmp = target.with_name(target.name + ".tmp")
         try:
@@ -281,7 +248,7 @@ class SegmentIndex:
     mono: bool
     odd: bool
     addresses: dict[bytes, tuple[int, int]]
-    """Packed IPv4 address → its slice of :attr:`run_a` / :attr:`run_b`."""
+    """Packed IPv4 or IPv6 address → its slice of :attr:`run_a` / :attr:`run_b`."""
     run_a: memoryview
     run_b: memoryview
     other: memoryview
@@ -299,7 +266,8 @@ def load_index(segment: Path, limit: int, linktype: int) -> SegmentIndex | None:
     hsize = _HEAD.size + _CRC.size
     if len(data) < hsize:
         return None
-    magic, order, lt, flags, size, mtime, n, n_addr, n_runs, n_other = _HEAD.unpack_from(data)
+    magic, order, lt, flags, size, mtime, n, n4, n6, n_runs, n_other = _HEAD.unpack_from(data)
+    n_addr = n4 + n6
     if (
         magic != _MAGIC
         or order != _ORDER
@@ -308,7 +276,7 @@ def load_index(segment: Path, limit: int, linktype: int) -> SegmentIndex | None:
         or mtime != st.st_mtime_ns
         or limit < size
         or len(data)
-        != hsize + 4 * (n + 1) + 8 * n + 4 * n_addr + 4 * (n_addr + 1) + 8 * n_runs + 4 * n_other
+        != hsize + 12 * n + 4 + 4 * n4 + 16 * n6 + 4 * (n_addr + 1) + 8 * n_runs + 4 * n_other
         or _CRC.unpack_from(data, _HEAD.size)[0] != zlib.crc32(memoryview(data)[hsize:])
     ):
         return None
@@ -323,13 +291,15 @@ def load_index(segment: Path, limit: int, linktype: int) -> SegmentIndex | None:
 
     offs = take(n + 1, 4)
     ts = take(n, 8)
-    packed = bytes(view[pos : pos + 4 * n_addr])
-    pos += 4 * n_addr
+    packed = bytes(view[pos : pos + 4 * n4 + 16 * n6])
+    pos += len(packed)
+    keys = [packed[4 * i : 4 * i + 4] for i in range(n4)]
+    keys += [packed[4 * n4 + 16 * i : 4 * n4 + 16 * i + 16] for i in range(n6)]
     first = take(n_addr + 1, 4)
     run_a = take(n_runs, 4)
     run_b = take(n_runs, 4)
     other = take(n_other, 4)
-    addresses = {packed[4 * i : 4 * i + 4]: (first[i], first[i + 1]) for i in range(n_addr)}
+    addresses = {key: (first[i], first[i + 1]) for i, key in enumerate(keys)}
     if n_addr and first[n_addr] != n_runs:
         return None
     return SegmentIndex(n, offs, ts, bool(flags & _MONO), bool(flags & _ODD), addresses,

@@ -302,3 +302,68 @@ def test_alerts_of_one_busy_host_share_one_file(storm_dir, tmp_path):
     assert len(shared) >= 10
     assert len({p.stat().st_ino for p in shared}) < len(shared)
     _compare(storm_dir, tmp_path / "widened", 64 * KiB, True)
+
+
+_V6 = [f"2001:db8::{i}" for i in range(1, 7)]
+_V4 = [f"192.0.2.{i}" for i in range(11, 15)]
+
+
+@pytest.fixture(scope="module")
+def ipv6_dir(tmp_path_factory) -> Path:
+    """IPv6 and IPv4 traffic (some of it VLAN-tagged), one writer, and alerts named by
+    IPv6 addresses, by IPv4 ones and by both."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from otwatch.agent.alerts.manager import AlertManager
+    from otwatch.agent.engines.detection import DetectionFactory
+    from otwatch.alerts.catalog import load_catalog
+
+    data_dir = tmp_path_factory.mktemp("ipv6") / "data"
+    store = open_store(data_dir)
+    try:
+        ring = RingWriter(store, _ring_config(data_dir), "w1")
+        frames = []
+        for i in range(6_000):
+            eth = Ether(src=f"02:00:00:00:01:{i % 6:02x}", dst=f"02:00:00:00:02:{i % 5:02x}")
+            if i % 3:
+                layer = IPv6(src=_V6[i % 6], dst=_V6[(i * 7 + 1) % 6])
+            else:
+                layer = IP(src=_V4[i % 4], dst=_V4[(i // 4) % 4])
+            frame = (
+                eth
+                / (Dot1Q(vlan=5) / layer if i % 17 == 0 else layer)
+                / UDP(sport=1000 + i % 50, dport=502)
+            )
+            data = bytes(frame / bytes(i % 40))
+            frames.append((SEC + i * 5_000_000, len(data), 1, data))
+        for start in range(0, len(frames), 500):
+            ring.write_batch(frames[start : start + 500], 1, True)
+        ring.close()
+        catalog = load_catalog()
+        factory, manager = DetectionFactory(catalog), AlertManager(store, catalog, sensor_id="t")
+        hosts = [
+            *((_V6[i], _V6[(i + 1) % 6]) for i in range(6)),
+            *((_V6[i], None) for i in range(6)),
+            *((_V4[i], _V6[i]) for i in range(4)),
+            *((_V4[i], _V4[(i + 1) % 4]) for i in range(4)),
+        ]
+        for n, (src, dst) in enumerate(hosts):
+            det = factory.make(
+                "modbus_address_range_violation" if dst else "firmware_version_changed",
+                SEC + (n + 1) * 1_200_000_000, f"{src} {dst}",
+                source_address=src, destination_address=dst, protocol="modbus",
+            )  # fmt: skip
+            manager.observe(det)
+        manager.flush()
+    finally:
+        store.close()
+    return data_dir
+
+
+def test_alerts_named_by_ipv6_addresses_are_cut_through_the_index(ipv6_dir, tmp_path, monkeypatch):
+    walks = _Walks(monkeypatch)
+    new = _compare(ipv6_dir, tmp_path, 16 * KiB, True)
+    assert walks.groups == 0 and walks.indexed > 0
+    assert sum(1 for r in new["rows"].values() if r[0] == "ready") >= 18

@@ -4,6 +4,7 @@ either way are compared in ``test_evidence_cut.py``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from otwatch.agent.capture.pcapwrite import file_header
 from otwatch.agent.capture.ring import RingWriter
 from otwatch.agent.capture.ring_index import (
     IndexBuilder,
@@ -27,19 +29,21 @@ from tests.factories import T0, ether_frames, udp
 from tests.unit.agent.capture.test_ring import ring_config, rows
 
 A, B, C = "192.0.2.1", "192.0.2.2", "198.51.100.3"
+V6A, V6B = "2001:db8::1", "2001:db8::2"
 ETH = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def _packets() -> list:
-    """Untagged IPv4 between three hosts, and frames the index leaves to the cut (ARP,
-    VLAN-tagged IPv4, IPv6, a frame too short for an IPv4 header)."""
+    """Untagged IPv4 between three hosts, two IPv6 frames, and frames the index leaves to
+    the cut (ARP, VLAN-tagged IPv4, a frame too short for an IPv4 header)."""
     out = []
     for i in range(120):
         src, dst = [(A, B), (B, A), (A, C), (C, C)][i % 4] if i % 10 else (B, C)
         out.append(udp(src, dst, 1000 + i, 502, b"x" * (i % 7)))
     out[5] = Ether(**ETH, type=0x0806) / ARP(psrc=A, pdst=B)
     out[6] = Ether(**ETH) / Dot1Q(vlan=7) / IP(src=A, dst=B) / UDP()
-    out[7] = Ether(**ETH) / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP()
+    out[7] = Ether(**ETH) / IPv6(src=V6A, dst=V6B) / UDP()
+    out[9] = Ether(**ETH) / IPv6(src=V6B, dst=V6B) / UDP()
     out[8] = Ether(**ETH, type=0x0800) / b"\x45\x00"
     return out
 
@@ -55,10 +59,14 @@ def _write(store, frames, **config) -> Path:
 
 
 def _expected_runs(frames, address: str) -> list[tuple[int, int]]:
+    packed = ipaddress.ip_address(address).packed
     runs: list[tuple[int, int]] = []
     for k, (_ts, _wlen, _lt, data) in enumerate(frames):
-        ipv4 = data[12:14] == b"\x08\x00" and len(data) >= 34
-        if ipv4 and bytes(map(int, address.split("."))) in (data[26:30], data[30:34]):
+        if data[12:14] == b"\x08\x00" and len(data) >= 34:
+            carries = packed in (data[26:30], data[30:34])
+        else:
+            carries = data[12:14] == b"\x86\xdd" and packed in (data[22:38], data[38:54])
+        if carries:
             if runs and runs[-1][1] == k:
                 runs[-1] = (runs[-1][0], k + 1)
             else:
@@ -79,11 +87,12 @@ def test_the_index_gives_every_record_and_each_address_runs(store):
         pos += 16 + len(data)
     assert list(zip(index.offs[:-1], index.ts, strict=True)) == walked
     assert index.offs[-1] == path.stat().st_size
-    for address in (A, B, C):
-        span = index.addresses[bytes(map(int, address.split(".")))]
+    for address in (A, B, C, V6A, V6B):
+        span = index.addresses[ipaddress.ip_address(address).packed]
         got = list(zip(index.run_a[span[0] : span[1]], index.run_b[span[0] : span[1]], strict=True))
         assert got == _expected_runs(frames, address), address
-    assert list(index.other) == [5, 6, 7, 8]  # ARP, VLAN, IPv6, short: tested frame by frame
+    assert len(index.addresses) == 5
+    assert list(index.other) == [5, 6, 8]  # ARP, VLAN, short: tested frame by frame
 
 
 def test_times_that_go_back_and_odd_fractions_are_noted():
@@ -91,11 +100,16 @@ def test_times_that_go_back_and_odd_fractions_are_noted():
     frame = bytes(udp(A, B, 1, 2))
     rec = struct.pack("<IIII", 10, 5, len(frame), len(frame)) + frame
     back = struct.pack("<IIII", 9, 5, len(frame), len(frame)) + frame
-    builder.scan(rec + back)
-    assert builder.last == -2  # not monotonic
+    data = file_header(1, True) + rec + back  # as a segment file holds them
+    builder.scan(data, 24, len(data))
+    assert builder.last == -2 and not builder.broken  # not monotonic
     odd = IndexBuilder(1, False)  # microseconds: a fraction of a million or more is odd
-    odd.scan(struct.pack("<IIII", 10, 1_000_000, len(frame), len(frame)) + frame)
+    data = file_header(1, False) + struct.pack("<IIII", 10, 10**6, len(frame), len(frame)) + frame
+    odd.scan(data, 24, len(data))
     assert odd.odd and not builder.odd
+    cut_short = IndexBuilder(1, True)
+    cut_short.scan(file_header(1, True) + rec[:-1], 24, 24 + len(rec) - 1)
+    assert cut_short.broken
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "corrupt", "stale", "grown"])
