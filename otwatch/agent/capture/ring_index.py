@@ -211,7 +211,11 @@ class IndexBuilder:
         target = index_path(segment)
         tmp = target.with_name(target.name + ".tmp")
         try:
-            with open(tmp, "wb") as f:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            # as private as the segment it describes (it names the hosts in it)
+            how = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(tmp, how, 0o640), "wb") as f:
                 f.write(head + _CRC.pack(zlib.crc32(body)) + body)
             os.replace(tmp, target)
         except OSError:

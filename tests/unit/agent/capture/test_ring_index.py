@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def test_the_index_gives_every_record_and_each_address_runs(store):
         pos += 16 + len(data)
     assert list(zip(index.offs[:-1], index.ts, strict=True)) == walked
     assert index.offs[-1] == path.stat().st_size
+    assert stat.S_IMODE(index_path(path).stat().st_mode) == 0o640  # as private as the segment
     for address in (A, B, C, V6A, V6B):
         span = index.addresses[ipaddress.ip_address(address).packed]
         got = list(zip(index.run_a[span[0] : span[1]], index.run_b[span[0] : span[1]], strict=True))
