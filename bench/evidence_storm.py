@@ -97,7 +97,7 @@ def build_ring(cache: Path, packets: int, write_capture) -> Path:
 
     home = cache / f"ring_{packets}"
     if (home / "complete").exists():
-        _index_missing(home)  # a ring cached before segments had an index
+        _index_missing(home)
         return home
     shutil.rmtree(home, ignore_errors=True)
     capture = cache / f"ring_{packets}_source.pcap"
@@ -121,10 +121,11 @@ def build_ring(cache: Path, packets: int, write_capture) -> Path:
 
 
 def _index_missing(home: Path) -> None:
-    from otwatch.agent.capture.ring_index import index_path, index_segment
+    """Index the segments without a usable index (a ring cached by an older otwatch)."""
+    from otwatch.agent.capture.ring_index import index_segment, load_index
 
     for segment in sorted((home / "pcap" / "ring").glob("*.pcap")):
-        if not index_path(segment).exists():
+        if load_index(segment, segment.stat().st_size, 1) is None:
             index_segment(segment, 1, True)
 
 
