@@ -254,8 +254,8 @@ class RingWriter:
 
     def write_raw(self, frames: list[Frame], raw: bytes, linktype: int, nanosecond: bool) -> None:
         """Append ``frames`` given also as ``raw``: their records exactly as a segment holds
-        them (little-endian 16-byte headers in the segment's time unit, then the data), as
-        ``CaptureFile.chunks`` reads them from a pcap file. The bytes are copied as they are;
+        them (little-endian 16-byte headers in the segment's time unit, fractions in range,
+        then the data), as ``CaptureFile.chunks`` gives them. The bytes are copied as they are;
         a chunk that would cross a segment's size or time limit goes frame by frame."""
         seg = self._open.get((linktype, nanosecond))
         if seg is not None and frames:
@@ -267,8 +267,7 @@ class RingWriter:
                 deadline = seg.deadline_ns = first + self.segment_ns
             if last < deadline and size < self.segment_bytes - seg.size:
                 seg.buf.append(raw)
-                if seg.index is not None and seg.frames is not None:
-                    seg.index.check_raw(raw)
+                if seg.frames is not None:
                     seg.frames.extend(frames)
                 seg.p_bytes = size
                 seg.p_packets += len(frames)

@@ -148,18 +148,6 @@ class IndexBuilder:
             return a, None
         return a, self.runs.setdefault(dst, array("I", (_MAX_OFFSET, _MAX_OFFSET)))
 
-    def check_raw(self, raw: bytes) -> None:
-        """Records copied as they are from a file: note a timestamp fraction out of range."""
-        if self.odd:
-            return
-        frac_max, pos, stop = self.frac_max, 0, len(raw)
-        while pos + 16 <= stop:
-            _sec, frac, caplen, _wlen = _rec(raw, pos)
-            if frac >= frac_max:
-                self.odd = True
-                return
-            pos += 16 + caplen
-
     def scan(self, data: bytes | mmap.mmap, start: int, stop: int) -> None:
         """Note the records of ``data[start:stop]``, the segment's from ``start`` on."""
         frames: list[Frame] = []
