@@ -13,8 +13,10 @@ the same data directory, one alert per pass as it ran, in CPU time.
   client and the server (every packet of their window is theirs), half on a client alone;
   all cut by ``extract_due`` at once.
 
-Run as a child: ``python bench/evidence_storm.py cut DATA_DIR old|new N`` cuts N alerts of
-DATA_DIR (their evidence reset first) and prints ``{"alerts", "wall_s", "cpu_s", "rss"}``.
+Run as a child: ``python bench/evidence_storm.py cut DATA_DIR old|walk|new N`` cuts N alerts
+of DATA_DIR (their evidence reset first) and prints ``{"alerts", "wall_s", "cpu_s", "rss"}``:
+``old`` the frame-by-frame cut, ``walk`` today's one-pass cut as it was before the segment
+index (every record header walked, every file written), ``new`` the cut as it is.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def cut_child(data_dir: Path, algorithm: str, n: int) -> dict:
             ev: Evidence = OldEvidence(store, config)
         else:
             ev = Evidence(store, config)
+            if algorithm == "walk":
+                ev.use_index = ev.link_twins = False
         with store.session() as session:
             ids = _sample(list(session.scalars(select(Alert.id).order_by(Alert.id))), n)
             session.execute(delete(PcapEvidence).where(PcapEvidence.alert_id.in_(ids)))
@@ -93,6 +97,7 @@ def build_ring(cache: Path, packets: int, write_capture) -> Path:
 
     home = cache / f"ring_{packets}"
     if (home / "complete").exists():
+        _index_missing(home)
         return home
     shutil.rmtree(home, ignore_errors=True)
     capture = cache / f"ring_{packets}_source.pcap"
@@ -113,6 +118,15 @@ def build_ring(cache: Path, packets: int, write_capture) -> Path:
     capture.unlink()
     (home / "complete").touch()
     return home
+
+
+def _index_missing(home: Path) -> None:
+    """Index the segments without a usable index (a ring cached by an older otwatch)."""
+    from otwatch.agent.capture.ring_index import index_segment, load_index
+
+    for segment in sorted((home / "pcap" / "ring").glob("*.pcap")):
+        if load_index(segment, segment.stat().st_size, 1) is None:
+            index_segment(segment, 1, True)
 
 
 def alerts_over(ring_home: Path, work: Path, count: int = 1000) -> Path:

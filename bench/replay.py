@@ -14,11 +14,13 @@ learning period for the first minute of traffic, every engine on and the PCAP ri
 - peak RSS of the replays (target ≤ 150 MB at 1M packets) and of the distinct-flows capture
   (target ≤ 300 MB at 1M flows), in MB of 10^6 bytes;
 - the ring's overhead (plain and ``--ring`` runs alternating, best CPU time of each) and the
-  cost of a ring write alone;
+  CPU cost of a ring write alone, with and without the index beside each segment;
 - the evidence cut under an alert storm (``evidence_storm``): alerts/s of (a) the
   no-baseline replay of Modbus polling with 75 clients (target ≥ 200) and (b) 1,000 alerts
   over a 1 GB ring (target ≤ 10 s), each beside the frame-by-frame cut it replaced, timed on
-  a sample of the same alerts in the same run; peak RSS of (a) (target ≤ 150 MB);
+  a sample of the same alerts in the same run, and beside the one-pass cut as it was before
+  the segment index (``walk``: every record header walked, every file written) on all of
+  them; peak RSS of (a) (target ≤ 150 MB); the ring write's cost with and without the index;
 - the time of a plain 10-million-iteration Python loop, before the runs: how fast this
   (shared, noisy) machine is at that moment.
 
@@ -177,8 +179,9 @@ def tcpdump_us(path: Path) -> float | None:
     return (usage.ru_utime + usage.ru_stime) * 1e6 / packets
 
 
-def ring_write_cost(path: Path, limit: int = 300_000) -> float:
-    """µs per frame to append frames to the ring (no dissection), in this process."""
+def ring_write_cost(path: Path, limit: int = 300_000, *, index: bool = True) -> float:
+    """CPU µs per frame to append frames to the ring (no dissection), in this process, with
+    or without the index beside each segment."""
     from otwatch.agent.capture.config import RingConfig
     from otwatch.agent.capture.pcapfile import open_capture
     from otwatch.agent.capture.ring import RingWriter
@@ -188,12 +191,13 @@ def ring_write_cost(path: Path, limit: int = 300_000) -> float:
         frames = [f for _, f in zip(range(limit), cap, strict=False)]
     with tempfile.TemporaryDirectory(prefix="otwatch-bench-") as data_dir:
         store = open_store(data_dir)
-        ring = RingWriter(store, RingConfig(directory=Path(data_dir) / "ring", max_percent=None))
-        started = time.perf_counter()
+        config = RingConfig(directory=Path(data_dir) / "ring", max_percent=None, index=index)
+        ring = RingWriter(store, config)
+        started = time.process_time()
         for i in range(0, len(frames), 1024):
             ring.write_batch(frames[i : i + 1024], 1, True)
         ring.close()
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         store.close()
     return elapsed / len(frames) * 1e6
 
@@ -237,7 +241,21 @@ def report_ring(path: Path, ring_runs: list[Run], rounds: int) -> None:
         f"{len(ring_runs)} --ring and {len(plain_runs)} plain runs, alternating; "
         f"{best_ring.summary['ring_packets']:,} frames written)"
     )
-    print(f"ring write alone: {ring_write_cost(path):.2f} µs/frame (no dissection)")
+    report_index_cost(path)
+
+
+def report_index_cost(path: Path, rounds: int = 3) -> None:
+    """The ring write with and without the segment index, alternating, best CPU of each."""
+    with_index, without = [], []
+    for _ in range(rounds):
+        without.append(ring_write_cost(path, index=False))
+        with_index.append(ring_write_cost(path, index=True))
+    best, plain = min(with_index), min(without)
+    print(
+        f"ring write alone (no dissection, CPU): {best:.2f} µs/frame with the segment index, "
+        f"{plain:.2f} without: the index costs {best - plain:+.2f} µs/frame "
+        f"({best / plain - 1:+.0%} of the ring write; best of {rounds} each, alternating)"
+    )
 
 
 def loop_seconds() -> float:
@@ -264,6 +282,10 @@ def report_evidence(cache: Path, packets: int, quick: bool) -> None:
         ])  # fmt: skip
         s = json.loads(out)
         old = run_cut(Path(data_dir), "old", sample)
+        walk = run_cut(Path(data_dir), "walk", s["evidence_files"])
+        again = run_cut(Path(data_dir), "new", s["evidence_files"])
+        index_bytes = sum(p.stat().st_size for p in Path(data_dir).glob("pcap/ring/*.idx"))
+        ring_bytes = sum(p.stat().st_size for p in Path(data_dir).glob("pcap/ring/*.pcap"))
     cut, cut_cpu = s["evidence_files"], s["evidence_cpu_s"]
     rate, rate_cpu = cut / s["evidence_s"], cut / cut_cpu
     old_rate = old["alerts"] / old["cpu_s"]
@@ -277,6 +299,15 @@ def report_evidence(cache: Path, packets: int, quick: bool) -> None:
         f"cut, same run, {old['alerts']} of these alerts: {old_rate:.2f} per CPU second "
         f"({old['cpu_s']:.1f} s) -> {rate_cpu / old_rate:,.0f}x; replay {s['cpu_s']:.1f} s CPU "
         f"in all"
+    )
+    print(
+        f"evidence (a), the same {walk['alerts']} alerts cut again in a child, same run: "
+        f"{again['cpu_s']:.2f} s CPU ({walk['alerts'] / again['cpu_s']:,.0f} per CPU second) vs "
+        f"{walk['cpu_s']:.2f} s CPU ({walk['alerts'] / walk['cpu_s']:,.0f} per CPU second) for "
+        f"the one-pass cut as it was before the segment index and shared files (every header "
+        f"walked, every file written) -> {walk['cpu_s'] / again['cpu_s']:.1f}x; the ring's "
+        f"indexes: {index_bytes / 1e6:.1f} MB beside {ring_bytes / 1e6:.1f} MB of segments "
+        f"({index_bytes / ring_bytes:.0%})"
     )
     pipeline = s["packets"] / (s["cpu_s"] - cut_cpu)
     print(
@@ -296,6 +327,7 @@ def report_evidence(cache: Path, packets: int, quick: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="otwatch-bench-") as work:
         data_dir = alerts_over(home, Path(work), alerts)
         old = run_cut(data_dir, "old", 2 if quick else 3)
+        walk = run_cut(data_dir, "walk", alerts)
         new = run_cut(data_dir, "new", alerts)
     old_rate = old["alerts"] / old["cpu_s"]
     print(
@@ -305,8 +337,11 @@ def report_evidence(cache: Path, packets: int, quick: bool) -> None:
         f"on CPU time{scale_note(new['alerts'], 1000, 'alerts')}), "
         f"{new['alerts'] / new['cpu_s']:,.0f} alerts per CPU second, peak RSS "
         f"{new['rss'] / 1e6:.0f} MB; frame-by-frame cut, same run, {old['alerts']} of these "
-        f"alerts: {old_rate:.2f} per CPU second -> {new['alerts'] / new['cpu_s'] / old_rate:,.0f}x"
+        f"alerts: {old_rate:.2f} per CPU second -> {new['alerts'] / new['cpu_s'] / old_rate:,.0f}x;"
+        f" the one-pass cut before the segment index, same run: {walk['cpu_s']:.1f} s CPU "
+        f"({walk['wall_s']:.1f} s wall) -> {walk['cpu_s'] / new['cpu_s']:.1f}x"
     )
+    report_index_cost(storm)
 
 
 def main(argv: list[str] | None = None) -> int:

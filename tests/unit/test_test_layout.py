@@ -55,6 +55,8 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "agent/capture/evidence_export.py": "tests/unit/agent/capture/test_evidence.py",
     "agent/capture/evidence_files.py": "tests/unit/agent/capture/test_evidence_cut.py",
     "agent/capture/evidence_hosts.py": "tests/unit/agent/capture/test_evidence.py",
+    "agent/capture/evidence_indexed.py": "tests/unit/agent/capture/test_evidence_cut.py",
+    "agent/capture/evidence_twins.py": "tests/unit/agent/capture/test_evidence_cut.py",
     "agent/capture/evidence_window.py": "tests/unit/agent/capture/test_evidence.py",
     "agent/capture/pcapformat.py": "tests/unit/agent/capture/test_pcapfile.py",
     "agent/capture/pcapng_blocks.py": "tests/unit/agent/capture/test_pcapfile.py",

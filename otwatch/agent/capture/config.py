@@ -90,6 +90,8 @@ class RingConfig:
     """Budget as a share of the ring's filesystem; the smaller of the two budgets applies."""
     buffer_bytes: int = 1 * MiB
     """Frames are written in chunks of about this size (and at least every tick)."""
+    index: bool = True
+    """Write an index beside each closed segment (:mod:`~otwatch.agent.capture.ring_index`)."""
 
     @classmethod
     def from_section(cls, pcap: PcapSection, data_dir: Path) -> RingConfig:

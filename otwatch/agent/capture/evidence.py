@@ -25,9 +25,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from otwatch.agent.capture.config import EvidenceConfig
-from otwatch.agent.capture.evidence_cut import CutJob, Interrupted, SegmentRef, cut
+from otwatch.agent.capture.evidence_cut import CutJob, Interrupted, SegmentRef
 from otwatch.agent.capture.evidence_files import FilePlan, SegmentFiles, plan_file, write_file
 from otwatch.agent.capture.evidence_hosts import HostMatcher, alert_hosts
+from otwatch.agent.capture.evidence_indexed import cut_pass
+from otwatch.agent.capture.evidence_twins import Twins, unshare
 from otwatch.agent.capture.evidence_window import file_format, unavailable_message, window_segments
 from otwatch.agent.capture.ring import resolve_path, store_path
 from otwatch.agent.store.db import Store
@@ -53,6 +55,7 @@ class _Job:
         "covered",
         "cut",
         "end",
+        "fresh",
         "matcher",
         "packets_before",
         "path",
@@ -73,11 +76,14 @@ class _Job:
             self.path.unlink(missing_ok=True)
         elif self.path.exists() and self.path.stat().st_size > row.bytes:
             # an extraction interrupted before its bookkeeping: forget what it appended
+            unshare(self.path)
             os.truncate(self.path, row.bytes)
         self.packets_before = row.packets if row.path else 0
         self.cut: CutJob | None = None
         self.covered = False
         """The ring has segments in this job's window."""
+        self.fresh = False
+        """No file yet: the pass writes all of it."""
 
     def plan(self, refs: list[SegmentRef], max_bytes: int) -> CutJob:
         """The pass's view of this job. A new file takes the link type of the first segment
@@ -89,6 +95,7 @@ class _Job:
         default_linktype = own[0].linktype if own else 1
         nanosecond = any(r.nanosecond for r in own)
         fmt = file_format(self.path)
+        self.fresh = fmt is None
         if fmt is not None:
             default_linktype, nanosecond = fmt
         self.cut = CutJob(
@@ -109,6 +116,10 @@ class Evidence:
         self.before_ns = int(config.before_s * _NS)
         self.after_ns = int(config.after_s * _NS)
         self.extracted = 0
+        self.use_index = True
+        """Read segments through their indexes (False: walk every record header)."""
+        self.link_twins = True
+        """Write a file of the same content as another of the pass as a hard link to it."""
 
     # -- scheduling (cheap; at manager flush time) ----------------------------------------
 
@@ -233,8 +244,8 @@ class Evidence:
                 refs = window_segments(session, self.data_dir, lo, hi)
             limit = self.config.alert_max_bytes
             cuts = [job.plan(refs, limit) for job in live]
-            odd = cut(refs, cuts, interrupt) if refs else set()
-            files = SegmentFiles(refs, odd)
+            odd = cut_pass(refs, cuts, interrupt, use_index=self.use_index) if refs else set()
+            files = SegmentFiles(refs, odd, use_index=self.use_index)
             try:
                 for job in live:
                     assert job.cut is not None  # set by job.plan() above
@@ -242,11 +253,17 @@ class Evidence:
                         job.path, job.cut, files, job.packets_before, limit
                     )
                 doomed = self._doomed(plans, now)
+                twins = Twins()
                 for job in live:
+                    plan = plans[job.alert_id]
                     if job.alert_id in doomed:
                         job.path.unlink(missing_ok=True)
-                    else:
-                        write_file(plans[job.alert_id], files, job.path.with_suffix(".trim"))
+                    elif not (job.fresh and self.link_twins and twins.link(plan)):
+                        if not plan.rewrite:  # appended to in place
+                            unshare(job.path)
+                        write_file(plan, files, job.path.with_suffix(".trim"))
+                        if job.fresh:
+                            twins.add(plan)
             finally:
                 files.close()
         with self.store.session() as session:

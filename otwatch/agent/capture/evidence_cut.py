@@ -97,6 +97,7 @@ class CutJob:
 
     __slots__ = (
         "addresses",
+        "addresses6",
         "end",
         "extra",
         "found_bytes",
@@ -122,8 +123,12 @@ class CutJob:
         self.linktype, self.nanosecond = linktype, nanosecond
         self.room = room
         """Record bytes the file may hold (its budget less the file header)."""
-        self.generic = not matcher.packed4 or bool(matcher.macs)
+        self.generic = bool(matcher.macs) or not (matcher.packed4 or matcher.packed6)
+        """Named by MAC (or by nothing usable): every frame is tested by the matcher. A job
+        named by IPv6 addresses alone cannot match an IPv4 frame (the matcher's decode
+        says so) and is tested on the other frames only."""
         self.addresses = () if self.generic else tuple(matcher.packed4)
+        self.addresses6 = () if self.generic else tuple(matcher.packed6)
         self.extra: list[int] = []
         """Epoch records that :attr:`matcher` accepted frame by frame."""
         self.r_seg = array("I")
@@ -171,6 +176,25 @@ class CutJob:
         self.found_bytes += size
         self.tail_bytes += size
         self.r_seg.extend(segs)
+        self.r_start.extend(starts)
+        self.r_end.extend(ends)
+        self.r_count.extend(counts)
+        self._forget_old()
+
+    def extend_segment(
+        self, seg: int, starts: list[int], ends: list[int], counts: list[int]
+    ) -> None:
+        """:meth:`extend` for runs of one segment, given as columns."""
+        if not starts:
+            return
+        n = len(self.r_end)
+        if n > self.head and self.r_seg[-1] == seg and self.r_end[-1] == starts[0]:
+            self.add(seg, starts[0], ends[0], counts[0])
+            starts, ends, counts = starts[1:], ends[1:], counts[1:]
+        size = sum(ends) - sum(starts)
+        self.found_bytes += size
+        self.tail_bytes += size
+        self.r_seg.extend([seg] * len(starts))
         self.r_start.extend(starts)
         self.r_end.extend(ends)
         self.r_count.extend(counts)
@@ -293,9 +317,10 @@ class _Segments:
         self.maps.clear()
 
 
-def _records(
-    segs: _Segments, i: int, lo: int, hi: int, odd: set[int]
-) -> Iterator[tuple[int, int, int, int, bytes | None, bytes, bytes]]:
+Record = tuple[int, int, int, int, bytes | None, bytes, bytes]
+
+
+def _records(segs: _Segments, i: int, lo: int, hi: int, odd: set[int]) -> Iterator[Record]:
     """(ts, segment, start, end, EtherType, source, destination) of segment ``i``'s records
     inside [lo, hi]; EtherType is None when the record is too short for an IPv4 header
     (the addresses are then meaningless). A segment with a timestamp fraction out of range
@@ -333,10 +358,15 @@ def cut(
     refs: Sequence[SegmentRef],
     jobs: Sequence[CutJob],
     interrupt: Callable[[], bool] | None = None,
+    groups: Sequence[list[int]] | None = None,
+    records: Callable[..., Iterator[Record]] | None = None,
 ) -> set[int]:
-    """Find each job's records in one pass over ``refs`` (ordered by first packet); returns
-    the segments whose headers must be re-packed when copied. Raises :class:`Interrupted`
-    when ``interrupt()`` turns true (asked every 8,192 records)."""
+    """Find each job's records in one pass over ``refs`` (ordered by first packet), walking
+    every record header (of ``groups`` of :func:`merge_groups` only, when given; ``records``
+    may yield only the records some job may want instead, with :func:`_records`'s
+    arguments); returns the segments whose headers must be re-packed when copied. Raises
+    :class:`Interrupted` when ``interrupt()`` turns true (asked every 8,192 records)."""
+    read = _records if records is None else records
     lo = min(job.start for job in jobs)
     hi = max(job.end for job in jobs)
     slots: dict[bytes, list[int]] = {}
@@ -357,8 +387,8 @@ def cut(
     offs, ends, segs_, tss = epoch.offs, epoch.ends, epoch.segs, epoch.tss
     n = 0
     try:
-        for group in merge_groups(refs):
-            streams = [_records(segs, i, lo, hi, odd) for i in group]
+        for group in merge_groups(refs) if groups is None else groups:
+            streams = [read(segs, i, lo, hi, odd) for i in group]
             stream = streams[0] if len(streams) == 1 else heapq.merge(*streams)
             for ts, i, pos, nxt, ether, src, dst in stream:
                 if interrupt is not None and not n & _INTERRUPT_EVERY and interrupt():
@@ -456,6 +486,3 @@ def _close_epoch(
         job.extend(found)
     for slot in slots.values():
         slot[:] = [-1, -1]
-
-
-# -- writing ---------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from otwatch.agent.capture.evidence_window import (
     unavailable_message,
 )
 from otwatch.agent.capture.pcapfile import Frame
-from otwatch.agent.capture.ring import EVICTED_STATE, file_header, resolve_path
+from otwatch.agent.capture.pcapwrite import file_header
+from otwatch.agent.capture.ring import EVICTED_STATE, resolve_path
 from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import Alert

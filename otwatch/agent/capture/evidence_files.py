@@ -9,7 +9,7 @@ import contextlib
 import mmap
 import os
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,13 @@ from otwatch.agent.capture.evidence_cut import (
     _rec_pack,
     _rec_unpack,
 )
+from otwatch.agent.capture.evidence_indexed import segment_index
 from otwatch.agent.capture.pcapfile import MAX_CAPLEN
-from otwatch.agent.capture.ring import file_header
+from otwatch.agent.capture.pcapwrite import file_header
 
 
-def _copy(src: int, dst: int, offset: int, count: int) -> None:
+def copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    """Copy ``count`` bytes from ``offset`` of ``src`` to ``dst`` (by the kernel when it can)."""
     while count > 0:
         try:
             done = os.copy_file_range(src, dst, count, offset)
@@ -42,16 +44,21 @@ def _copy(src: int, dst: int, offset: int, count: int) -> None:
 
 
 class SegmentFiles:
-    """The ring segments a pass copies from: descriptors for ``copy_file_range``, a read
-    window for small scattered records, record offsets for cutting a run at a record.
-    Nothing stays mapped, so the pass's resident memory does not grow with the ring."""
+    """The ring segments a pass copies from: descriptors for ``copy_file_range``, a map for
+    small scattered records, record offsets for cutting a run at a record. Mapped pages are
+    given back as reading moves on (every 4 MiB), so the pass's resident memory does not
+    grow with the ring."""
 
-    def __init__(self, refs: Sequence[SegmentRef], odd: set[int]) -> None:
+    def __init__(
+        self, refs: Sequence[SegmentRef], odd: set[int], *, use_index: bool = True
+    ) -> None:
         self.refs = refs
         self.odd = odd
+        self.use_index = use_index
         self._fds: dict[int, int] = {}
-        self._offsets: dict[int, array] = {}
-        self._window: tuple[int, int, bytes] = (-1, 0, b"")
+        self._offsets: dict[int, Sequence[int]] = {}
+        self._map: tuple[int, mmap.mmap | None] = (-1, None)
+        self._released = 0
 
     def fd(self, seg: int) -> int:
         fd = self._fds.get(seg)
@@ -59,29 +66,57 @@ class SegmentFiles:
             fd = self._fds[seg] = os.open(self.refs[seg].path, os.O_RDONLY | os.O_CLOEXEC)
         return fd
 
+    def mapped(self, seg: int, start: int) -> mmap.mmap:
+        """The segment's map, for reading on from ``start`` (pages read before are given
+        back every 4 MiB, and when reading starts over)."""
+        mseg, mm = self._map
+        if mseg != seg or mm is None:
+            if mm is not None:
+                mm.close()
+            mm = mmap.mmap(self.fd(seg), 0, access=mmap.ACCESS_READ)
+            self._map, self._released = (seg, mm), 0
+        elif start < self._released or start - self._released >= _RELEASE:
+            mm.madvise(mmap.MADV_DONTNEED)
+            self._released = start & ~(mmap.PAGESIZE - 1)
+        return mm
+
     def read(self, seg: int, start: int, end: int) -> bytes:
-        """Bytes ``start:end`` of a segment, through a 1 MiB read-ahead window."""
-        wseg, wstart, data = self._window
-        if wseg != seg or start < wstart or end > wstart + len(data):
-            data = os.pread(self.fd(seg), max(end - start, _WINDOW), start)
-            wstart = start
-            self._window = (seg, start, data)
-        return data[start - wstart : end - wstart]
+        """Bytes ``start:end`` of a segment."""
+        return self.mapped(seg, start)[start:end]
 
-    def copy(self, out: _Output, seg: int, start: int, end: int, nanosecond: bool) -> None:
-        ref = self.refs[seg]
-        if ref.nanosecond != nanosecond or seg in self.odd:
-            out.write(_repacked(self.read(seg, start, end), ref.nanosecond, nanosecond))
-        elif end - start >= _SMALL_RUN:
-            out.flush()
-            _copy(self.fd(seg), out.fd, start, end - start)
-        else:
-            out.write(self.read(seg, start, end))
+    def write_runs(self, fd: int, runs: Iterable[tuple[int, int, int, int]], ns: bool) -> None:
+        """Append the records of ``runs`` to ``fd`` (a file in ``ns`` resolution)."""
+        out = _Output(fd)
+        refs, odd, pieces = self.refs, self.odd, out.pieces
+        mseg, mm, released, pending = -1, None, 0, 0
+        for seg, start, end, _count in runs:
+            if refs[seg].nanosecond != ns or seg in odd:
+                pieces.append(_repacked(self.read(seg, start, end), refs[seg].nanosecond, ns))
+                pending += end - start
+                mseg = -1
+            elif end - start >= _SMALL_RUN:
+                out.flush()
+                copy_range(self.fd(seg), fd, start, end - start)
+            else:  # the common case of scattered records, kept short
+                if seg != mseg or start < released or start - released >= _RELEASE:
+                    mm = self.mapped(seg, start)
+                    mseg, released = seg, self._released
+                assert mm is not None
+                pieces.append(mm[start:end])
+                pending += end - start
+            if pending >= _FLUSH:
+                out.flush()
+                pending = 0
+        out.flush()
 
-    def offsets(self, seg: int) -> array:
-        """Offsets of the segment's records, and of the end of the last one."""
+    def offsets(self, seg: int) -> Sequence[int]:
+        """Offsets of the segment's records, and of the end of the last one (from its index
+        when it has a usable one)."""
         found = self._offsets.get(seg)
-        if found is None:
+        index = segment_index(self.refs[seg]) if found is None and self.use_index else None
+        if index is not None:
+            found = self._offsets[seg] = index.offs
+        elif found is None:
             with mmap.mmap(self.fd(seg), 0, access=mmap.ACCESS_READ) as mm:
                 offsets = _record_offsets(mm, 24, self.refs[seg].limit)
                 found = self._offsets[seg] = array("Q", offsets)
@@ -93,10 +128,9 @@ class SegmentFiles:
                 os.close(fd)
         self._fds.clear()
         self._offsets.clear()
-        self._window = (-1, 0, b"")
-
-
-_WINDOW = 1 << 20
+        if self._map[1] is not None:
+            self._map[1].close()
+        self._map = (-1, None)
 
 
 _SMALL_RUN = 64 * 1024
@@ -104,25 +138,20 @@ _SMALL_RUN = 64 * 1024
 the kernel."""
 
 
+_FLUSH = 1 << 20
+
+
 class _Output:
-    """An output file: small pieces buffered, large ranges copied straight in."""
+    """An output file: small pieces gathered into one write per ~1 MiB."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._buf: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        self._buf.append(data)
-        self._size += len(data)
-        if self._size >= 1 << 20:
-            self.flush()
+        self.pieces: list[bytes] = []
 
     def flush(self) -> None:
-        if self._buf:
-            data = b"".join(self._buf)
-            self._buf.clear()
-            self._size = 0
+        if self.pieces:
+            data = b"".join(self.pieces)
+            self.pieces.clear()
             view = memoryview(data)
             while view:
                 view = view[os.write(self.fd, view) :]
@@ -271,7 +300,7 @@ def write_file(plan: FilePlan, files: SegmentFiles, trim_path: Path) -> None:
             else:
                 os.ftruncate(fd, 0)
                 os.write(fd, header)
-            _write_runs(fd, plan.runs(), files, job.nanosecond)
+            files.write_runs(fd, plan.runs(), job.nanosecond)
         finally:
             os.close(fd)
         return
@@ -286,17 +315,10 @@ def write_file(plan: FilePlan, files: SegmentFiles, trim_path: Path) -> None:
         if plan.old_bytes:
             src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                _copy(src, fd, plan.old_from, plan.old_bytes)
+                copy_range(src, fd, plan.old_from, plan.old_bytes)
             finally:
                 os.close(src)
-        _write_runs(fd, plan.runs(), files, job.nanosecond)
+        files.write_runs(fd, plan.runs(), job.nanosecond)
     finally:
         os.close(fd)
     os.replace(trim_path, path)
-
-
-def _write_runs(fd: int, runs, files: SegmentFiles, nanosecond: bool) -> None:
-    out = _Output(fd)
-    for seg, start, end, _count in runs:
-        files.copy(out, seg, start, end, nanosecond)
-    out.flush()

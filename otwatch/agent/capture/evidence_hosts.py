@@ -26,6 +26,7 @@ class HostMatcher:
     def __init__(self, hosts: Iterable[str]) -> None:
         self.ips: set[str] = set()
         self.packed4: set[bytes] = set()
+        self.packed6: set[bytes] = set()
         self.macs: set[bytes] = set()
         needles: set[bytes] = set()
         for host in hosts:
@@ -42,6 +43,8 @@ class HostMatcher:
             needles.add(ip.packed)
             if ip.version == 4:
                 self.packed4.add(ip.packed)
+            else:
+                self.packed6.add(ip.packed)
         self.needles = tuple(needles)
 
     def __bool__(self) -> bool:

@@ -258,8 +258,9 @@ class CaptureFile:
     def chunks(self, max_frames: int = _CHUNK_FRAMES) -> Iterator[tuple[list[Frame], bytes | None]]:
         """Frames in lists of at most ``max_frames``, each with its records exactly as the
         file holds them (16-byte little-endian headers and data) when the file is classic
-        little-endian pcap, else None. A PCAP ring in the same format copies those bytes
-        instead of packing every record again."""
+        little-endian pcap and every timestamp fraction of the chunk is in range, else None.
+        A PCAP ring in the same format copies those bytes instead of packing every record
+        again (a record whose fraction overflows is packed again, normalised)."""
         head = self._rewind()
         if self.format == "pcap":
             yield from self._pcap_chunks(head, max_frames)
@@ -277,6 +278,7 @@ class CaptureFile:
         raw_ok = self._order == "<"
         lt = self.linktype
         mul = 1 if self.nanosecond else 1000
+        frac_lim = _NS // mul
         maxcap = min(MAX_CAPLEN, max(10 * self.snaplen, _MIN_SNAPLEN_LIMIT))
         ns = _NS
         buf, pos, base = head, 24, 0  # base: file offset of buf[0]
@@ -287,25 +289,29 @@ class CaptureFile:
                 chunk: list[Frame] = []
                 append = chunk.append
                 first = pos
+                raw = raw_ok
                 while pos + 16 <= n:
                     sec, frac, caplen, wlen = unpack(buf, pos)
                     start = pos + 16
                     end = start + caplen
                     if end > n or caplen > maxcap:
                         break
+                    if frac >= frac_lim:
+                        raw = False
                     packets += 1
                     nbytes += caplen
                     append((sec * ns + frac * mul, wlen, lt, buf[start:end]))
                     pos = end
                     if len(chunk) >= max_frames:
                         self.packets, self.bytes = packets, nbytes
-                        yield chunk, buf[first:pos] if raw_ok else None
+                        yield chunk, buf[first:pos] if raw else None
                         chunk = []
                         append = chunk.append
                         first = pos
+                        raw = raw_ok
                 if chunk:
                     self.packets, self.bytes = packets, nbytes
-                    yield chunk, buf[first:pos] if raw_ok else None
+                    yield chunk, buf[first:pos] if raw else None
                 if pos + 16 <= n:
                     caplen = unpack(buf, pos)[2]
                     if caplen > maxcap:

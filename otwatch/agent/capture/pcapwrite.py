@@ -13,12 +13,16 @@ _WRITE_HDR = struct.Struct("<IHHiIII")
 _WRITE_REC = struct.Struct("<IIII")
 
 
+def file_header(linktype: int, nanosecond: bool, snaplen: int = MAX_CAPLEN) -> bytes:
+    """A little-endian classic pcap file header."""
+    return _WRITE_HDR.pack(_PCAP_NS if nanosecond else _PCAP_US, 2, 4, 0, 0, snaplen, linktype)
+
+
 def write_pcap_header(
     f: BinaryIO, linktype: int, snaplen: int = MAX_CAPLEN, nanosecond: bool = True
 ) -> None:
     """Write a little-endian classic pcap file header to ``f``."""
-    magic = _PCAP_NS if nanosecond else _PCAP_US
-    f.write(_WRITE_HDR.pack(magic, 2, 4, 0, 0, snaplen, linktype))
+    f.write(file_header(linktype, nanosecond, snaplen))
 
 
 def pcap_record(ts_ns: int, wire_len: int, data: bytes, nanosecond: bool = True) -> bytes:

@@ -4,7 +4,9 @@ Frames are never dissected here: a 16-byte record header is packed and the bytes
 an in-memory chunk that is written with one ``os.write`` per ~1 MiB (and at every ``tick``,
 about once a second). Chunks hold whole records, so after a failed write the file is cut back
 to its last complete record. Segments rotate by size or by traffic time; after each rotation
-the oldest closed segments (of any writer) are deleted until the ring fits its budget.
+the oldest closed segments (of any writer) are deleted until the ring fits its budget. The
+frames of each chunk written are noted for the segment's index (:mod:`.ring_index`), written
+beside the segment when it closes and deleted with it.
 
 Each segment has a row in ``pcap_segments`` (path, first/last timestamp, packets, bytes) that
 evidence extraction uses to find the files of a time window. The row of an open segment is
@@ -13,10 +15,8 @@ other processes can read an open segment up to ``bytes`` safely.
 
 Disk full (ENOSPC/EDQUOT): the writer evicts the oldest closed segments and tries again; with
 nothing left to evict it starts a new segment in place of the current one. What cannot be
-written is counted in ``dropped``; capture and detection go on either way.
-
-On start :func:`repair_ring` fixes what a crash left: a segment cut short loses its trailing
-partial record and is indexed, rows without files are removed, stray files are indexed.
+written is counted in ``dropped``; capture and detection go on either way. On start,
+:func:`~otwatch.agent.capture.ring_repair.repair_ring` fixes what a crash left.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from otwatch.agent.capture.config import MiB, RingConfig
-from otwatch.agent.capture.pcapfile import MAX_CAPLEN, Frame
+from otwatch.agent.capture.pcapfile import Frame
+from otwatch.agent.capture.pcapwrite import file_header
+from otwatch.agent.capture.ring_index import IndexBuilder, remove_index
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models import SensorState
 from otwatch.agent.store.models_pcap import PcapSegment
@@ -112,16 +114,14 @@ def resolve_path(recorded: str, data_dir: Path) -> Path:
     return Path(data_dir) / recorded
 
 
-def file_header(linktype: int, nanosecond: bool, snaplen: int = MAX_CAPLEN) -> bytes:
-    return _FILE_HDR.pack(_MAGIC_NS if nanosecond else _MAGIC_US, 2, 4, 0, 0, snaplen, linktype)
-
-
 class _Segment:
     __slots__ = (
         "buf",
         "deadline_ns",
         "fd",
         "first_ns",
+        "frames",
+        "index",
         "key",
         "last_ns",
         "p_bytes",
@@ -134,8 +134,13 @@ class _Segment:
         "size",
     )
 
-    def __init__(self, key: tuple[int, bool], path: Path, fd: int, row_id: int) -> None:
+    def __init__(
+        self, key: tuple[int, bool], path: Path, fd: int, row_id: int, index: bool
+    ) -> None:
         self.key = key
+        self.index = IndexBuilder(*key) if index else None
+        self.frames: list[Frame] | None = [] if index else None
+        """Frames buffered, for the index once they are on disk."""
         self.path = path
         self.fd = fd
         self.row_id = row_id
@@ -200,11 +205,13 @@ class RingWriter:
         us = not nanosecond
         if seg is not None:
             append = seg.buf.append
+            noted = seg.frames
             limit = self.segment_bytes - seg.size
             size, count = seg.p_bytes, seg.p_packets
             first, last = seg.p_first, seg.p_last
             deadline = seg.deadline_ns
-        for ts, wlen, _lt, data in frames:
+        for frame in frames:
+            ts, wlen, _lt, data = frame
             if seg is not None and (ts >= deadline or size >= limit or size >= flush_at):
                 seg.p_bytes, seg.p_packets, seg.p_first, seg.p_last = size, count, first, last
                 if size >= flush_at and ts < deadline and size < limit:
@@ -218,6 +225,7 @@ class RingWriter:
                     seg = self._new_segment(key)
                 if seg is not None:
                     append = seg.buf.append
+                    noted = seg.frames
                     limit = self.segment_bytes - seg.size
                     size, count = seg.p_bytes, seg.p_packets
                     first, last = seg.p_first, seg.p_last
@@ -233,6 +241,8 @@ class RingWriter:
             n = len(data)
             append(pack(sec, frac, n, wlen))
             append(data)
+            if noted is not None:
+                noted.append(frame)
             size += 16 + n
             count += 1
             if ts > last:
@@ -244,8 +254,8 @@ class RingWriter:
 
     def write_raw(self, frames: list[Frame], raw: bytes, linktype: int, nanosecond: bool) -> None:
         """Append ``frames`` given also as ``raw``: their records exactly as a segment holds
-        them (little-endian 16-byte headers in the segment's time unit, then the data), as
-        ``CaptureFile.chunks`` reads them from a pcap file. The bytes are copied as they are;
+        them (little-endian 16-byte headers in the segment's time unit, fractions in range,
+        then the data), as ``CaptureFile.chunks`` gives them. The bytes are copied as they are;
         a chunk that would cross a segment's size or time limit goes frame by frame."""
         seg = self._open.get((linktype, nanosecond))
         if seg is not None and frames:
@@ -257,6 +267,8 @@ class RingWriter:
                 deadline = seg.deadline_ns = first + self.segment_ns
             if last < deadline and size < self.segment_bytes - seg.size:
                 seg.buf.append(raw)
+                if seg.frames is not None:
+                    seg.frames.extend(frames)
                 seg.p_bytes = size
                 seg.p_packets += len(frames)
                 if first < seg.p_first:
@@ -282,7 +294,7 @@ class RingWriter:
         for seg in list(self._open.values()):
             if seg.p_packets:
                 self._flush(seg)
-        self._update_rows(closed=False)
+        self._update_rows([s for s in self._open.values() if s.packets], closed=False)
 
     def close(self) -> None:
         """Write everything and close every open segment (clean shutdown)."""
@@ -318,7 +330,7 @@ class RingWriter:
         except OSError as exc:
             self._delete_rows([row_id])
             raise RingError(f"cannot create PCAP segment {path}: {exc.strerror}") from None
-        seg = _Segment(key, path, fd, row_id)
+        seg = _Segment(key, path, fd, row_id, self.config.index)
         header = file_header(*key)
         for _ in range(3):
             if self._write_all(seg, header, 0):
@@ -343,22 +355,12 @@ class RingWriter:
             _unlink(seg.path)
             self._delete_rows([seg.row_id])
             return
+        if seg.index is not None:
+            seg.index.write(seg.path)
         self.stats.segments += 1
-        with self.store.session() as session:
-            session.execute(
-                update(PcapSegment)
-                .where(PcapSegment.id == seg.row_id)
-                .values(
-                    first_ns=seg.first_ns,
-                    last_ns=seg.last_ns,
-                    packets=seg.packets,
-                    bytes=seg.size,
-                    closed=True,
-                )
-            )
+        self._update_rows([seg], closed=True)
 
-    def _update_rows(self, closed: bool) -> None:
-        segments = [s for s in self._open.values() if s.packets]
+    def _update_rows(self, segments: list[_Segment], closed: bool) -> None:
         if not segments:
             return
         with self.store.session() as session:
@@ -385,12 +387,17 @@ class RingWriter:
         """Write the segment's buffered records; on disk full, make room or drop them."""
         data = b"".join(seg.buf)
         packets, first, last = seg.p_packets, seg.p_first, seg.p_last
+        noted = seg.frames
+        if noted is not None:
+            seg.frames = []
         seg.buf.clear()
         seg.p_bytes = seg.p_packets = 0
         seg.p_first, seg.p_last = _UNLIMITED, 0
         target = seg
         for _ in range(4):
             if self._write_all(target, data, packets):
+                if target.index is not None and noted is not None:
+                    target.index.add(noted)
                 if target.first_ns is None or first < target.first_ns:
                     target.first_ns = first
                 if target.last_ns is None or last > target.last_ns:
@@ -488,6 +495,4 @@ class RingWriter:
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-# -- reading and repair -------------------------------------------------------------------
+    remove_index(path)

@@ -1,5 +1,7 @@
 """Repairing the ring on start, after a crash: a segment cut short loses its trailing partial
-record and is indexed, rows without files are removed, stray files are indexed."""
+record and is indexed, rows without files are removed, stray files are indexed. A segment
+closed here also gets its record index (:mod:`~otwatch.agent.capture.ring_index`); an index
+without its segment is deleted."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 
 from otwatch.agent.capture.ring import RingError, _unlink, resolve_path, store_path
+from otwatch.agent.capture.ring_index import index_segment, remove_index
 from otwatch.agent.capture.ring_segments import SegmentScan, scan_segment
 from otwatch.agent.store.db import Store
 from otwatch.agent.store.models_pcap import PcapSegment
@@ -55,6 +58,7 @@ def repair_ring(store: Store, directory: Path) -> RepairReport:
         path = resolve_path(recorded, data_dir)
         known.add(path.resolve())
         if not path.exists():
+            remove_index(path)
             with store.session() as session:
                 session.execute(delete(PcapSegment).where(PcapSegment.id == row_id))
             report.removed += 1
@@ -79,6 +83,7 @@ def repair_ring(store: Store, directory: Path) -> RepairReport:
                     closed=True,
                 )
             )
+        index_segment(path, scan.linktype, scan.nanosecond)
         report.repaired += 1
     if directory.is_dir():
         for path in sorted(directory.glob("*.pcap")):
@@ -105,7 +110,11 @@ def repair_ring(store: Store, directory: Path) -> RepairReport:
                         created_ns=time.time_ns(),
                     )
                 )
+            index_segment(path, scan.linktype, scan.nanosecond)
             report.indexed += 1
+        for stray in [*directory.glob("*.pcap.idx"), *directory.glob("*.idx.tmp")]:
+            if stray.suffix == ".tmp" or not stray.with_suffix("").exists():
+                stray.unlink(missing_ok=True)
     return report
 
 

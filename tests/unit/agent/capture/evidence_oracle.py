@@ -19,7 +19,8 @@ from otwatch.agent.capture.evidence_window import unavailable_message
 from otwatch.agent.capture.evidence_hosts import HostMatcher
 from otwatch.agent.capture.evidence_window import ring_frames
 from otwatch.agent.capture.pcapfile import Frame
-from otwatch.agent.capture.ring import file_header, store_path
+from otwatch.agent.capture.pcapwrite import file_header
+from otwatch.agent.capture.ring import store_path
 from otwatch.agent.capture.ring_segments import iter_segment
 from otwatch.agent.store.models_pcap import PcapEvidence
 

@@ -9,6 +9,7 @@ budgets make files trim; a second round widens half the windows so files are ext
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -153,8 +154,12 @@ def storm_dir(tmp_path_factory) -> Path:
     ("budget", "widen"),
     [(48 * KiB, True), pytest.param(1 << 30, False, marks=pytest.mark.slow)],
 )
-def test_corpus_evidence_is_byte_identical(corpus_dir, tmp_path, budget, widen):
+def test_corpus_evidence_is_byte_identical(corpus_dir, tmp_path, budget, widen, monkeypatch):
+    walks = _Walks(monkeypatch)
     new = _compare(corpus_dir, tmp_path, budget, widen)
+    # segments alone in their time range are read through their index; the corpus files'
+    # times overlap and some go back, so their group is walked
+    assert walks.indexed > 0 and walks.groups > 0
     assert sum(1 for r in new["rows"].values() if r[0] == "ready") >= 20
     store = open_store(corpus_dir, migrate_schema=False)
     try:
@@ -190,3 +195,175 @@ def test_groups_are_segments_whose_times_overlap():
 
     refs = [ref(0, 10), ref(5, 20), ref(21, 30), ref(30, 40), ref(41, 50)]
     assert merge_groups(refs) == [[0, 1], [2, 3], [4]]
+
+
+class _Walks:
+    """Counts the groups of segments the pass walks record by record, the groups it merges
+    reading only the records its addresses need, and the segments it reads through their
+    index alone (spies on the three)."""
+
+    def __init__(self, monkeypatch) -> None:
+        import otwatch.agent.capture.evidence_indexed as indexed
+
+        self.groups = self.merged = self.indexed = 0
+        walk, through_index = indexed.cut, indexed._cut_segment
+
+        def counted(refs, jobs, interrupt=None, groups=None, records=None):
+            count = len(merge_groups(refs) if groups is None else groups)
+            if records is None:
+                self.groups += count
+            else:
+                self.merged += count
+            return walk(refs, jobs, interrupt, groups, records)
+
+        def counted_index(*args):
+            self.indexed += 1
+            return through_index(*args)
+
+        monkeypatch.setattr(indexed, "cut", counted)
+        monkeypatch.setattr(indexed, "_cut_segment", counted_index)
+
+
+def test_the_storm_is_cut_through_the_indexes_alone(storm_dir, tmp_path, monkeypatch):
+    """One writer: every segment is alone in its time range and has its index, so no record
+    header is walked, and the files are still the old cut's."""
+    indexes = list((storm_dir / "pcap" / "ring").glob("*.pcap.idx"))
+    assert len(indexes) == len(list((storm_dir / "pcap" / "ring").glob("*.pcap"))) >= 2
+    walks = _Walks(monkeypatch)
+    new = _compare(storm_dir, tmp_path, 64 * KiB, True)
+    assert walks.groups == 0 and walks.indexed > 0
+    assert len(new["files"]) >= 80
+
+
+@pytest.fixture(scope="module")
+def two_writers_dir(tmp_path_factory) -> Path:
+    """Two capture workers' segments overlapping in time, times in order in each."""
+    tmp = tmp_path_factory.mktemp("two")
+    first, second = tmp / "first.pcap", tmp / "second.pcap"
+    modbus_polling(first, 6_000, clients=20, seed=3)
+    modbus_polling(second, 6_000, clients=20, seed=4)
+    data_dir = tmp / "data"
+    _build(data_dir, [first], second_writer=second)
+    return data_dir
+
+
+def test_overlapping_writers_merge_only_the_records_of_the_pass(
+    two_writers_dir, tmp_path, monkeypatch
+):
+    walks = _Walks(monkeypatch)
+    new = _compare(two_writers_dir, tmp_path, 64 * KiB, True)
+    assert walks.merged > 0 and walks.groups == 0
+    assert len(new["files"]) >= 40
+
+
+def _damage(ring: Path, how: str) -> int:
+    """Spoil every other segment's index; returns how many."""
+    spoiled = 0
+    for i, idx in enumerate(sorted(ring.glob("*.pcap.idx"))):
+        if i % 2:
+            continue
+        spoiled += 1
+        if how == "missing":
+            idx.unlink()
+        elif how == "truncated":
+            os.truncate(idx, idx.stat().st_size // 2)
+        elif how == "corrupt":
+            data = bytearray(idx.read_bytes())
+            data[len(data) // 2] ^= 0x55
+            idx.write_bytes(bytes(data))
+        else:  # stale: the segment changed after its index was written
+            segment = idx.with_suffix("")
+            st = segment.stat()
+            os.utime(segment, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    return spoiled
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated", "corrupt", "stale"])
+def test_a_bad_index_falls_back_to_the_walk_with_the_same_files(
+    storm_dir, tmp_path, monkeypatch, how
+):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(storm_dir, damaged)
+    spoiled = _damage(damaged / "pcap" / "ring", how)
+    walks = _Walks(monkeypatch)
+    new = _compare(damaged, tmp_path, 64 * KiB, True)
+    # both rounds (the second extends half the files) walk the spoiled segments they need
+    assert spoiled <= walks.groups <= 2 * spoiled
+    assert len(new["files"]) >= 80
+
+
+def test_alerts_of_one_busy_host_share_one_file(storm_dir, tmp_path):
+    """Every client's alert with the server keeps the same newest 64 KiB of the server's
+    traffic: written once, linked; extending half of them later gives each its own file,
+    as the old cut wrote them (compared byte for byte in both rounds)."""
+    _compare(storm_dir, tmp_path, 64 * KiB, False)
+    files = list((tmp_path / f"new-{64 * KiB}" / "pcap" / "evidence").glob("*.pcap"))
+    shared = [p for p in files if p.stat().st_nlink > 1]
+    assert len(shared) >= 10
+    assert len({p.stat().st_ino for p in shared}) < len(shared)
+    _compare(storm_dir, tmp_path / "widened", 64 * KiB, True)
+
+
+_V6 = [f"2001:db8::{i}" for i in range(1, 7)]
+_V4 = [f"192.0.2.{i}" for i in range(11, 15)]
+
+
+@pytest.fixture(scope="module")
+def ipv6_dir(tmp_path_factory) -> Path:
+    """IPv6 and IPv4 traffic (some of it VLAN-tagged), one writer, and alerts named by
+    IPv6 addresses, by IPv4 ones and by both."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from otwatch.agent.alerts.manager import AlertManager
+    from otwatch.agent.engines.detection import DetectionFactory
+    from otwatch.alerts.catalog import load_catalog
+
+    data_dir = tmp_path_factory.mktemp("ipv6") / "data"
+    store = open_store(data_dir)
+    try:
+        ring = RingWriter(store, _ring_config(data_dir), "w1")
+        frames = []
+        for i in range(6_000):
+            eth = Ether(src=f"02:00:00:00:01:{i % 6:02x}", dst=f"02:00:00:00:02:{i % 5:02x}")
+            if i % 3:
+                layer = IPv6(src=_V6[i % 6], dst=_V6[(i * 7 + 1) % 6])
+            else:
+                layer = IP(src=_V4[i % 4], dst=_V4[(i // 4) % 4])
+            frame = (
+                eth
+                / (Dot1Q(vlan=5) / layer if i % 17 == 0 else layer)
+                / UDP(sport=1000 + i % 50, dport=502)
+            )
+            data = bytes(frame / bytes(i % 40))
+            frames.append((SEC + i * 5_000_000, len(data), 1, data))
+        for start in range(0, len(frames), 500):
+            ring.write_batch(frames[start : start + 500], 1, True)
+        ring.close()
+        catalog = load_catalog()
+        factory, manager = DetectionFactory(catalog), AlertManager(store, catalog, sensor_id="t")
+        hosts = [
+            *((_V6[i], _V6[(i + 1) % 6]) for i in range(6)),
+            *((_V6[i], None) for i in range(6)),
+            *((_V4[i], _V6[i]) for i in range(4)),
+            *((_V4[i], _V4[(i + 1) % 4]) for i in range(4)),
+        ]
+        for n, (src, dst) in enumerate(hosts):
+            det = factory.make(
+                "modbus_address_range_violation" if dst else "firmware_version_changed",
+                SEC + (n + 1) * 1_200_000_000, f"{src} {dst}",
+                source_address=src, destination_address=dst, protocol="modbus",
+            )  # fmt: skip
+            manager.observe(det)
+        manager.flush()
+    finally:
+        store.close()
+    return data_dir
+
+
+def test_alerts_named_by_ipv6_addresses_are_cut_through_the_index(ipv6_dir, tmp_path, monkeypatch):
+    walks = _Walks(monkeypatch)
+    new = _compare(ipv6_dir, tmp_path, 16 * KiB, True)
+    assert walks.groups == 0 and walks.indexed > 0
+    assert sum(1 for r in new["rows"].values() if r[0] == "ready") >= 18

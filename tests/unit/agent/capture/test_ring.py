@@ -129,7 +129,9 @@ def test_budget_deletes_oldest_segments_first(store):
     kept = read_all(store)
     assert kept == sent[-len(kept) :]  # a contiguous tail: the oldest went first
     files = sorted(p.name for p in ring_directory(store.data_dir).iterdir())
-    assert files == sorted(Path(r.path).name for r in segments)
+    names = sorted(Path(r.path).name for r in segments)
+    # each closed segment has its index beside it; an evicted one took its index along
+    assert files == sorted([*names, *(f"{name}.idx" for name in names)])
     with store.session() as s:
         evicted = get_state(s, EVICTED_STATE)
     assert evicted["until_ns"] == sent[-len(kept) - 1][0]

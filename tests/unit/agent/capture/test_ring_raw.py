@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from otwatch.agent.capture.pcapfile import open_capture
 from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_index import load_index
 from tests.unit.agent.capture.test_ring import SEC, capinfos, frames, read_all, ring_config, rows
 
 
@@ -58,3 +60,28 @@ def test_a_chunk_crossing_the_rotation_time_goes_frame_by_frame(store, tmp_path)
             ring.write_raw(chunk, raw, 1, True)
     ring.close()
     assert [r.packets for r in rows(store)] == [10, 10, 5]
+
+
+def test_a_timestamp_fraction_out_of_range_is_not_copied_raw(store, tmp_path):
+    """A microsecond file whose record says 1,000,000 µs: its chunk comes without raw bytes,
+    so the ring packs that record normalised (the next second) and its index need not know
+    about fractions out of range."""
+    path = tmp_path / "odd.pcap"
+    items = frames(6, step=1_000)
+    write_file(path, items, nanosecond=False)
+    data = bytearray(path.read_bytes())
+    rec = 24 + 2 * (16 + 100)  # the third record: 1,000,000 µs past its second
+    data[rec : rec + 8] = struct.pack("<II", 7, 1_000_000)
+    path.write_bytes(bytes(data))
+    with open_capture(path) as cap:
+        chunks = list(cap.chunks(3))
+    assert [raw is None for _, raw in chunks] == [True, False]
+    ring = RingWriter(store, ring_config(store))
+    for chunk, raw in chunks:
+        ring.write_raw(chunk, raw, 1, False)
+    ring.close()
+    [segment] = rows(store)
+    body = (Path(store.data_dir) / segment.path).read_bytes()
+    assert struct.unpack_from("<II", body, rec) == (8, 0)
+    index = load_index(Path(store.data_dir) / segment.path, segment.bytes, 1)
+    assert index is not None and not index.odd and index.records == 6

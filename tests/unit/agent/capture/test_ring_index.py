@@ -1,0 +1,180 @@
+"""The index the ring writes beside each segment: what it says, and that it is refused whenever it
+may not describe the segment (the evidence cut then walks the segment; the files it writes
+either way are compared in ``test_evidence_cut.py``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+import struct
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from otwatch.agent.capture.pcapwrite import file_header
+from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_index import (
+    IndexBuilder,
+    index_path,
+    index_segment,
+    load_index,
+)
+from otwatch.agent.capture.ring_repair import repair_ring
+from otwatch.agent.capture.ring_segments import iter_segment
+from otwatch.agent.store.models_pcap import PcapSegment
+from tests.factories import T0, ether_frames, udp
+from tests.unit.agent.capture.test_ring import ring_config, rows
+
+A, B, C = "192.0.2.1", "192.0.2.2", "198.51.100.3"
+V6A, V6B = "2001:db8::1", "2001:db8::2"
+ETH = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+
+
+def _packets() -> list:
+    """Untagged IPv4 between three hosts, two IPv6 frames, and frames the index leaves to
+    the cut (ARP, VLAN-tagged IPv4, a frame too short for an IPv4 header)."""
+    out = []
+    for i in range(120):
+        src, dst = [(A, B), (B, A), (A, C), (C, C)][i % 4] if i % 10 else (B, C)
+        out.append(udp(src, dst, 1000 + i, 502, b"x" * (i % 7)))
+    out[5] = Ether(**ETH, type=0x0806) / ARP(psrc=A, pdst=B)
+    out[6] = Ether(**ETH) / Dot1Q(vlan=7) / IP(src=A, dst=B) / UDP()
+    out[7] = Ether(**ETH) / IPv6(src=V6A, dst=V6B) / UDP()
+    out[9] = Ether(**ETH) / IPv6(src=V6B, dst=V6B) / UDP()
+    out[8] = Ether(**ETH, type=0x0800) / b"\x45\x00"
+    return out
+
+
+def _write(store, frames, **config) -> Path:
+    ring = RingWriter(store, ring_config(store, **config))
+    for i in range(0, len(frames), 25):  # several chunks, several flushes
+        ring.write_batch(frames[i : i + 25], 1, True)
+        ring.tick()
+    ring.close()
+    [row] = rows(store)
+    return Path(store.data_dir) / row.path
+
+
+def _expected_runs(frames, address: str) -> list[tuple[int, int]]:
+    packed = ipaddress.ip_address(address).packed
+    runs: list[tuple[int, int]] = []
+    for k, (_ts, _wlen, _lt, data) in enumerate(frames):
+        if data[12:14] == b"\x08\x00" and len(data) >= 34:
+            carries = packed in (data[26:30], data[30:34])
+        else:
+            carries = data[12:14] == b"\x86\xdd" and packed in (data[22:38], data[38:54])
+        if carries:
+            if runs and runs[-1][1] == k:
+                runs[-1] = (runs[-1][0], k + 1)
+            else:
+                runs.append((k, k + 1))
+    return runs
+
+
+def test_the_index_gives_every_record_and_each_address_runs(store):
+    frames = ether_frames(_packets(), step_ns=1_000)
+    path = _write(store, frames)
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None and index.mono and not index.odd
+    assert index.records == len(frames)
+    # offsets and times are those of the records in the file
+    walked, pos = [], 24
+    for ts, _wlen, _lt, data in iter_segment(path):
+        walked.append((pos, ts))
+        pos += 16 + len(data)
+    assert list(zip(index.offs[:-1], index.ts, strict=True)) == walked
+    assert index.offs[-1] == path.stat().st_size
+    assert stat.S_IMODE(index_path(path).stat().st_mode) == 0o640  # as private as the segment
+    for address in (A, B, C, V6A, V6B):
+        span = index.addresses[ipaddress.ip_address(address).packed]
+        got = list(zip(index.run_a[span[0] : span[1]], index.run_b[span[0] : span[1]], strict=True))
+        assert got == _expected_runs(frames, address), address
+    assert len(index.addresses) == 5
+    assert list(index.other) == [5, 6, 8]  # ARP, VLAN, short: tested frame by frame
+
+
+def test_times_that_go_back_and_odd_fractions_are_noted():
+    builder = IndexBuilder(1, True)
+    frame = bytes(udp(A, B, 1, 2))
+    rec = struct.pack("<IIII", 10, 5, len(frame), len(frame)) + frame
+    back = struct.pack("<IIII", 9, 5, len(frame), len(frame)) + frame
+    data = file_header(1, True) + rec + back  # as a segment file holds them
+    builder.scan(data, 24, len(data))
+    assert builder.last == -2 and not builder.broken  # not monotonic
+    odd = IndexBuilder(1, False)  # microseconds: a fraction of a million or more is odd
+    data = file_header(1, False) + struct.pack("<IIII", 10, 10**6, len(frame), len(frame)) + frame
+    odd.scan(data, 24, len(data))
+    assert odd.odd and not builder.odd
+    cut_short = IndexBuilder(1, True)
+    cut_short.scan(file_header(1, True) + rec[:-1], 24, 24 + len(rec) - 1)
+    assert cut_short.broken
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "corrupt", "stale", "grown"])
+def test_an_index_that_may_not_describe_its_segment_is_refused(store, damage):
+    path = _write(store, ether_frames(_packets(), step_ns=1_000))
+    size = path.stat().st_size
+    idx = index_path(path)
+    assert load_index(path, size, 1) is not None
+    if damage == "missing":
+        idx.unlink()
+    elif damage == "truncated":
+        os.truncate(idx, idx.stat().st_size - 4)
+    elif damage == "corrupt":  # one byte of the body changed: the CRC says so
+        data = bytearray(idx.read_bytes())
+        data[-5] ^= 0xFF
+        idx.write_bytes(bytes(data))
+    elif damage == "stale":  # the segment was rewritten (same size) after its index
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    elif damage == "grown":
+        with open(path, "ab") as f:
+            f.write(struct.pack("<IIII", 1, 0, 0, 0))
+        size = path.stat().st_size
+    assert load_index(path, size, 1) is None
+
+
+def test_the_reader_s_limit_and_link_type_must_match(store):
+    path = _write(store, ether_frames(_packets(), step_ns=1_000))
+    size = path.stat().st_size
+    assert load_index(path, size - 1, 1) is None  # a reader that stops short of the end
+    assert load_index(path, size, 113) is None
+
+
+def test_no_index_when_switched_off_and_none_for_an_empty_segment(store):
+    path = _write(store, ether_frames(_packets()), index=False)
+    assert path.exists() and not index_path(path).exists()
+    assert not index_segment(path.with_name("none.pcap"), 1, True)
+
+
+def test_a_segment_written_without_an_index_can_be_indexed_later(store):
+    frames = ether_frames(_packets(), step_ns=1_000)
+    path = _write(store, frames, index=False)
+    assert index_segment(path, 1, True)
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None and index.records == len(frames)
+
+
+def test_repair_indexes_the_segments_it_closes_and_drops_orphan_indexes(store):
+    ring = RingWriter(store, ring_config(store))
+    frames = ether_frames([udp(A, B, 1, 2)] * 30, start_ns=T0, step_ns=1_000)
+    ring.write_batch(frames, 1, True)
+    ring.tick()
+    [row] = rows(store)
+    path = Path(store.data_dir) / row.path
+    assert not index_path(path).exists()  # an open segment has no index yet
+    with store.session() as s:  # the writer is gone
+        s.get(PcapSegment, row.id).owner_pid = 999_999_999
+    os.close(ring._open[(1, True)].fd)
+    orphan = path.with_name("w9-0-0001.pcap.idx")
+    orphan.write_bytes(b"left behind")
+    leftover = path.with_name("w9-0-0002.pcap.idx.tmp")
+    leftover.write_bytes(b"half written")
+    repair_ring(store, path.parent)
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None and index.records == 30
+    assert not orphan.exists() and not leftover.exists()
