@@ -69,45 +69,56 @@ def _iso_ms(iso: str | None) -> int | None:
 def extension_pairs(event: ForwardEvent) -> list[tuple[str, Any]]:
     """The extension's key/value pairs in order (None values are left out)."""
     a = event.alert
-    pairs: list[tuple[str, Any]] = []
-    for key, side in (("src", "source"), ("dst", "destination")):
-        address = a.get(f"{side}_address")
-        ip = _ip(address) if address else None
-        pairs.append((key, ip) if ip else (f"{key[0]}host", address))
-    pairs += [
-        ("smac", a.get("source_mac")),
-        ("dmac", a.get("destination_mac")),
-        ("proto", a.get("protocol")),
+    get = a.get
+    source, destination = get("source_address"), get("destination_address")
+    ip = _ip(source) if source else None
+    pairs: list[tuple[str, Any]] = [("src", ip) if ip else ("shost", source)]
+    ip = _ip(destination) if destination else None
+    pairs.append(("dst", ip) if ip else ("dhost", destination))
+    pairs += (
+        ("smac", get("source_mac")),
+        ("dmac", get("destination_mac")),
+        ("proto", get("protocol")),
         ("rt", event.ts_ns // 1_000_000),
-        ("start", _iso_ms(a.get("first_detection"))),
-        ("end", _iso_ms(a.get("last_detection"))),
-        ("cat", a.get("category")),
-        ("msg", a.get("message")),
+        ("start", _iso_ms(get("first_detection"))),
+        ("end", _iso_ms(get("last_detection"))),
+        ("cat", get("category")),
+        ("msg", get("message")),
         ("act", event.kind),
-        ("externalId", a.get("id")),
-        ("cnt", a.get("detections")),
+        ("externalId", get("id")),
+        ("cnt", get("detections")),
         ("flexString1Label", "eventId"),
         ("flexString1", event.event_id),
-    ]
+    )
+    for key, label, value in _custom(a):
+        pairs += ((f"{key}Label", label), (key, value))
+    return [(k, v) for k, v in pairs if v is not None and v != ""]
+
+
+def _custom(a: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    out = []
     for key, (label, field) in CUSTOM_LABELS.items():
         value = a.get(field)
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
-        pairs += [(f"{key}Label", label), (key, value)]
-    return [(k, v) for k, v in pairs if v is not None and v != ""]
+        out.append((key, label, value))
+    return out
+
+
+_PREFIX = "|".join(["CEF:0", *(cef_header_escape(h) for h in (PRODUCT, PRODUCT, VERSION))])
+_NO_SPECIAL_BUT_EQ = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def format_cef(event: ForwardEvent) -> str:
     a = event.alert
-    header: list[Any] = [
-        "CEF:0",
-        PRODUCT,
-        PRODUCT,
-        VERSION,
-        a.get("type"),
-        a.get("name"),
-        CEF_SEVERITY.get(str(a.get("severity")), 1),
-    ]
-    head = "|".join(h if i == 0 else cef_header_escape(h) for i, h in enumerate(header))
-    ext = " ".join(f"{k}={cef_value_escape(v)}" for k, v in extension_pairs(event))
+    head = (
+        f"{_PREFIX}|{cef_header_escape(a.get('type'))}|{cef_header_escape(a.get('name'))}"
+        f"|{CEF_SEVERITY.get(str(a.get('severity')), 1)}"
+    )
+    pairs = extension_pairs(event)
+    ext = " ".join([f"{k}={v}" for k, v in pairs])
+    # One scan for the usual case: no value holds a character to escape (each pair adds
+    # exactly one ``=``); otherwise escape value by value.
+    if ext.count("=") != len(pairs) or _NO_SPECIAL_BUT_EQ.search(ext):
+        ext = " ".join([f"{k}={cef_value_escape(v)}" for k, v in pairs])
     return f"{head}|{ext}"

@@ -145,6 +145,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "central/store/forwarding.py": "tests/unit/forwarding/test_delivery_central.py",
     "central/store/models_forwarding.py": "tests/unit/forwarding/test_delivery_central.py",
     "cli/forwarding.py": "tests/unit/forwarding/test_delivery_sensor.py",
+    "forwarding/alert_rows.py": "tests/unit/forwarding/test_output_pinned.py",
     "forwarding/cef.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/ecs.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/leef.py": "tests/unit/forwarding/test_formats.py",

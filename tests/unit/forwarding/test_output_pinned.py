@@ -70,37 +70,40 @@ def _store_events(data_dir: Path):
         plain.apply([ids[-1]], Action.SET_STATUS, actor="bo", value="active")
         plain.flush()
         backend = sensor_backend(store)
-        with store.session() as session:
-            result = read_events(
-                session,
-                backend,
-                RuleView(RuleFilter(), True, 0),
-                (0, 0),
-                "pinned-instance",
-                1000,
-                GapGuard(),
-                0,
-            )
-        return result.events
+        read = []
+        for detail in (True, False):  # without: what a syslog target reads
+            with store.session() as session:
+                result = read_events(
+                    session,
+                    backend,
+                    RuleView(RuleFilter(), True, 0),
+                    (0, 0),
+                    "pinned-instance",
+                    1000,
+                    GapGuard(),
+                    0,
+                    detail,
+                )
+            read.append(result.events)
+        return read
     finally:
         store.close()
 
 
 def outputs(tmp: Path) -> dict[str, str]:
     """Digest of each target's output for the same alerts."""
-    events = _store_events(tmp / "store")
+    events, brief = _store_events(tmp / "store")
     assert len(events) == 18  # 15 new alerts and 3 changes
     hand = [event(kind) for kind in ("new", "status", "severity", "closed", "test")]
     hand.append(event(source_address="plc-1.example", destination_address=None, tactics=[]))
     out: dict[str, bytes] = {}
     for fmt in FORMATS:
         target = SyslogTarget(SyslogSpec(host="127.0.0.1", transport="tcp", format=fmt))
-        out[f"store/syslog-{fmt}"] = b"".join(frame_octet_counted(m) for m in target.encode(events))
+        read = brief if fmt != "json" else events
+        out[f"store/syslog-{fmt}"] = b"".join(frame_octet_counted(m) for m in target.encode(read))
         out[f"hand/syslog-{fmt}"] = b"".join(frame_octet_counted(m) for m in target.encode(hand))
         out[f"hand/body-{fmt}"] = "\n".join(FORMATTERS[fmt](e) for e in hand).encode()
-        out[f"hand/udp-{fmt}"] = b"\n".join(
-            syslog_message(e, FORMATTERS[fmt](e)) for e in hand
-        )
+        out[f"hand/udp-{fmt}"] = b"\n".join(syslog_message(e, FORMATTERS[fmt](e)) for e in hand)
     for name, evs in (("store", events), ("hand", hand)):
         path = tmp / f"{name}.ndjson"
         asyncio.run(FileTarget(FileSpec(path=str(path))).send(evs))
