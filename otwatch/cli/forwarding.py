@@ -25,7 +25,7 @@ from otwatch.cli.output import emit_records, format_option, print_json
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.repository import ForwardingError
 
-__all__ = ["forwarding"]
+__all__ = ["check_stored", "forwarding"]
 
 log = logging.getLogger("otwatch.forwarding")
 
@@ -62,6 +62,25 @@ def _backend(cli: CliContext, db_url: str | None, *, read_only: bool = False) ->
             store.close()
         return
     yield sensor_backend(cli.store(read_only=read_only, purpose="change forwarding rules"))
+
+
+def check_stored(cli: CliContext, db_url: str | None) -> bool:
+    """``config check``'s forwarding part: one line per problem of the stored rules (the
+    sensor's unless ``db_url``); False when one is an error. Quiet without a store."""
+    from otwatch.agent.store.db import DB_FILENAME
+    from otwatch.forwarding.check import check_stored_rules
+
+    if not db_url and not (cli.data_dir / DB_FILENAME).exists():
+        return True  # no sensor store here yet: no rules to check
+    with _backend(cli, db_url, read_only=True) as b, b.store.session() as session:
+        count, problems = check_stored_rules(session, b)
+    where = "central's database" if db_url else f"{cli.data_dir / DB_FILENAME}"
+    for problem in problems:
+        click.echo(problem.line(), err=True)
+    errors = sum(1 for p in problems if p.level == "error")
+    if not errors:
+        click.echo(f"ok: {count} forwarding rule{'s' if count != 1 else ''} in {where}")
+    return errors == 0
 
 
 def _split(values: tuple[str, ...]) -> list[str]:

@@ -147,6 +147,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "cli/forwarding.py": "tests/unit/forwarding/test_delivery_sensor.py",
     "forwarding/alert_rows.py": "tests/unit/forwarding/test_output_pinned.py",
     "forwarding/cef.py": "tests/unit/forwarding/test_formats.py",
+    "forwarding/check.py": "tests/unit/forwarding/test_config_check.py",
     "forwarding/ecs.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/leef.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/probe.py": "tests/integration/forwarding/test_rsyslog.py",
