@@ -107,6 +107,49 @@ def _custom(a: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 _PREFIX = "|".join(["CEF:0", *(cef_header_escape(h) for h in (PRODUCT, PRODUCT, VERSION))])
 _NO_SPECIAL_BUT_EQ = re.compile(r"[\x00-\x1f\x7f\\]")
+_CUSTOM = tuple(
+    (f"{key}Label={label}", f"{key}=", field) for key, (label, field) in CUSTOM_LABELS.items()
+)
+
+
+def _put(items: list[str], key: str, value: Any) -> None:
+    if value is not None and value != "":
+        items.append(f"{key}{value}")
+
+
+def _unescaped_extension(event: ForwardEvent) -> list[str]:
+    """``extension_pairs`` as ``key=value`` strings, values not escaped (the fast path)."""
+    a = event.alert
+    get = a.get
+    items: list[str] = []
+    for side, ip_key, host_key in (
+        ("source_address", "src=", "shost="),
+        ("destination_address", "dst=", "dhost="),
+    ):
+        address = get(side)
+        if address:
+            ip = _ip(address)
+            items.append(f"{ip_key}{ip}" if ip else f"{host_key}{address}")
+    _put(items, "smac=", get("source_mac"))
+    _put(items, "dmac=", get("destination_mac"))
+    _put(items, "proto=", get("protocol"))
+    items.append(f"rt={event.ts_ns // 1_000_000}")
+    _put(items, "start=", _iso_ms(get("first_detection")))
+    _put(items, "end=", _iso_ms(get("last_detection")))
+    _put(items, "cat=", get("category"))
+    _put(items, "msg=", get("message"))
+    _put(items, "act=", event.kind)
+    _put(items, "externalId=", get("id"))
+    _put(items, "cnt=", get("detections"))
+    items.append("flexString1Label=eventId")
+    _put(items, "flexString1=", event.event_id)
+    for label, key, field in _CUSTOM:
+        items.append(label)
+        value = get(field)
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        _put(items, key, value)
+    return items
 
 
 def format_cef(event: ForwardEvent) -> str:
@@ -115,10 +158,10 @@ def format_cef(event: ForwardEvent) -> str:
         f"{_PREFIX}|{cef_header_escape(a.get('type'))}|{cef_header_escape(a.get('name'))}"
         f"|{CEF_SEVERITY.get(str(a.get('severity')), 1)}"
     )
-    pairs = extension_pairs(event)
-    ext = " ".join([f"{k}={v}" for k, v in pairs])
-    # One scan for the usual case: no value holds a character to escape (each pair adds
+    items = _unescaped_extension(event)
+    ext = " ".join(items)
+    # One scan for the usual case: no value holds a character to escape (each item has
     # exactly one ``=``); otherwise escape value by value.
-    if ext.count("=") != len(pairs) or _NO_SPECIAL_BUT_EQ.search(ext):
-        ext = " ".join([f"{k}={cef_value_escape(v)}" for k, v in pairs])
+    if ext.count("=") != len(items) or _NO_SPECIAL_BUT_EQ.search(ext):
+        ext = " ".join([f"{k}={cef_value_escape(v)}" for k, v in extension_pairs(event)])
     return f"{head}|{ext}"
