@@ -213,6 +213,11 @@ def throughput(
         if time.monotonic() > deadline or central.poll() is not None:
             raise SystemExit(f"central did not connect; see {central_log}")
         time.sleep(0.05)
+    # central's forwarding child (with or without rules) is up before the clock starts
+    while "forwarding from the central store" not in central_log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     start = time.perf_counter()
     daemon = spawn([str(OTWATCH), "--data-dir", str(data), "sync", "run", "--broker", broker.url,
                     "--sensor-id", "s1", "--log-level", "warning"], log)  # fmt: skip

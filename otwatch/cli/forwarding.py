@@ -7,6 +7,7 @@ On a sensor the rules live in its store (``--data-dir``); with ``--db`` they are
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -450,14 +451,31 @@ def test(cli: CliContext, rule: str, db_url: str | None) -> None:
     show_default=True,
     help="Changes a failing target may fall behind before the oldest are dropped.",
 )
+@click.option(
+    "--parent-pid",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Stop when this process is no longer the parent (central's forwarding child).",
+)
 @pass_cli
-def run(cli: CliContext, db_url: str | None, poll_s: float, max_queue: int) -> None:
+def run(
+    cli: CliContext, db_url: str | None, poll_s: float, max_queue: int, parent_pid: int | None
+) -> None:
     """The delivery daemon: forward alerts by the rules until SIGTERM/SIGINT."""
     from otwatch.cli.mqtt_options import run_until_signal
+    from otwatch.forwarding.child import watch_parent
     from otwatch.forwarding.worker import Forwarder, ForwarderOptions
+    from otwatch.sync.tasks import spawn
 
     logging.getLogger("otwatch").setLevel((cli.log_level or "info").upper())
     options = ForwarderOptions(poll_s=poll_s, max_queue=max_queue)
     with _backend(cli, db_url) as b:
         log.info("forwarding from the %s store", b.kind)
-        run_until_signal(Forwarder(b, options).run)
+
+        async def main(stop: asyncio.Event) -> None:
+            if parent_pid is not None:
+                spawn(watch_parent(parent_pid, stop), name="fwd-parent")
+            await Forwarder(b, options).run(stop)
+
+        run_until_signal(main)

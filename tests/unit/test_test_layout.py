@@ -148,6 +148,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "forwarding/alert_rows.py": "tests/unit/forwarding/test_output_pinned.py",
     "forwarding/cef.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/check.py": "tests/unit/forwarding/test_config_check.py",
+    "forwarding/child.py": "tests/unit/forwarding/test_central_child.py",
     "forwarding/ecs.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/leef.py": "tests/unit/forwarding/test_formats.py",
     "forwarding/probe.py": "tests/integration/forwarding/test_rsyslog.py",
