@@ -73,6 +73,12 @@ def _tactics(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _remediation(text: str) -> tuple[Any, ...]:
+    """The catalog's remediation steps: the same few texts for many alerts."""
+    return tuple(json.loads(text) or ())
+
+
 def _json(value: Any) -> Any:
     """A JSON column as selected: text (SQLite) or already decoded (PostgreSQL drivers)."""
     return json.loads(value) if isinstance(value, str) else value
@@ -136,6 +142,10 @@ def alert_json(row: Any, start: int, central: bool, detail: bool) -> dict[str, A
         "message": message,
     }
     if detail:
-        out["remediation"] = list(_json(remediation) or [])
+        out["remediation"] = (
+            list(_remediation(remediation))
+            if isinstance(remediation, str)
+            else list(remediation or [])
+        )
         out["fields"] = dict(_json(fields) or {})
     return out

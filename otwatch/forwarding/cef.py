@@ -8,13 +8,18 @@ and become spaces there.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import re
 from datetime import datetime
 from typing import Any
 
-from otwatch.forwarding.events import CEF_SEVERITY, PRODUCT, VERSION, ForwardEvent, without_controls
+from otwatch.forwarding.events import (
+    CEF_SEVERITY,
+    PRODUCT,
+    VERSION,
+    ForwardEvent,
+    canonical_ip,
+    without_controls,
+)
 
 __all__ = ["CUSTOM_LABELS", "cef_header_escape", "cef_value_escape", "format_cef"]
 
@@ -51,12 +56,8 @@ def cef_value_escape(value: object) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-@functools.lru_cache(maxsize=8192)
 def _ip(value: Any) -> str | None:
-    try:
-        return str(ipaddress.ip_address(str(value)))
-    except ValueError:
-        return None
+    return canonical_ip(str(value))
 
 
 def _iso_ms(iso: str | None) -> int | None:
