@@ -5,6 +5,7 @@ central, and stops by itself when central dies by ``kill -9``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -33,9 +34,16 @@ def _central(tmp_path: Path, out: Path) -> str:
     return url
 
 
-def _children(pid: int) -> list[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(p) for p in text.split()]
+def _forwarding_children(pid: int) -> list[int]:
+    """This process's children running ``otwatch … forwarding run`` (a test worker may have
+    other children, a broker say)."""
+    out = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"forwarding" in argv and b"run" in argv:
+                out.append(int(child))
+    return out
 
 
 def _nice(pid: int) -> int:
@@ -64,7 +72,7 @@ def test_child_forwards_at_lower_priority_and_stops_with_central(tmp_path):
         while len(_lines(out)) < 5:
             await asyncio.sleep(0.05)
             assert not task.done()
-        (child,) = _children(os.getpid())
+        (child,) = _forwarding_children(os.getpid())
         seen["pid"], seen["nice"] = child, _nice(child)
         stop.set()
         await asyncio.wait_for(task, 20)
