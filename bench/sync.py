@@ -15,6 +15,8 @@ start-up (sync daemon, central, broker), to show which end limits the rate.
     .venv/bin/python bench/sync.py                 # the issue's figures (about 3 minutes)
     .venv/bin/python bench/sync.py --quick         # 20,000 events, 200 changes, 5 s outage
     .venv/bin/python bench/sync.py [--events N] [--changes N] [--backlog N] [--outage-s S]
+    .venv/bin/python bench/sync.py --forwarding [--events N] [--rounds 2]
+                                   # ingest without / with two forwarding rules on central
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -123,10 +126,69 @@ def without_derived(db_url: str) -> None:
     store.close()
 
 
+def count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+class ForwardingRules:
+    """Two forwarding rules on central (``--forwarding``): CEF over TCP syslog to a real
+    rsyslog on loopback, and ECS JSON lines to a file; counts what each received."""
+
+    def __init__(self, work: Path) -> None:
+        from tests.forwarding.receivers import Rsyslog, make_ca
+
+        self.rsyslog = Rsyslog(work / "rsyslog", make_ca(work / "ca"))
+        self.rsyslog.start()
+        self.syslog_log = self.rsyslog.directory / "tcp.log"
+        self.ecs_file: Path | None = None
+        self.syslog_start = 0
+
+    def add(self, db_url: str, work: Path) -> None:
+        from otwatch.central.store.db import open_central_store
+        from otwatch.central.store.forwarding import central_backend
+        from otwatch.forwarding.repository import add_rule, parse_rule_spec
+
+        self.ecs_file = work / "alerts.ndjson"
+        self.syslog_start = count_lines(self.syslog_log)
+        syslog = {"kind": "syslog", "host": "127.0.0.1", "port": self.rsyslog.ports["tcp"],
+                  "transport": "tcp", "format": "cef"}  # fmt: skip
+        store = open_central_store(db_url)
+        backend = central_backend(store)
+        try:
+            for name, target in (
+                ("siem-cef", syslog),
+                ("elastic-ecs", {"kind": "file", "path": str(self.ecs_file)}),
+            ):
+                with store.session() as session:
+                    spec = parse_rule_spec({"name": name, "targets": [target]})
+                    add_rule(session, backend, spec, "bench")
+        finally:
+            store.close()
+
+    def delivered(self) -> tuple[int, int]:
+        """(syslog, file) events received since ``add``."""
+        assert self.ecs_file is not None
+        return count_lines(self.syslog_log) - self.syslog_start, count_lines(self.ecs_file)
+
+    def stop(self) -> None:
+        self.rsyslog.stop()
+
+
 def throughput(
-    work: Path, broker: MosquittoBroker, events: int, *, derived: bool = True
+    work: Path,
+    broker: MosquittoBroker,
+    events: int,
+    *,
+    derived: bool = True,
+    tag: str = "",
+    rules: ForwardingRules | None = None,
 ) -> dict[str, float]:
     work = work if derived else work / "no-derived"
+    work = work / tag if tag else work
     data = work / "throughput" / "sensor"
     store = open_store(data)
     for first in range(1, events + 1, 20_000):
@@ -139,6 +201,8 @@ def throughput(
     db_url = f"sqlite:///{work / 'throughput' / 'central.db'}"
     if not derived:
         without_derived(db_url)
+    if rules is not None:
+        rules.add(db_url, work)
     log = work / "throughput.log"
     central_log = work / "central.log"
     central = spawn([str(OTWATCH), "central", "run", "--db", db_url, "--broker", broker.url,
@@ -148,6 +212,11 @@ def throughput(
     while "otwatch.central.service: connected to" not in central_log.read_text(errors="replace"):
         if time.monotonic() > deadline or central.poll() is not None:
             raise SystemExit(f"central did not connect; see {central_log}")
+        time.sleep(0.05)
+    # central's forwarding child (with or without rules) is up before the clock starts
+    while "forwarding from the central store" not in central_log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.05)
     start = time.perf_counter()
     daemon = spawn([str(OTWATCH), "--data-dir", str(data), "sync", "run", "--broker", broker.url,
@@ -164,12 +233,60 @@ def throughput(
     end = time.perf_counter()
     per_k = 1000 / max(events - (first_hw or 0), 1) * 1000  # CPU ms per 1,000 events
     cpu = {name: (cpu_s(pid) - cpu_start[name]) * per_k for name, pid in procs.items()}
+    forwarded: dict[str, Any] = {}
+    if rules is not None:
+        forwarded["at_ingest_end"] = rules.delivered()
+        while min(rules.delivered()) < events and time.perf_counter() - end < 120:
+            time.sleep(0.1)
+        forwarded["all_s"] = time.perf_counter() - end
+        forwarded["final"] = rules.delivered()
     for proc in (daemon, central):
         proc.terminate()
         proc.wait(20)
     steady = (events - (first_hw or 0)) / max(end - (first_t or start), 1e-9)
     return {"ours": events / (end - start), "steady": steady, "naive": naive,
-            "startup_s": (first_t or start) - start, "cpu": cpu}  # fmt: skip
+            "startup_s": (first_t or start) - start, "cpu": cpu,
+            "forwarded": forwarded}  # fmt: skip
+
+
+def forwarding_comparison(work: Path, broker: MosquittoBroker, events: int, rounds: int) -> None:
+    """Ingest without and with two forwarding rules on central, alternating in this run."""
+    rules = ForwardingRules(work / "forwarding")
+    runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    try:
+        for index in range(rounds):
+            for mode in ("without", "with"):
+                result = throughput(
+                    work,
+                    broker,
+                    events,
+                    tag=f"fwd-{mode}-{index}",
+                    rules=rules if mode == "with" else None,
+                )
+                runs[mode].append(result)
+                extra = ""
+                if mode == "with":
+                    fwd = result["forwarded"]
+                    extra = (
+                        f"; forwarded when ingest ended (syslog, file) {fwd['at_ingest_end']}, "
+                        f"all {fwd['final']} {fwd['all_s']:.1f} s later"
+                    )
+                print(
+                    f"  round {index + 1} {mode:7} rules: {result['ours']:8,.0f} events/s "
+                    f"(after start-up {result['steady']:,.0f}); central CPU "
+                    f"{result['cpu']['central']:.0f} ms per 1,000 events{extra}",
+                    flush=True,
+                )
+    finally:
+        rules.stop()
+    without = statistics.median(r["ours"] for r in runs["without"])
+    with_rules = statistics.median(r["ours"] for r in runs["with"])
+    print(
+        f"ingest with two forwarding rules active: median {with_rules:,.0f} events/s vs "
+        f"{without:,.0f} without; ratio {with_rules / without:.2f} (target ≥ 0.90: "
+        f"{'met' if with_rules >= 0.9 * without else 'NOT met'}); load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
 
 def latency_and_recovery(
@@ -240,6 +357,13 @@ def main() -> None:
         "--quick", action="store_true", help="for iterating: 20,000 events, 200 changes, 5 s outage"
     )
     parser.add_argument(
+        "--forwarding",
+        action="store_true",
+        help="only the throughput, without and with two forwarding rules active on central "
+        "(TCP syslog CEF to rsyslog, ECS file), alternating --rounds times; prints the ratio",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --forwarding")
+    parser.add_argument(
         "--compare-derived",
         action="store_true",
         help="also run the throughput with central's search/count triggers dropped",
@@ -255,6 +379,13 @@ def main() -> None:
         work = Path(tmp)
         broker = MosquittoBroker(work / "broker")
         broker.start()
+        if args.forwarding:
+            print(f"ingest of {args.events:,} events, without and with forwarding rules:")
+            try:
+                forwarding_comparison(work, broker, args.events, args.rounds)
+            finally:
+                broker.stop()
+            return
         try:
             t = throughput(work, broker, args.events)
             bare = (

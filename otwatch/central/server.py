@@ -26,6 +26,7 @@ from otwatch.central.pcapstore import PcapStore
 from otwatch.central.service import CentralService
 from otwatch.central.store.forwarding import central_backend
 from otwatch.errors import OtwatchError
+from otwatch.forwarding.child import run_forwarding_child
 from otwatch.forwarding.worker import Forwarder
 from otwatch.listen_address import ListenError, parse_listen
 from otwatch.sync.tasks import spawn
@@ -60,6 +61,9 @@ class ServerOptions:
     """Session limits of the web portal (None: the defaults)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body the API reads (``otwatch.central.api.limits``)."""
+    forwarding_db: str | None = None
+    """Run forwarding as a child process at lower priority on this database URL
+    (``otwatch.forwarding.child``; ``central run`` does); None: a task in this process."""
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -98,7 +102,10 @@ async def serve(
 ) -> None:
     """Run ingest, the API (when ``options.listen``) and maintenance until ``stop``."""
     tasks = [spawn(_maintenance(service, node, options, stop), name="central-maintenance")]
-    tasks.append(spawn(Forwarder(central_backend(node.store)).run(stop), name="central-fwd"))
+    if options.forwarding_db is not None:
+        tasks.append(spawn(run_forwarding_child(options.forwarding_db, stop), name="central-fwd"))
+    else:
+        tasks.append(spawn(Forwarder(central_backend(node.store)).run(stop), name="central-fwd"))
     server = None
     if options.listen is not None:
         app = create_app(

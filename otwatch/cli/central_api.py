@@ -133,6 +133,7 @@ def run_central(
             maintenance=settings,
             maintenance_interval_s=interval,
             portal=PortalState(limits=limits),
+            forwarding_db=db_url,
             **limit,
         )
         log.info("central ingesting from %s:%d", broker.host, broker.port)

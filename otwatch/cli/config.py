@@ -95,11 +95,21 @@ def config() -> None:
 
 
 @config.command("check")
+@click.option(
+    "--db",
+    "db_url",
+    envvar="OTWATCH_CENTRAL_DB",
+    help="Check central's forwarding rules in this database (URL or SQLite path) instead of "
+    "the sensor's (--data-dir). Env: OTWATCH_CENTRAL_DB.",
+)
 @pass_cli
-def check(cli: CliContext) -> None:
-    """Validate the configuration file and environment; list every problem (exit 1)."""
+def check(cli: CliContext, db_url: str | None) -> None:
+    """Validate the configuration file and environment, and the forwarding rules in the
+    store; list every problem (exit 1 on an error)."""
     from otwatch.agent.config_check import check_sensor_config
+    from otwatch.cli.forwarding import check_stored
 
+    ok = True
     try:
         cfg = check_sensor_config(load_config(cli.config_path))
     except ConfigError as exc:
@@ -107,8 +117,11 @@ def check(cli: CliContext) -> None:
         click.echo(f"{exc.source}: {count} problem{'s' if count != 1 else ''}", err=True)
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
+        ok = False
+    else:
+        click.echo(f"ok: {cfg.source} is valid")
+    if not check_stored(cli, db_url) or not ok:
         sys.exit(1)
-    click.echo(f"ok: {cfg.source} is valid")
 
 
 @config.command("show")

@@ -7,6 +7,7 @@ On a sensor the rules live in its store (``--data-dir``); with ``--db`` they are
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -25,7 +26,7 @@ from otwatch.cli.output import emit_records, format_option, print_json
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.repository import ForwardingError
 
-__all__ = ["forwarding"]
+__all__ = ["check_stored", "forwarding"]
 
 log = logging.getLogger("otwatch.forwarding")
 
@@ -62,6 +63,25 @@ def _backend(cli: CliContext, db_url: str | None, *, read_only: bool = False) ->
             store.close()
         return
     yield sensor_backend(cli.store(read_only=read_only, purpose="change forwarding rules"))
+
+
+def check_stored(cli: CliContext, db_url: str | None) -> bool:
+    """``config check``'s forwarding part: one line per problem of the stored rules (the
+    sensor's unless ``db_url``); False when one is an error. Quiet without a store."""
+    from otwatch.agent.store.db import DB_FILENAME
+    from otwatch.forwarding.check import check_stored_rules
+
+    if not db_url and not (cli.data_dir / DB_FILENAME).exists():
+        return True  # no sensor store here yet: no rules to check
+    with _backend(cli, db_url, read_only=True) as b, b.store.session() as session:
+        count, problems = check_stored_rules(session, b)
+    where = "central's database" if db_url else f"{cli.data_dir / DB_FILENAME}"
+    for problem in problems:
+        click.echo(problem.line(), err=True)
+    errors = sum(1 for p in problems if p.level == "error")
+    if not errors:
+        click.echo(f"ok: {count} forwarding rule{'s' if count != 1 else ''} in {where}")
+    return errors == 0
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -431,14 +451,31 @@ def test(cli: CliContext, rule: str, db_url: str | None) -> None:
     show_default=True,
     help="Changes a failing target may fall behind before the oldest are dropped.",
 )
+@click.option(
+    "--parent-pid",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Stop when this process is no longer the parent (central's forwarding child).",
+)
 @pass_cli
-def run(cli: CliContext, db_url: str | None, poll_s: float, max_queue: int) -> None:
+def run(
+    cli: CliContext, db_url: str | None, poll_s: float, max_queue: int, parent_pid: int | None
+) -> None:
     """The delivery daemon: forward alerts by the rules until SIGTERM/SIGINT."""
     from otwatch.cli.mqtt_options import run_until_signal
+    from otwatch.forwarding.child import watch_parent
     from otwatch.forwarding.worker import Forwarder, ForwarderOptions
+    from otwatch.sync.tasks import spawn
 
     logging.getLogger("otwatch").setLevel((cli.log_level or "info").upper())
     options = ForwarderOptions(poll_s=poll_s, max_queue=max_queue)
     with _backend(cli, db_url) as b:
         log.info("forwarding from the %s store", b.kind)
-        run_until_signal(Forwarder(b, options).run)
+
+        async def main(stop: asyncio.Event) -> None:
+            if parent_pid is not None:
+                spawn(watch_parent(parent_pid, stop), name="fwd-parent")
+            await Forwarder(b, options).run(stop)
+
+        run_until_signal(main)

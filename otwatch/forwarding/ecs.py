@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 
@@ -12,6 +11,7 @@ from otwatch.forwarding.events import (
     PRODUCT,
     VERSION,
     ForwardEvent,
+    canonical_ip,
 )
 from otwatch.timeutil import format_iso
 
@@ -28,11 +28,12 @@ def _ecs_mac(mac: Any) -> str | None:
 def _endpoint(address: Any, mac: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if address:
-        out["address"] = str(address)
-        try:
-            out["ip"] = str(ipaddress.ip_address(str(address)))
-        except ValueError:
-            out["domain"] = str(address)
+        out["address"] = text = str(address)
+        ip = canonical_ip(text)
+        if ip is None:
+            out["domain"] = text
+        else:
+            out["ip"] = ip
     if mac:
         out["mac"] = _ecs_mac(mac)
     return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ __all__ = [
     "PRODUCT",
     "VERSION",
     "ForwardEvent",
+    "canonical_ip",
     "event_uuid",
     "make_test_event",
     "without_controls",
@@ -43,6 +46,16 @@ def without_controls(value: object) -> str:
     format escapes its own way): a NUL or ESC from the wire never reaches a SIEM."""
     text = value if isinstance(value, str) else ("" if value is None else str(value))
     return text.translate(_CONTROLS) if _CONTROL.search(text) else text
+
+
+@functools.lru_cache(maxsize=8192)
+def canonical_ip(value: str) -> str | None:
+    """``value`` as an IP address in its canonical text, or None when it is not one (a
+    host name). Cached: a network's alerts repeat the same few addresses."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 def event_uuid(instance: str, feed: str, row_id: int) -> str:

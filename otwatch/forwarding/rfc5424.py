@@ -8,6 +8,7 @@ number RFC 5612 reserves for documentation; a site may set its own (``sd_id``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from otwatch.forwarding.events import PRODUCT, ForwardEvent
@@ -27,6 +28,7 @@ MSGIDS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def _header_field(value: str, limit: int) -> str:
     """PRINTUSASCII without spaces, at most ``limit`` characters; ``-`` when empty."""
     text = "".join(ch for ch in value if "!" <= ch <= "~")[:limit]
@@ -43,19 +45,31 @@ def _sd_escape(value: object) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
+_PREFIXES = {kind: f"{PRODUCT} - {msgid} " for kind, msgid in MSGIDS.items()}
+
+
 def syslog_message(event: ForwardEvent, body: str, sd_id: str = SD_ID) -> bytes:
     a = event.alert
-    params = (
-        ("alertId", a.get("id")),
-        ("eventId", event.event_id),
-        ("kind", event.kind),
-        ("severity", a.get("severity")),
-        ("sensor", a.get("sensor")),
-    )
-    sd = " ".join(f'{name}="{_sd_escape(value)}"' for name, value in params if value is not None)
+    params = [
+        (name, value)
+        for name, value in (
+            ("alertId", a.get("id")),
+            ("eventId", event.event_id),
+            ("kind", event.kind),
+            ("severity", a.get("severity")),
+            ("sensor", a.get("sensor")),
+        )
+        if value is not None
+    ]
+    sd = " ".join([f'{name}="{value}"' for name, value in params])
+    # One scan for the usual case: no value holds ``"``, ``\\`` or ``]`` (each parameter
+    # adds exactly two ``"``); otherwise escape value by value.
+    if sd.count('"') != 2 * len(params) or "\\" in sd or "]" in sd:
+        sd = " ".join([f'{name}="{_sd_escape(value)}"' for name, value in params])
+    prefix = _PREFIXES.get(event.kind) or f"{PRODUCT} - ALERT "
     header = (
         f"<{PRI}>1 {format_iso(event.ts_ns)} {_header_field(event.hostname, 255)} "
-        f"{PRODUCT} - {MSGIDS.get(event.kind, 'ALERT')} [{sd_id} {sd}] "
+        f"{prefix}[{sd_id} {sd}] "
     )
     return header.encode() + body.encode("utf-8", "replace")
 

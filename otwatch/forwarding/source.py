@@ -13,13 +13,14 @@ taken as an id that was never used: rolled back, or spent by an upsert that upda
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Text, and_, func, select, type_coerce
 from sqlalchemy.orm import Session
 
-from otwatch.alerts.views import alert_to_dict
+from otwatch.forwarding.alert_rows import FIRST_NS, alert_json, alert_select_columns
 from otwatch.forwarding.backend import Backend
 from otwatch.forwarding.events import ForwardEvent, event_uuid
 from otwatch.forwarding.rules import RuleFilter, matches
@@ -102,25 +103,23 @@ def update_kind(detail: dict[str, Any]) -> str | None:
     return None
 
 
-def _alert_dict(backend: Backend, alert: Any) -> dict[str, Any]:
-    out = alert_to_dict(alert)
-    if backend.central:
-        out["id"] = f"{alert.alert_id}-{alert.sensor}"
-    out["remediation"] = list(alert.remediation or [])
-    out["fields"] = dict(alert.fields or {})
-    return out
-
-
-def _change(audit: Any, kind: str) -> dict[str, Any]:
-    detail = audit.detail or {}
+def _change(
+    action: str, actor: str, origin: str, detail: dict[str, Any], kind: str
+) -> dict[str, Any]:
     return {
-        "action": audit.action,
+        "action": action,
         "kind": kind,
-        "actor": audit.actor,
-        "origin": audit.origin,
+        "actor": actor,
+        "origin": origin,
         "before": detail.get("before"),
         "after": detail.get("after"),
     }
+
+
+def _detail(value: Any) -> dict[str, Any]:
+    """An audit row's ``detail`` as selected: JSON text (SQLite) or decoded (PostgreSQL)."""
+    decoded = json.loads(value) if isinstance(value, str) else value
+    return decoded or {}
 
 
 def head(session: Session, backend: Backend) -> Cursor:
@@ -139,60 +138,72 @@ def read_events(
     limit: int,
     guard: GapGuard,
     now: int,
+    detail: bool = True,
 ) -> ReadResult:
-    """The rule's events after ``cursor`` (at most ``limit`` rows examined per feed)."""
+    """The rule's events after ``cursor`` (at most ``limit`` rows examined per feed).
+    Without ``detail`` the alerts lack ``remediation`` and ``fields`` (only ECS sends them)."""
     if backend.central:
-        return _read_central(session, backend, rule, cursor, instance, limit, guard, now)
-    return _read_sensor(session, backend, rule, cursor, instance, limit)
+        return _read_central(session, backend, rule, cursor, instance, limit, guard, now, detail)
+    return _read_sensor(session, backend, rule, cursor, instance, limit, detail)
 
 
-def _wanted(rule: RuleView, alert: Any, alert_dict: dict[str, Any]) -> bool:
-    return alert.id > rule.start_alert_id and matches(rule.filters, alert_dict)
+def _audit_columns(b: Backend) -> list[Any]:
+    """Audit columns first in every select: id, action, actor, origin, detail (text), ts."""
+    audit = b.audit.__table__.c
+    return [
+        audit.id,
+        audit.action,
+        audit.actor,
+        audit.origin,
+        type_coerce(audit.detail, Text),
+        audit.ts_ns,
+    ]
 
 
-def _alert_columns(b: Backend) -> list[Any]:
-    return [c for c in b.alert.__table__.c if c.key != "severity_rank"]
+_A = len(("id", "action", "actor", "origin", "detail", "ts_ns"))
+"""Where the alert columns start in a change row."""
 
 
 def _read_sensor(
-    session: Session, b: Backend, rule: RuleView, cursor: Cursor, instance: str, limit: int
+    session: Session,
+    b: Backend,
+    rule: RuleView,
+    cursor: Cursor,
+    instance: str,
+    limit: int,
+    detail: bool,
 ) -> ReadResult:
     actions = ("created", *UPDATE_ACTIONS) if rule.updates else ("created",)
-    audit = b.audit.__table__.c
-    # Core rows, not ORM objects (a third of the cost); ``alert_to_dict`` reads attributes.
+    audit, alert = b.audit.__table__, b.alert.__table__
     rows = session.execute(
-        select(
-            audit.id.label("audit_id"),
-            audit.action,
-            audit.actor,
-            audit.origin,
-            audit.detail,
-            audit.ts_ns.label("audit_ts_ns"),
-            *_alert_columns(b),
-        )
-        .select_from(b.audit.__table__.outerjoin(b.alert.__table__, b.alert.id == audit.alert_id))
-        .where(audit.id > cursor[0], audit.action.in_(actions))
-        .order_by(audit.id)
+        select(*_audit_columns(b), *alert_select_columns(alert, detail))
+        .select_from(audit.outerjoin(alert, alert.c.id == audit.c.alert_id))
+        .where(audit.c.id > cursor[0], audit.c.action.in_(actions))
+        .order_by(audit.c.id)
         .limit(limit)
     ).all()
     events: list[ForwardEvent] = []
+    flt, start_id = rule.filters, rule.start_alert_id
     for row in rows:
-        if row.id is None:  # the alert was deleted by retention meanwhile
+        audit_id, action, actor, origin, audit_detail, audit_ts, alert_id = row[: _A + 1]
+        if alert_id is None or alert_id <= start_id:  # None: deleted by retention meanwhile
             continue
         kind: str | None
-        if row.action == "created":
-            kind, change, ts = "new", None, row.first_detection_ns
+        change: dict[str, Any] | None
+        if action == "created":
+            kind, change, ts = "new", None, row[_A + FIRST_NS]
         else:
-            kind = update_kind(row.detail or {})
+            changed = _detail(audit_detail)
+            kind = update_kind(changed)
             if kind is None:
                 continue
-            change, ts = _change(row, kind), row.audit_ts_ns
-        data = _alert_dict(b, row)
-        if not _wanted(rule, row, data):
+            change, ts = _change(action, actor, origin, changed, kind), audit_ts
+        data = alert_json(row, _A, False, detail)
+        if not matches(flt, data):
             continue
-        event_id = event_uuid(instance, "audit", row.audit_id)
-        events.append(ForwardEvent(event_id, kind, data, ts, change, (row.audit_id, cursor[1])))
-    end = (rows[-1].audit_id, cursor[1]) if rows else cursor
+        event_id = event_uuid(instance, "audit", audit_id)
+        events.append(ForwardEvent(event_id, kind, data, ts, change, (audit_id, cursor[1])))
+    end = (rows[-1][0], cursor[1]) if rows else cursor
     return ReadResult(events, end, len(rows))
 
 
@@ -205,60 +216,62 @@ def _read_central(
     limit: int,
     guard: GapGuard,
     now: int,
+    detail: bool,
 ) -> ReadResult:
     change_cursor, alert_cursor = cursor
-    alerts = list(
-        session.scalars(
-            select(b.alert).where(b.alert.id > alert_cursor).order_by(b.alert.id).limit(limit)
-        )
-    )
-    alerts = alerts[: guard.usable("alert", alert_cursor, [a.id for a in alerts], now)]
+    audit, alert = b.audit.__table__, b.alert.__table__
+    columns = alert_select_columns(alert, detail)
+    alerts = session.execute(
+        select(*columns).where(alert.c.id > alert_cursor).order_by(alert.c.id).limit(limit)
+    ).all()
+    alerts = alerts[: guard.usable("alert", alert_cursor, [a[0] for a in alerts], now)]
     events: list[ForwardEvent] = []
-    for alert in alerts:
-        data = _alert_dict(b, alert)
-        if _wanted(rule, alert, data):
-            event_id = event_uuid(instance, "alert", alert.id)
+    flt, start_id = rule.filters, rule.start_alert_id
+    for row in alerts:
+        data = alert_json(row, 0, True, detail)
+        alert_id = row[0]
+        if alert_id > start_id and matches(flt, data):
+            event_id = event_uuid(instance, "alert", alert_id)
             events.append(
-                ForwardEvent(
-                    event_id,
-                    "new",
-                    data,
-                    alert.first_detection_ns,
-                    None,
-                    (change_cursor, alert.id),
-                )
+                ForwardEvent(event_id, "new", data, row[FIRST_NS], None, (change_cursor, alert_id))
             )
-    alert_cursor = alerts[-1].id if alerts else alert_cursor
+    alert_cursor = alerts[-1][0] if alerts else alert_cursor
     rows = 0
     if rule.updates:
         changes = session.execute(
-            select(b.audit, b.alert)
-            .join(
-                b.alert,
-                and_(b.alert.sensor == b.audit.sensor, b.alert.alert_id == b.audit.alert_id),
+            select(*_audit_columns(b), *columns)
+            .select_from(
+                audit.join(
+                    alert,
+                    and_(alert.c.sensor == audit.c.sensor, alert.c.alert_id == audit.c.alert_id),
+                )
             )
-            .where(b.audit.id > change_cursor, b.audit.action.in_(UPDATE_ACTIONS))
-            .order_by(b.audit.id)
+            .where(audit.c.id > change_cursor, audit.c.action.in_(UPDATE_ACTIONS))
+            .order_by(audit.c.id)
             .limit(limit)
         ).all()
-        changes = changes[: guard.usable("audit", change_cursor, [a.id for a, _ in changes], now)]
-        for audit, alert in changes:
-            if alert.id > alert_cursor:
+        changes = changes[: guard.usable("audit", change_cursor, [c[0] for c in changes], now)]
+        for row in changes:
+            audit_id, action, actor, origin, audit_detail, audit_ts, alert_id = row[: _A + 1]
+            if alert_id > alert_cursor:
                 break  # its alert is not forwarded yet: next time
             rows += 1
-            change_cursor = audit.id
-            kind = update_kind(audit.detail or {})
-            data = _alert_dict(b, alert)
-            if kind is None or not _wanted(rule, alert, data):
+            change_cursor = audit_id
+            changed = _detail(audit_detail)
+            kind = update_kind(changed)
+            if kind is None or alert_id <= start_id:
                 continue
-            event_id = event_uuid(instance, "audit", audit.id)
+            data = alert_json(row, _A, True, detail)
+            if not matches(flt, data):
+                continue
+            event_id = event_uuid(instance, "audit", audit_id)
             events.append(
                 ForwardEvent(
                     event_id,
                     kind,
                     data,
-                    audit.ts_ns,
-                    _change(audit, kind),
+                    audit_ts,
+                    _change(action, actor, origin, changed, kind),
                     (change_cursor, alert_cursor),
                 )
             )

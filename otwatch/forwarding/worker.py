@@ -160,7 +160,7 @@ class Forwarder:
         def read(start: Cursor) -> asyncio.Future[ReadResult]:
             now = time.time_ns()
             return asyncio.ensure_future(
-                asyncio.to_thread(self._read, row, start, instance, guard, now)
+                asyncio.to_thread(self._read, row, start, instance, guard, now, target.detail)
             )
 
         try:
@@ -226,7 +226,15 @@ class Forwarder:
         with self.backend.store.session() as session:
             return self.backend.instance(session)
 
-    def _read(self, row: TargetRow, cursor: Cursor, instance: str, guard: GapGuard, now: int):
+    def _read(
+        self,
+        row: TargetRow,
+        cursor: Cursor,
+        instance: str,
+        guard: GapGuard,
+        now: int,
+        detail: bool,
+    ) -> ReadResult:
         with self.backend.store.session() as session:
             return read_events(
                 session,
@@ -237,6 +245,7 @@ class Forwarder:
                 self.options.batch,
                 guard,
                 now,
+                detail,
             )
 
     def _save(self, row: TargetRow, cursor: Cursor, sent: int, dropped: int) -> None:
@@ -277,6 +286,7 @@ class Forwarder:
                     self.options.batch,
                     guard,
                     time.time_ns(),
+                    detail=False,
                 )
             dropped += sum(1 for e in result.events if e.pos[0] <= goal[0] and e.pos[1] <= goal[1])
             reached = (min(result.cursor[0], goal[0]), min(result.cursor[1], goal[1]))

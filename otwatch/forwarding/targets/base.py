@@ -38,6 +38,8 @@ class Target(Protocol):
     label: str
     chunk: int
     """Most events per ``send``: the worker saves its cursor after each send."""
+    detail: bool
+    """Whether it sends the alerts' ``remediation`` and ``fields`` (ECS does)."""
 
     async def send(self, events: Sequence[ForwardEvent]) -> None: ...
 

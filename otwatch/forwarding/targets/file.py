@@ -20,6 +20,7 @@ class FileTarget:
         self.spec = spec
         self.label = target_label(spec)
         self.chunk = 2000
+        self.detail = True
         self.path = Path(spec.path)
 
     async def send(self, events: Sequence[ForwardEvent]) -> None:

@@ -63,6 +63,7 @@ class SyslogTarget:
         self.spec = spec
         self.label = target_label(spec)
         self.chunk = 1000
+        self.detail = spec.format == "json"
         self._body = FORMATTERS[spec.format]
         self._ssl = tls_client_context(spec) if spec.transport == "tls" else None
         self._writer: asyncio.StreamWriter | None = None

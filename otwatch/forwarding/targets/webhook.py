@@ -34,6 +34,7 @@ class WebhookTarget:
         self.spec = spec
         self.label = target_label(spec)
         self.chunk = spec.batch
+        self.detail = True
         parts = urlsplit(spec.url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
