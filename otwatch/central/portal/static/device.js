@@ -66,13 +66,28 @@ function identity(d) {
   );
 }
 
+const FIELD_NAMES = { name: "name", type: "type", purdue_level: "Purdue level" };
+
+function changeText(set) {
+  return Object.entries(set || {})
+    .filter(([k]) => k in FIELD_NAMES)
+    .map(([k, v]) => `${FIELD_NAMES[k]} ${v === null || v === "" ? "back to the guess" : `→ ${v}`}`)
+    .join(", ");
+}
+
+/** A change made at central that the sensor has not applied yet (or refused). */
 function pendingNote(d) {
   const p = d.pending_override;
-  if (!p) return null;
-  const parts = Object.entries(p)
-    .filter(([k, v]) => ["name", "type", "purdue_level"].includes(k) && v !== undefined)
-    .map(([k, v]) => `${k === "purdue_level" ? "Purdue level" : k}: ${v === null || v === "" ? "(guess)" : v}`);
-  return h("p", { class: "pending", id: "pending" }, `Pending until the sensor applies it${parts.length ? ": " + parts.join(", ") : ""}.`);
+  if (p) {
+    const what = changeText(p.set);
+    const who = p.by ? ` (${p.by}, ${time(p.at)})` : "";
+    return h("p", { class: "pending", id: "pending" }, `Pending until the sensor applies it${what ? ": " + what : ""}${who}.`);
+  }
+  const last = (d.overrides || {}).central;
+  if (last && last.state && !["pending", "applied"].includes(last.state)) {
+    return h("p", { class: "pending error", id: "pending" }, `The sensor did not apply the last change (${changeText(last.set)}): ${last.reason || last.state}.`);
+  }
+  return null;
 }
 
 function editForm(d) {
@@ -101,12 +116,19 @@ function editForm(d) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const purdueValue = $("#edit-purdue").value;
-    const body = {
+    const wanted = {
       name: $("#edit-name").value.trim() || null,
       type: $("#edit-type").value || null,
       purdue_level: purdueValue === "" ? null : Number(purdueValue),
     };
+    const before = { name: o.name || null, type: o.type || null, purdue_level: o.purdue_level ?? null };
+    const body = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => v !== before[k]));
     const status = $("#edit-status");
+    status.className = "";
+    if (!Object.keys(body).length) {
+      status.textContent = "Nothing to change.";
+      return;
+    }
     status.textContent = "Saving…";
     try {
       await api(`/devices/${encodeURIComponent(deviceId)}`, { method: "PATCH", body });
