@@ -29,6 +29,12 @@ export function overridden(d, field) {
   return o[field] !== null && o[field] !== undefined && o[field] !== "";
 }
 
+/** A time that wraps between its date and its time of day only. */
+function when(iso) {
+  const [day, hour] = time(iso).split(" ");
+  return hour ? h("span", { class: "when" }, h("span", {}, day), " ", h("span", {}, hour)) : day;
+}
+
 export const DEVICE_COLUMNS = {
   name: {
     label: "Name",
@@ -44,8 +50,8 @@ export const DEVICE_COLUMNS = {
   purdue_level: { label: "Purdue", sort: "purdue_level", cell: (d) => purdue(d.purdue_level) },
   protocols: { label: "Protocols", sort: null, cell: (d) => d.protocols || [] },
   sensor: { label: "Sensor", sort: "sensor", cell: (d) => d.sensor_name || d.sensor_id },
-  first_seen: { label: "First seen", sort: "first_seen", cell: (d) => time(d.first_seen) },
-  last_seen: { label: "Last seen", sort: "last_seen", cell: (d) => time(d.last_seen) },
+  first_seen: { label: "First seen", sort: "first_seen", cell: (d) => when(d.first_seen) },
+  last_seen: { label: "Last seen", sort: "last_seen", cell: (d) => when(d.last_seen) },
   learned: { label: "Learned", sort: "learned", cell: (d) => learnedBadge(d.learned) },
 };
 

@@ -144,6 +144,8 @@ function showError(err) {
   show($("#empty"), false);
   $("#total").textContent = "";
   $("#page-info").textContent = "";
+  $("#prev").disabled = true;
+  $("#next").disabled = true;
 }
 
 function setEmpty(nothing) {
