@@ -31,6 +31,7 @@ from otwatch.alerts.views import (
     sorted_query,
 )
 from otwatch.central import alertextras
+from otwatch.central.deviceviews import add_device_refs
 from otwatch.central.store.derived import COUNT_DIMENSIONS
 from otwatch.central.store.models import Alert, AuditEvent, Sensor
 from otwatch.central.store.models_api import AlertCount, AlertMember, PcapRequest
@@ -183,6 +184,7 @@ def _to_dicts(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
         row["id"] = central_id(alert)
         row["sensors"] = sensors[alert.id]
         out.append(row)
+    add_device_refs(session, out)
     return out
 
 

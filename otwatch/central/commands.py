@@ -1,12 +1,15 @@
 """Commands central sends to sensors: one typed spec per command, checked and recorded here.
 
-A spec (``SetStatus``, ``SetSeverity``, ``Learn``, ``PullPcap``, ``Resync``) says what the
+A spec (``SetStatus``, ``SetSeverity``, ``Learn``, ``PullPcap``, ``Resync``,
+``DeviceOverride``) says what the
 command carries and how central checks it. ``CommandIssuer.issue`` stores the command pending,
 audits it and returns the message that carries it. Triage specs are checked against central's
 copy of the alert with the sensor's lifecycle rules and applied there at once (stamped with
 central's clock); the sensor's answer confirms or reverts them. A ``Comment`` is recorded
 centrally (its audit row) and on the sensor (a step beyond the spec, for the portal). Unlearn,
-mute and unmute are sensor-only (spec section 2) and have no spec; ``Unchecked`` sends any
+mute and unmute are sensor-only (spec section 2) and have no spec. A ``DeviceOverride`` (name,
+type, Purdue level of an inventory device) is recorded on central's device at once, pending
+until the sensor's next snapshot of the device carries it; ``Unchecked`` sends any
 kind as given, unchecked and unapplied, so tests can prove the sensor's own refusals.
 
 ``command_for(kind, ...)`` turns the kind string of the HTTP API and the CLI into a spec.
@@ -32,11 +35,13 @@ from otwatch.alerts.lifecycle import (
 from otwatch.central.pcap import PcapAssembler
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
+from otwatch.central.store import devices as device_store
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
 from otwatch.central.store.models import Alert, Command, Sensor
 from otwatch.errors import OtwatchError
 from otwatch.hlc import HybridClock
+from otwatch.sync.protocol.devices import DeviceOverrides
 from otwatch.sync.protocol.messages import MAX_BYTES, MAX_COMMANDS, VERSION, encode_raw
 from otwatch.sync.protocol.outgoing import Outgoing
 from otwatch.sync.protocol.topics import down_topic
@@ -47,6 +52,7 @@ __all__ = [
     "CommandRefused",
     "CommandSpec",
     "Comment",
+    "DeviceOverride",
     "IssueResult",
     "Learn",
     "PullPcap",
@@ -170,6 +176,27 @@ class Resync:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceOverride:
+    """Set (or clear with None) a device's name, type or Purdue level on its sensor; only
+    the keys of ``overrides`` change. Checked with the protocol's ``DeviceOverrides``."""
+
+    device_id: int
+    overrides: dict[str, Any]
+    kind: ClassVar[str] = "device_override"
+    alert_id: ClassVar[int | None] = None
+    value: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        if not self.overrides:
+            raise CommandRefused("a device override needs name, type or purdue_level")
+        try:
+            checked = DeviceOverrides.model_validate(self.overrides)
+        except ValueError as exc:
+            raise CommandRefused(f"invalid device override: {exc}") from None
+        object.__setattr__(self, "overrides", checked.model_dump(include=set(self.overrides)))
+
+
+@dataclass(frozen=True, slots=True)
 class Unchecked:
     """Any command sent as given, neither checked nor applied centrally: the sensor decides
     (proves the sensor's own refusals, e.g. of a sensor-only action)."""
@@ -179,7 +206,9 @@ class Unchecked:
     value: str | None = None
 
 
-CommandSpec = SetStatus | SetSeverity | Learn | Comment | PullPcap | Resync | Unchecked
+CommandSpec = (
+    SetStatus | SetSeverity | Learn | Comment | PullPcap | Resync | DeviceOverride | Unchecked
+)
 TRIAGE: dict[str, type[_Triage]] = {"status": SetStatus, "severity": SetSeverity, "learn": Learn}
 """Kinds central applies to its own copy; the sensor's rejection reverts them."""
 
@@ -193,12 +222,18 @@ def command_for(
     chunks: list[int] | None = None,
     from_seq: int | None = None,
     text: str | None = None,
+    device_id: int | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> CommandSpec:
     """The spec for a command named by its kind string (API, CLI, tests)."""
     if kind in SENSOR_ONLY:
         raise CommandRefused(f"{kind} is only possible on the sensor (spec: sensor only)")
     if kind == "resync":
         return Resync(from_seq)
+    if kind == "device_override":
+        if device_id is None:
+            raise CommandRefused("device_override needs a device id")
+        return DeviceOverride(device_id, dict(overrides or {}))
     if kind not in TRIAGE and kind not in ("pcap", "comment"):
         raise CommandRefused(f"unknown command kind {kind!r}")
     if alert_id is None:
@@ -225,6 +260,8 @@ def _params(spec: CommandSpec) -> dict[str, Any]:
         return {"from_seq": spec.from_seq}
     if isinstance(spec, Comment):
         return {"text": spec.text}
+    if isinstance(spec, DeviceOverride):
+        return {"device_id": spec.device_id, "overrides": spec.overrides}
     return {}
 
 
@@ -303,8 +340,11 @@ class CommandIssuer:
                     after = _fields(change.status.value, _reason(change), change.severity)
                     columns = spec.columns(change)
                     alert_store.apply_central_change(session, alert, columns, hlc, now)
+            command_id = str(uuid.uuid4())
+            if isinstance(spec, DeviceOverride):
+                before, after = self._device(session, sensor_id, spec, actor, now, command_id)
             command = Command(
-                id=str(uuid.uuid4()),
+                id=command_id,
                 sensor=sensor_id,
                 kind=spec.kind,
                 alert_id=spec.alert_id,
@@ -345,6 +385,18 @@ class CommandIssuer:
             request_id,
             tuple(command_messages(sensor_id, [command])),
         )
+
+    @staticmethod
+    def _device(
+        session: Any, sensor_id: str, spec: DeviceOverride, actor: str, now: int, command_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        row = device_store.device_by_sensor_id(session, sensor_id, spec.device_id)
+        if row is None:
+            raise CommandRefused(f"device {spec.device_id} of sensor {sensor_id} is unknown")
+        before = device_store.set_central_override(
+            session, row, spec.overrides, actor=actor, now=now, command_id=command_id
+        )
+        return before, dict(spec.overrides)
 
     @staticmethod
     def _alert(session: Any, sensor_id: str, spec: _Triage | Unchecked | Comment) -> Alert:

@@ -11,8 +11,9 @@ sensor-only (spec section 2): the API answers 409 with that reason. The web port
 
 ``create_app`` only assembles: it puts what routes depend on into ``app.state`` (read through
 ``otwatch.central.api.deps``) and includes one ``APIRouter`` per concern, each a module of
-this package: ``auth`` (whoami), ``sensors``, ``alerts`` (read, export), ``triage`` and
-``pcap``. To add a concern, write a module with ``router = APIRouter(tags=[...])`` whose
+this package: ``auth`` (whoami), ``sensors``, ``alerts`` (read, export), ``triage``,
+``pcap``, ``forwarding`` and ``devices``. To add a concern, write a module with
+``router = APIRouter(tags=[...])`` whose
 routes take ``Reader``/``Admin``, ``Store``, ``CommanderDep``... from ``deps``, and add one
 line to ``ROUTERS`` (JSON under ``/api/v1``) or one ``app.include_router(module.router)``
 below (its own paths, e.g. the portal's pages). Routers are included in order, so a fixed
@@ -25,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from otwatch import __version__
-from otwatch.central.api import alerts, auth, forwarding, pcap, sensors, triage
+from otwatch.central.api import alerts, auth, devices, forwarding, pcap, sensors, triage
 from otwatch.central.api.deps import API, Commander, LocalCommander
 from otwatch.central.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from otwatch.central.api.portal import install_portal
@@ -45,6 +46,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     triage.router,
     pcap.router,
     forwarding.router,
+    devices.router,
 )
 """The JSON API's routers, included under ``API`` in this order."""
 

@@ -11,14 +11,16 @@ from otwatch.alerts.catalog import Engine, Severity
 from otwatch.alerts.views import AlertFilter, QueryError
 from otwatch.timeutil import parse_time_ns
 
-__all__ = ["STATUSES", "Filter", "alert_filter"]
+__all__ = ["STATUSES", "Filter", "alert_filter", "split_values", "time_ns"]
 
 STATUSES = ("new", "active", "closed")
 
 
-def _values(
+def split_values(
     values: list[str] | None, allowed: tuple[str, ...] | None = None, name: str = ""
 ) -> tuple[str, ...]:
+    """A repeated or comma-separated query parameter's values; with ``allowed``, lower-cased
+    and checked (``QueryError`` names the bad ones and the choices)."""
     out = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
     if allowed is not None:
         out = tuple(v.lower() for v in out)
@@ -28,7 +30,8 @@ def _values(
     return out
 
 
-def _time(value: str | None) -> int | None:
+def time_ns(value: str | None) -> int | None:
+    """An ISO 8601 time or an age (``24h``) in ns; a bad one raises ``DurationError``."""
     return None if value is None else parse_time_ns(value)
 
 
@@ -58,20 +61,20 @@ def alert_filter(
     learnable: Annotated[bool | None, Query(description="Learnable types only (or not)")] = None,
 ) -> AlertFilter:
     return AlertFilter(
-        statuses=_values(status_, STATUSES, "status"),
-        severities=_values(severity, tuple(s.value for s in Severity), "severity"),
-        engines=_values(engine, tuple(e.value for e in Engine), "engine"),
-        categories=_values(category),
-        sensors=_values(sensor),
-        sites=_values(site),
-        zones=_values(zone),
-        protocols=tuple(p.lower() for p in _values(protocol)),
-        types=tuple(t.lower() for t in _values(type_)),
+        statuses=split_values(status_, STATUSES, "status"),
+        severities=split_values(severity, tuple(s.value for s in Severity), "severity"),
+        engines=split_values(engine, tuple(e.value for e in Engine), "engine"),
+        categories=split_values(category),
+        sensors=split_values(sensor),
+        sites=split_values(site),
+        zones=split_values(zone),
+        protocols=tuple(p.lower() for p in split_values(protocol)),
+        types=tuple(t.lower() for t in split_values(type_)),
         source=source or None,
         destination=destination or None,
         search=search or None,
-        since_ns=_time(since),
-        until_ns=_time(until),
+        since_ns=time_ns(since),
+        until_ns=time_ns(until),
         learnable=learnable,
     )
 

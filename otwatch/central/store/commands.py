@@ -63,4 +63,7 @@ def command_message(command: Command) -> dict[str, Any]:
     }
     if params.get("text") is not None:
         message["text"] = params["text"]
+    if params.get("device_id") is not None:  # sent only with device overrides
+        message["device_id"] = params["device_id"]
+        message["overrides"] = params.get("overrides") or {}
     return message

@@ -7,6 +7,7 @@ A feature that adds central tables puts them in ``models_<topic>.py`` (subclassi
 from otwatch.central.store import (
     models,  # noqa: F401
     models_api,  # noqa: F401
+    models_devices,  # noqa: F401
     models_forwarding,  # noqa: F401
     models_portal,  # noqa: F401
 )

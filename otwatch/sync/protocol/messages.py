@@ -18,6 +18,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from otwatch.sync.protocol.devices import DeviceOverrides, DeviceSnapshot
+
 __all__ = [
     "EVENT_KINDS",
     "MAX_BYTES",
@@ -69,11 +71,12 @@ PCAP_HEADER_BYTES = 1024
 PCAP_MAX_CHUNK_BYTES = MAX_BYTES["pcap"] - PCAP_HEADER_BYTES
 
 EVENT_KINDS = frozenset(
-    {"alert", "status", "severity", "learn", "unlearn", "mute", "unmute", "comment"}
+    {"alert", "status", "severity", "learn", "unlearn", "mute", "unmute", "comment", "device"}
 )
 COMMAND_KINDS = frozenset(
-    {"status", "severity", "learn", "unlearn", "mute", "unmute", "comment", "pcap", "resync"}
-)
+    {"status", "severity", "learn", "unlearn", "mute", "unmute", "comment", "pcap", "resync",
+     "device_override"}
+)  # fmt: skip
 
 SensorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Uuid = Annotated[
@@ -159,7 +162,8 @@ class ChangeDetail(_Message):
 
 
 class Event(_Message):
-    """One outbox row: an alert created/updated, or a change made on the sensor."""
+    """One outbox row: an alert created/updated, a change made on the sensor, or (kind
+    ``device``) a device of the inventory created/updated/forgotten."""
 
     seq: Seq
     id: Uuid
@@ -169,6 +173,10 @@ class Event(_Message):
     alert: AlertSnapshot | None = None
     """The alert's state when the event was published (None: it no longer exists)."""
     change: ChangeDetail | None = None
+    device_id: NonNeg | None = None
+    """Kind ``device``: the sensor's device id."""
+    device: DeviceSnapshot | None = None
+    """Kind ``device``: the device when the event was published (None: it was forgotten)."""
 
 
 class EventBatch(_Envelope):
@@ -254,6 +262,10 @@ class Command(_Message):
     """Resync: re-send outbox rows from this sequence number; None = snapshot of every alert."""
     text: Text | None = None
     """Comment: its text (sent only with comments, so older sensors still read the rest)."""
+    device_id: NonNeg | None = None
+    """device_override: the sensor's device id (sent only with device overrides)."""
+    overrides: DeviceOverrides | None = None
+    """device_override: the keys to set; null clears one, a key left out is unchanged."""
 
 
 class CommandBatch(_Envelope):
