@@ -1,17 +1,19 @@
 """The portal's Devices pages in a real headless Chromium against a real central, Mosquitto,
 sensor agent and sync daemon (``harness``): the grid with the inventory the sensor synced
 (columns, sorting, filters, search, paging, URL state, empty and error states, long values),
-a device's page (identity, type and Purdue level with the reason, facts with source and time,
-MAC history, services, peers, recent alerts), an admin's override reaching the sensor's own
-store, a reader without edit controls (and the server's 403), alert details linking to their
-devices, and attacker-controlled device names staying inert.
+a device's page (identity, names with their source, type and Purdue level with the reason,
+facts with source and time, MAC history, services, peers, recent alerts), an admin's
+override reaching the sensor's own store, a reader without edit controls (and the server's
+403), alert details linking to their devices, and attacker-controlled device names (set on
+the sensor, from DHCP) staying inert.
 
-The sensor replays the simulated plant, then real captures of the shared corpus that carry
-identification (ENIP ListIdentity, BACnet I-Am, PROFINET DCP) and IT traffic (nmap host
-discovery, DNS/mDNS/LLMNR) so the inventory has vendors, models, firmware and more than one
-page of devices; ``otwatch devices set`` on the sensor gives one device an XSS payload as its
-name and another a very long one. Each test also fails on any request to another host, any
-dialog and any script or CSP error (``conftest.Session.check``)."""
+The sensor replays the simulated plant, then a DHCP request and a DNS answer built here (a
+host with names), then real captures of the shared corpus that carry identification (ENIP
+ListIdentity, BACnet I-Am, PROFINET DCP, DNP3 and IEC 104 outstations) and IT traffic (nmap
+host discovery, DNS/mDNS/LLMNR), so the inventory has vendors, models, firmware and more than
+one page of devices; ``otwatch devices set`` on the sensor gives one device an XSS payload as
+its name and another a very long one. Each test also fails on any request to another host,
+any dialog and any script or CSP error (``conftest.Session.check``)."""
 
 from __future__ import annotations
 
@@ -22,9 +24,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
 
 from otwatch.demo.parts import wait_until
 from tests.conftest import PCAPS
+from tests.factories import mac, udp
 from tests.integration.mqtt_broker import MOSQUITTO
 from tests.portal.harness import CHROMIUM, SENSOR, Plant, start_plant
 
@@ -35,16 +43,40 @@ pytestmark = pytest.mark.skipif(
 )
 
 CAPTURES = ("enip_list_identity.pcap", "bacnet_stack_services.pcap", "profinet_dcp_set_ip.pcap",
-            "nmap_host_discovery.pcap", "it_wikipedia_dns_http.pcap")  # fmt: skip
+            "dnp3_test_data.pcap", "iec104_diverse.pcap", "nmap_host_discovery.pcap",
+            "it_wikipedia_dns_http.pcap")  # fmt: skip
 XSS_NAME = "<img src=x onerror=alert('device')><script>alert(2)</script>Boiler PLC"
 XSS_IP = "192.0.2.20"  # the PLC the rogue host scans: the port scan alert's destination
 LONG_NAME = "Line 3 filling station, north hall, cabinet 12 — " * 4 + "end"
 LONG_IP = "192.0.2.21"
+HOST = "192.0.2.40"  # joins after learning, named by DHCP and DNS
+DHCP_NAME = "<img src=x onerror=alert('dhcp')>hmi-02"
+DNS_NAME = "hmi-02.plant.example"
+PLANT_LATER_S = 1_798_761_900  # 2027-01-01 00:05 UTC: after the simulated plant's minutes
 EDIT_IP = "192.0.2.11"
 HEADERS = ["Name", "IP", "MAC", "Vendor", "Model", "Firmware", "Type", "Purdue", "Protocols",
            "Sensor", "First seen", "Last seen", "Learned"]  # fmt: skip
 SORTS = ["name", "ip", "mac", "vendor", "model", "firmware", "type", "purdue_level", "sensor",
          "first_seen", "last_seen"]  # fmt: skip
+
+
+def names_capture(path: Path) -> Path:
+    """A DHCP request of ``HOST`` (host name, vendor class) and a DNS answer naming it: the
+    names a device gets from the network (the corpus has no such answer for a plant device)."""
+    chaddr = bytes.fromhex(mac(HOST).replace(":", ""))
+    dhcp = DHCP(options=[("message-type", "request"), ("requested_addr", HOST),
+                         ("hostname", DHCP_NAME.encode()), ("vendor_class_id", b"OT-HMI 1.0"),
+                         "end"])  # fmt: skip
+    answer = DNS(id=1, qr=1, qd=DNSQR(qname=DNS_NAME), an=DNSRR(rrname=DNS_NAME, rdata=HOST))
+    frames = [
+        Ether(src=mac(HOST), dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67) / BOOTP(op=1, xid=7, chaddr=chaddr) / dhcp,
+        udp("192.0.2.53", "192.0.2.10", 53, 40000, answer),
+    ]  # fmt: skip
+    for i, frame in enumerate(frames):
+        frame.time = PLANT_LATER_S + i
+    wrpcap(str(path), frames)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +87,7 @@ def plant(tmp_path_factory) -> Iterator[Plant]:
     screens.mkdir()
     plant = start_plant(
         root, screens,
-        extra_captures=[PCAPS / name for name in CAPTURES],
+        extra_captures=[names_capture(root / "names.pcap"), *(PCAPS / n for n in CAPTURES)],
         sensor_commands=[("devices", "set", XSS_IP, "--name", XSS_NAME),
                          ("devices", "set", LONG_IP, "--name", LONG_NAME)],
     )  # fmt: skip
@@ -207,7 +239,7 @@ def test_paging(admin, plant):
     assert page.inner_text("#page-info") == f"26–{min(50, total)} of {total}"
     page.select_option("#page-size", "50")
     loaded(page)
-    assert "page" not in url_params(page) and url_params(page)["size"] == ["50"]
+    assert "page" not in url_params(page) and "size" not in url_params(page)  # the defaults
     assert len(row_ids(page)) == min(50, total)
 
 
@@ -350,32 +382,40 @@ def test_device_page_sections(admin, plant):
     traffic = page.inner_text("#traffic")
     for item in details["services"] + details["peer_addresses"]:
         assert item in traffic
+    # its alerts are older than central keeps (90 days): none, said so
+    assert details["recent_alerts"] == []
+    assert page.inner_text("#alerts-table") == "None."
+    admin.shot("device-page-identified")
+    page.click("#back")
+    page.wait_for_url("**/devices?vendor=Rockwell")
+
+
+def test_device_names_sources_and_alerts(admin, plant):
+    """A host named by DHCP (an attacker-controlled host name) and DNS: each name with its
+    source, the DHCP vendor class as a fact, and its New Asset alert linking to the alert."""
+    page = admin.page
+    host = device_of(plant, HOST)
+    details = plant.api(f"/devices/{host['id']}")
+    assert details["names"] == {DHCP_NAME: "dhcp", DNS_NAME: "dns"}
+    page.goto(f"/devices/{host['id']}")
+    loaded(page)
+    names = page.locator("#names tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    assert names == [[DHCP_NAME, "dhcp"], [DNS_NAME, "dns"]]
+    assert page.inner_text("#device-title") == host["name"] in (DHCP_NAME, DNS_NAME)
+    facts = page.inner_text("#facts-table")
+    assert "dhcp_vendor_class" in facts and "OT-HMI 1.0" in facts
+    assert page.evaluate("document.querySelectorAll('main img, main script').length") == 0
     alerts = page.locator("#alerts-table tbody tr a")
     assert alerts.count() == len(details["recent_alerts"]) > 0
+    assert "New Asset Detected" in alerts.all_inner_texts()
     admin.shot("device-page", docs=True)
     first = details["recent_alerts"][0]
     assert alerts.first.get_attribute("href") == f"/alerts/{first['id']}"
     alerts.first.click()
     page.wait_for_url(f"**/alerts/{first['id']}")
     page.wait_for_selector("#learn")
-    page.go_back()
-    loaded(page)
-    page.click("#back")
-    page.wait_for_url("**/devices?vendor=Rockwell")
-
-
-def test_device_names_with_their_sources(admin, plant):
-    """A PROFINET IO device's name of station, shown with where it came from."""
-    page = admin.page
-    [station] = api_items(plant, search="X208", limit=5)["items"]
-    details = plant.api(f"/devices/{station['id']}")
-    page.goto(f"/devices/{station['id']}")
-    loaded(page)
-    names = page.locator("#names tbody tr").evaluate_all(
-        "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
-    )
-    assert names == [[n, s] for n, s in details["names"].items()] and names
-    assert page.inner_text("#device-title") == station["name"]
 
 
 def test_an_unknown_device_says_so(admin, plant):

@@ -62,7 +62,7 @@ function identity(d) {
       ["Bytes in / out", `${bytes(d.bytes_in ?? 0)} / ${bytes(d.bytes_out ?? 0)}`],
     ]),
     h("h3", {}, "Names and where they come from"),
-    table("names", ["Name", "Source"], Object.entries(d.names || {}), ([name, source]) => [name, source]),
+    table("names", ["Name", "Source"], Object.entries(d.names || {}), ([name, source]) => [name, source && source.source ? source.source : source]),
   );
 }
 
