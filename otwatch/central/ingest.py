@@ -37,6 +37,7 @@ from otwatch.central.inbound import DecodedEvents, Received, decode_events, even
 from otwatch.central.pcap import PcapAssembler, PcapError, PcapSink
 from otwatch.central.store import alerts as alert_store
 from otwatch.central.store import commands as command_store
+from otwatch.central.store import devices as device_store
 from otwatch.central.store import search_backlog
 from otwatch.central.store import sensors as sensor_store
 from otwatch.central.store.db import CentralStore
@@ -79,6 +80,8 @@ class _EventWrite:
     fresh: int
     received: int
     unknown: int
+    devices: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+    """Kind ``device``: (the sensor's device id, its snapshot or None when forgotten)."""
 
 
 @dataclass
@@ -272,9 +275,15 @@ class CentralSync:
         rows, audit = [], []
         top_hlc = 0
         unknown = 0
+        devices: list[tuple[int, dict[str, Any] | None]] = []
         for event in fresh:
             if event.kind not in EVENT_KINDS:
                 unknown += 1
+                continue
+            if event.kind == "device":
+                if event.device_id is not None:
+                    snap = event.device.model_dump() if event.device is not None else None
+                    devices.append((event.device_id, snap))
                 continue
             if event.alert is not None:
                 snap = event.alert.__dict__  # validated, frozen: read its fields directly
@@ -305,19 +314,21 @@ class CentralSync:
         pending[sensor_id] = advanced
         return _EventWrite(
             sensor_id, advanced, rows, audit, bad, top_hlc, len(fresh), len(events),
-            unknown,
+            unknown, devices,
         )  # fmt: skip
 
     def _write_events(self, writes: list[_EventWrite], now: int) -> list[Outgoing]:
         """Commit prepared batches in one transaction, then acknowledge each sensor's new
         high-water mark (never before the commit: the sensor deletes what is acked)."""
         final = {write.sensor_id: write.after for write in writes}  # each sensor's last
-        if any(w.rows or w.audit or w.bad for w in writes):
+        if any(w.rows or w.audit or w.bad or w.devices for w in writes):
             with self.store.session() as session:
                 rows = [r for w in writes for r in w.rows]
                 placement.place_rows(session, rows)  # central's site and zone, not the claim
                 alert_store.upsert_alerts(session, rows)
                 alert_store.add_audit(session, [a for w in writes for a in w.audit])
+                for write in writes:
+                    device_store.apply_snapshots(session, write.sensor_id, write.devices, now)
                 for sensor_id, after in final.items():
                     if after.hw != self.streams.get(sensor_id, CentralStream()).hw:
                         sensor_store.set_stream(session, sensor_id, after.epoch, after.hw, now)
@@ -331,6 +342,7 @@ class CentralSync:
             self.dropped["invalid_event"] += len(write.bad)
             self.dropped["unknown_event_kind"] += write.unknown
             self.stats["events"] += write.fresh
+            self.stats["devices"] += len(write.devices)
             self.stats["duplicates"] += write.received - write.fresh
         self.streams.update(final)
         return [self._ack(sensor_id, after) for sensor_id, after in final.items()]
@@ -460,6 +472,10 @@ class CentralSync:
         log.info("sensor %s rejected %s: %s", sensor_id, command.kind, ack.get("reason"))
         if command.kind == "pcap":
             self.pcap.cancel((command.params or {}).get("request_id", ""))
+        if command.kind == "device_override":
+            device_store.override_rejected(
+                session, sensor_id, command.id, str(ack.get("reason") or "")
+            )
         state = ack.get("alert")
         if state is None or command.alert_id is None or command.kind not in TRIAGE:
             return

@@ -183,7 +183,7 @@ def forget(cli: CliContext, ref: str, yes: bool) -> None:
         if not yes:
             click.confirm(f"forget device {row.id} ({row.key})?", abort=True)
         key = row.key
-        forget_device(session, row)
+        forget_device(session, row, now_ns())
         session.add(AuditEvent(alert_id=None, ts_ns=now_ns(), actor=cli.actor, origin="sensor",
                                action="device_forgotten", detail={"device": key}))  # fmt: skip
     click.echo(f"forgot device {key}")

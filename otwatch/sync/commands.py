@@ -6,7 +6,9 @@ comments carry their text)
 and every applied change is audited and queued back to central like a local one. The command
 id is recorded before applying and the reply after: a redelivered command gets its first
 reply again; one interrupted by a crash is applied again, which the lifecycle turns into a
-no-op if it had already landed.
+no-op if it had already landed. A ``device_override`` sets a device's name, type or Purdue
+level (``sync.devices.apply_override``, audited with origin central); the device's next
+snapshot carries it to central.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from otwatch.agent.store.models import Alert
 from otwatch.agent.store.models_sync import AppliedCommand
 from otwatch.alerts.lifecycle import Action, Origin
 from otwatch.sync import outbox
+from otwatch.sync.devices import apply_override
 from otwatch.sync.pcap import NoPcap, PcapProvider
 from otwatch.sync.protocol.messages import Command
 
@@ -136,6 +139,8 @@ class CommandHandler:
             return self._triage(cmd, action)
         if cmd.kind == "pcap":
             return self._pcap(cmd)
+        if cmd.kind == "device_override":
+            return self._device_override(cmd, now)
         if cmd.kind == "resync":
             return Handled(
                 _ack(cmd, "applied", "applied", "resync queued"), effects=[Resync(cmd.from_seq)]
@@ -161,6 +166,17 @@ class CommandHandler:
         return Handled(
             _ack(cmd, verdict, result.outcome, result.message, self._alert_fields(cmd.alert_id))
         )
+
+    def _device_override(self, cmd: Command, now: int) -> Handled:
+        if cmd.device_id is None or cmd.overrides is None or not cmd.overrides.model_fields_set:
+            return Handled(
+                _ack(cmd, "rejected", "invalid", "device_override needs a device id and overrides")
+            )
+        with self.store.session() as session:
+            outcome, message = apply_override(
+                session, cmd.device_id, cmd.overrides, actor=f"central:{cmd.actor}"[:128], now=now
+            )
+        return Handled(_ack(cmd, _RESULT.get(outcome, "rejected"), outcome, message))
 
     def _pcap(self, cmd: Command) -> Handled:
         if cmd.alert_id is None or cmd.request_id is None:

@@ -24,9 +24,12 @@ from typing import Any, overload
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from otwatch.agent.store.devices import queue_device_events
 from otwatch.agent.store.models import Alert, OutboxEvent
+from otwatch.agent.store.models_devices import DeviceRow
 from otwatch.agent.store.state import get_state, put_state
 from otwatch.dbcommon import rowcount
+from otwatch.sync.devices import device_snapshot
 from otwatch.sync.protocol.messages import encode_raw
 from otwatch.sync.protocol.streams import OutboxRow
 
@@ -58,7 +61,7 @@ _FIELDS_LIMIT = 8192
 
 
 _READ_SQL = (
-    "SELECT seq, kind, alert_id FROM outbox WHERE seq > ? "
+    "SELECT seq, kind, alert_id, device_id FROM outbox WHERE seq > ? "
     f"AND (published_ns IS NULL OR published_ns = {RESEND}) ORDER BY seq LIMIT ?"
 )
 
@@ -66,7 +69,7 @@ _READ_SQL = (
 def read_rows(session: Session, after_seq: int, acked_hw: int, limit: int) -> list[OutboxRow]:
     """Up to ``limit`` unpublished rows above ``after_seq`` and ``acked_hw``, in order."""
     rows = session.connection().exec_driver_sql(_READ_SQL, (max(after_seq, acked_hw), limit))
-    return [OutboxRow(seq, kind, alert_id) for seq, kind, alert_id in rows]
+    return [OutboxRow(seq, kind, alert_id, device_id) for seq, kind, alert_id, device_id in rows]
 
 
 def _clip(value: Any, limit: int) -> Any:
@@ -211,7 +214,7 @@ def _snapshot_sql() -> tuple[str, str]:
 
 _SNAPSHOT, _WITHIN_LIMITS = _snapshot_sql()
 _EVENTS_SQL = f"""
-SELECT o.seq, o.alert_id, o.created_ns, nullif(o.payload, 'null'),
+SELECT o.seq, o.alert_id, o.created_ns, nullif(o.payload, 'null'), o.device_id,
   '{{"seq":' || o.seq || ',"id":' || json_quote(o.event_id) || ',"kind":' || json_quote(o.kind)
     || ',"alert_id":' || coalesce(o.alert_id, 'null') || ',"ts_ns":' || o.created_ns
     || ',"alert":',
@@ -235,13 +238,22 @@ def load_events(session: Session, rows: Sequence[OutboxRow], now: int) -> list[t
     conn = session.connection()
     conn.exec_driver_sql(_MARK_SQL, (now, seqs))
     found = conn.exec_driver_sql(_EVENTS_SQL, (seqs,)).all()
-    slow = [alert_id for _, alert_id, _, _, _, snap in found if snap is None]
+    slow = [alert_id for _, alert_id, _, _, device, _, snap in found if snap is None and not device]
     fallback: dict[int, str] = {}
     if slow:  # JSON columns beyond the limits (never written by the agent): clip in Python
         for row in conn.execute(select(*_ALERT_COLUMNS).where(Alert.id.in_(slow))):
             fallback[row.id] = encode_raw(snapshot(row)).decode()
+    wanted = [device for *_, device, _, _ in found if device is not None]
+    devices = {}
+    if wanted:
+        stored = session.scalars(select(DeviceRow).where(DeviceRow.id.in_(wanted)))
+        devices = {d.id: encode_raw(device_snapshot(d)).decode() for d in stored}
     events = []
-    for seq, alert_id, created_ns, payload, head, snap in found:
+    for seq, alert_id, created_ns, payload, device_id, head, snap in found:
+        if device_id is not None:  # a device row: the device as it is now (null: forgotten)
+            device = devices.get(device_id, "null")
+            events.append((seq, f'{head}null,"device_id":{device_id},"device":{device}}}'.encode()))
+            continue
         if payload is None:
             change = "null"
         else:
@@ -297,7 +309,9 @@ def pending_depth(session: Session, acked_hw: int) -> int:
 
 
 def enqueue_snapshots(session: Session, now: int, alert_ids: Iterable[int] | None = None) -> int:
-    """Queue an ``alert`` row for every alert (resync) that has no unpublished one."""
+    """Queue an ``alert`` row for every alert (resync) that has no unpublished one, and
+    (without ``alert_ids``: a full snapshot) a ``device`` row for every device; returns how
+    many rows were queued."""
     waiting = select(OutboxEvent.alert_id).where(
         OutboxEvent.kind == "alert",
         OutboxEvent.published_ns.is_(None),
@@ -321,7 +335,10 @@ def enqueue_snapshots(session: Session, now: int, alert_ids: Iterable[int] | Non
                 for alert_id in ids[i : i + _CHUNK]
             ],
         )
-    return len(ids)
+    devices = 0
+    if alert_ids is None:
+        devices = queue_device_events(session, session.scalars(select(DeviceRow.id)), now)
+    return len(ids) + devices
 
 
 def get_epoch(session: Session) -> str:

@@ -390,5 +390,5 @@ class SensorSync:
             return []
         with self.store.session() as session:
             queued = outbox.enqueue_snapshots(session, now)
-        log.info("resync: queued %d alert snapshots", queued)
+        log.info("resync: queued %d alert and device snapshots", queued)
         return []

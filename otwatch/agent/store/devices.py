@@ -9,16 +9,19 @@ user are kept in their own columns and win over every guess.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from otwatch.agent.inventory.roles import guess_role
 from otwatch.agent.inventory.table import MAX_PEERS
 from otwatch.agent.inventory.vendors import oui_vendor
+from otwatch.agent.store.models import OutboxEvent
 from otwatch.agent.store.models_devices import DeviceRow
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "derive",
     "find_device",
     "forget_device",
+    "queue_device_events",
     "save_devices",
     "set_overrides",
 ]
@@ -136,7 +140,34 @@ def save_devices(
         shared = _shared_macs(session, {r.mac for r in rows.values() if r.mac})
         for row in rows.values():
             derive(row, row.mac in shared)
+        queue_device_events(session, [r.id for r in rows.values()], now_ns)
     return len(changes)
+
+
+def queue_device_events(session: Session, device_ids: Iterable[int], now_ns: int) -> int:
+    """Queue a ``device`` outbox row per device unless one is already waiting unpublished
+    (the sync daemon reads the device when it publishes: changes coalesce, like alert
+    snapshots). Returns how many rows were added."""
+    ids = list(dict.fromkeys(device_ids))
+    waiting: set[int | None] = set()
+    for start in range(0, len(ids), _CHUNK):
+        waiting.update(
+            session.scalars(
+                select(OutboxEvent.device_id).where(
+                    OutboxEvent.device_id.in_(ids[start : start + _CHUNK]),
+                    OutboxEvent.published_ns.is_(None),
+                )
+            )
+        )
+    rows = [
+        {"event_id": str(uuid.uuid4()), "kind": "device", "alert_id": None,
+         "device_id": device_id, "created_ns": now_ns, "payload": None}
+        for device_id in ids
+        if device_id not in waiting
+    ]  # fmt: skip
+    if rows:
+        session.execute(plain_insert(OutboxEvent), rows)
+    return len(rows)
 
 
 def _shared_macs(session: Session, macs: set[str]) -> set[str]:
@@ -172,7 +203,8 @@ def set_overrides(
     session: Session, row: DeviceRow, *, name: str | None = _UNSET,
     device_type: str | None = _UNSET, purdue: int | None = _UNSET, now_ns: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """Set (or clear with None) the user's name, type and Purdue level; returns the change."""
+    """Set (or clear with None) the user's name, type and Purdue level; returns the change
+    (queued for central like any change of the device)."""
     change: dict[str, Any] = {}
     if name is not _UNSET:
         row.name_override = change["name"] = name or None
@@ -183,8 +215,11 @@ def set_overrides(
     row.updated_ns = now_ns
     mac = row.mac
     derive(row, bool(mac and mac in _shared_macs(session, {mac})))
+    queue_device_events(session, [row.id], now_ns)  # central learns the override
     return change
 
 
-def forget_device(session: Session, row: DeviceRow) -> None:
+def forget_device(session: Session, row: DeviceRow, now_ns: int = 0) -> None:
+    """Remove the device; central forgets it too (its outbox row finds no device)."""
+    queue_device_events(session, [row.id], now_ns)
     session.delete(row)

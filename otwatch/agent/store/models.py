@@ -138,8 +138,12 @@ class OutboxEvent(Base):
     created_ns: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     published_ns: Mapped[int | None] = mapped_column(BigInteger)
+    device_id: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (Index(None, "alert_id", "kind", "published_ns"),)
+    __table_args__ = (
+        Index(None, "alert_id", "kind", "published_ns"),
+        Index(None, "device_id", "published_ns"),
+    )
 
 
 class SensorState(Base):

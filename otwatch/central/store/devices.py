@@ -25,6 +25,7 @@ __all__ = [
     "OVERRIDE_KEYS",
     "SORT_KEYS",
     "DeviceQuery",
+    "apply_snapshots",
     "delete_device",
     "device_by_sensor_id",
     "devices_by_address",
@@ -223,6 +224,19 @@ def upsert_device(
 
 def _carried(row: CentralDevice, wanted: dict[str, Any]) -> bool:
     return all(getattr(row, _OVERRIDE_COLUMNS[k]) == v for k, v in wanted.items())
+
+
+def apply_snapshots(
+    session: Session, sensor_id: str, snapshots: Sequence[tuple[int, dict[str, Any] | None]],
+    now: int,
+) -> None:  # fmt: skip
+    """A sensor's device events in order: ``(device id, snapshot)`` upserts the device,
+    ``(device id, None)`` forgets it (the sensor forgot it)."""
+    for device_id, snapshot in snapshots:
+        if snapshot is None:
+            delete_device(session, sensor_id, device_id)
+        else:
+            upsert_device(session, sensor_id, snapshot, now)
 
 
 def delete_device(session: Session, sensor_id: str, device_id: int) -> int:

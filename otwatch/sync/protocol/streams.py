@@ -88,6 +88,7 @@ class OutboxRow:
     seq: int
     kind: str
     alert_id: int | None
+    device_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,9 @@ class StreamLimits:
     """Published rows not yet acknowledged, at most (keeps broker queues bounded)."""
     coalesce_ns: int = NS
     """At most one update per alert per this interval."""
+    device_coalesce_ns: int = 5 * NS
+    """At most one update per device per this interval (a device's counters and last seen
+    change at every flush it has traffic in)."""
     ack_timeout_ns: int = 10 * NS
     max_ack_timeout_ns: int = 300 * NS
     gap_timeout_ns: int = 5 * NS
@@ -125,6 +129,7 @@ class SensorStream:
     last_progress_ns: int = 0
     ack_timeout_ns: int = 0
     last_published: dict[int, int] = field(default_factory=dict)
+    device_published: dict[int, int] = field(default_factory=dict)
     deleted_hw: int = 0
     """Rows up to here are deleted (``acked_hw`` runs ahead until the next ``DeleteAcked``)."""
     last_delete_ns: int | None = None
@@ -216,6 +221,11 @@ class SensorStream:
         horizon = now - self.limits.coalesce_ns
         if len(self.last_published) > 4 * self.limits.batch_rows:
             self.last_published = {a: t for a, t in self.last_published.items() if t > horizon}
+        device_horizon = now - self.limits.device_coalesce_ns
+        if len(self.device_published) > 4 * self.limits.batch_rows:
+            self.device_published = {
+                d: t for d, t in self.device_published.items() if t > device_horizon
+            }
         self.cursor = rows[-1].seq if len(rows) >= limit else 0
         ready = []
         for row in rows:
@@ -224,6 +234,10 @@ class SensorStream:
                 if self.last_published.get(row.alert_id, horizon) > horizon:
                     continue
                 self.last_published[row.alert_id] = now
+            elif row.kind == "device" and row.device_id is not None:
+                if self.device_published.get(row.device_id, device_horizon) > device_horizon:
+                    continue
+                self.device_published[row.device_id] = now
             ready.append(row)
         if not ready:
             return []
