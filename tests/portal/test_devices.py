@@ -61,8 +61,9 @@ SORTS = ["name", "ip", "mac", "vendor", "model", "firmware", "type", "purdue_lev
 
 
 def names_capture(path: Path) -> Path:
-    """A DHCP request of ``HOST`` (host name, vendor class) and a DNS answer naming it: the
-    names a device gets from the network (the corpus has no such answer for a plant device)."""
+    """A DHCP request of ``HOST`` (host name, vendor class), then its DNS query whose answer
+    names it: the names a device gets from the network (the corpus has no such answer for a
+    plant device); its first packets after learning raise New Asset Detected."""
     chaddr = bytes.fromhex(mac(HOST).replace(":", ""))
     dhcp = DHCP(options=[("message-type", "request"), ("requested_addr", HOST),
                          ("hostname", DHCP_NAME.encode()), ("vendor_class_id", b"OT-HMI 1.0"),
@@ -71,7 +72,8 @@ def names_capture(path: Path) -> Path:
     frames = [
         Ether(src=mac(HOST), dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
         / UDP(sport=68, dport=67) / BOOTP(op=1, xid=7, chaddr=chaddr) / dhcp,
-        udp("192.0.2.53", "192.0.2.10", 53, 40000, answer),
+        udp(HOST, "192.0.2.53", 40000, 53, DNS(id=1, qd=DNSQR(qname=DNS_NAME))),
+        udp("192.0.2.53", HOST, 53, 40000, answer),
     ]  # fmt: skip
     for i, frame in enumerate(frames):
         frame.time = PLANT_LATER_S + i
