@@ -6,7 +6,7 @@ import { nextSort, sortDirection } from "./viewstate.js";
 /** A <th> for `column` ({label, sort}): a button that asks for `onSort(newSort)`; a column
  * without a sort key is a plain header. */
 export function sortHeader(column, def, current, onSort) {
-  if (!def.sort) return h("th", { scope: "col", dataset: { column } }, def.label);
+  if (!def.sort) return h("th", { scope: "col", dataset: { column } }, h("span", { class: "unsorted" }, def.label));
   const direction = sortDirection(current, def.sort);
   const arrow = direction === "ascending" ? " ▲" : direction === "descending" ? " ▼" : "";
   return h(
