@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from otwatch.cli.central_api import api_options, run_central, token
+from otwatch.cli.central_devices import devices
 from otwatch.cli.central_sensor import sensor
 from otwatch.cli.central_users import user
 from otwatch.cli.config import daemon_broker, require_config
@@ -88,3 +89,4 @@ def run(
 central.add_command(token)
 central.add_command(sensor)
 central.add_command(user)
+central.add_command(devices)

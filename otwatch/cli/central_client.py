@@ -136,6 +136,9 @@ class CentralClient:
     def post(self, path: str, body: Any = None, params: Any = None) -> Any:
         return self._json("POST", path, params, body if body is not None else {})
 
+    def patch(self, path: str, body: Any) -> Any:
+        return self._json("PATCH", path, None, body)
+
     def stream(self, path: str, params: Any = None) -> Iterator[bytes]:
         response = self._send("GET", path, params)
         try:

@@ -4,7 +4,8 @@ A private Mosquitto on a free loopback port, central on SQLite with its HTTP API
 sync daemon, and a sensor agent replaying a plant capture the project generates (normal
 Modbus operations to learn, then an intrusion). Then, as an analyst would: the alerts as
 central sees them, a status change and a learn made centrally and applied on the sensor, a
-sensor-only mute, one alert's PCAP pulled through central, and the health of both sides.
+sensor-only mute, the device inventory at central with a name given there and applied on
+the sensor, one alert's PCAP pulled through central, and the health of both sides.
 Every command shown is run as a real ``otwatch`` process. At the end it prints the web
 portal's address and a demo sign-in; run from a terminal, everything keeps running until
 Ctrl-C so a person can click through the portal, otherwise everything stops at once.
@@ -332,17 +333,52 @@ def _run(story: Story, mosquitto: str) -> None:
     click.echo("central now shows it closed (muted) too:")
     story.otwatch("alerts", "list", "--group-by", "status", central=True)
 
-    _step("10. The scan's PCAP, pulled from the sensor through central (with progress)")
+    _step("10. The device inventory, as central sees it; a name given centrally")
+    _central_devices(story, sync)
+
+    _step("11. The scan's PCAP, pulled from the sensor through central (with progress)")
     story.otwatch("alerts", "pcap", scan, "-o", str(story.dir / "scan.pcap"), central=True)
 
-    _step("11. Health: the sensor and central")
+    _step("12. Health: the sensor and central")
     story.otwatch("--data-dir", str(story.sensor), "status")
     story.otwatch("status", central=True)
 
-    _step("12. The web portal")
+    _step("13. The web portal")
     name, password = story.portal_user
     click.echo(f"portal: {story.url}/  (sign in as {name!r}, password {password!r}; "
                f"more users: otwatch central user add NAME --role reader --db {db})")  # fmt: skip
+
+
+def _central_devices(story: Story, sync: Process) -> None:
+    """Central's device list once it holds every device of the sensor, then a name set
+    centrally and applied on the sensor."""
+    count = len(story.sensor_json("devices", "list"))
+
+    def all_at_central() -> list[dict[str, Any]]:
+        sync.check()
+        page = story.api("/devices?limit=1000") or {}
+        return page.get("items", []) if page.get("total", 0) >= count else []
+
+    rows = wait_until(all_at_central, WAIT_S, f"central to hold the sensor's {count} devices")
+    story.otwatch("central", "devices", "list", "--type", "PLC", central=True)
+    plc = next((r for r in rows if r["type"] == "PLC"), rows[0])
+    story.otwatch("central", "devices", "set", str(plc["id"]), "--name", "PLC-line-1",
+                  central=True)  # fmt: skip
+
+    def named_on_sensor() -> bool:
+        sync.check()
+        shown = story.sensor_json("devices", "show", plc["ip"] or plc["key"])
+        return shown["name"] == "PLC-line-1"
+
+    wait_until(named_on_sensor, WAIT_S, "the sensor to apply the name")
+    story.otwatch("--data-dir", str(story.sensor), "devices", "list", "--type", "PLC")
+
+    def applied_at_central() -> bool:
+        shown = story.api(f"/devices/{plc['id']}") or {}
+        return ((shown.get("overrides") or {}).get("central") or {}).get("state") == "applied"
+
+    wait_until(applied_at_central, WAIT_S, "central to show the name applied")
+    click.echo("central shows the name applied by the sensor")
 
 
 def _keep_running(story: Story) -> None:

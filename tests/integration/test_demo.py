@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from otwatch.agent.store.models import Alert as SensorAlert
 from otwatch.agent.store.models import AuditEvent
+from otwatch.agent.store.models_devices import DeviceRow
 from otwatch.agent.store.readonly import open_for_reading
 from otwatch.central.store.db import open_central_store
 from otwatch.central.store.models import Alert as CentralAlert
+from otwatch.central.store.models_devices import CentralDevice
 from otwatch.demo import parts
 from otwatch.demo.parts import Broker, DemoError, Process, find_mosquitto
 from tests.integration.mqtt_broker import MOSQUITTO
@@ -93,6 +95,21 @@ def test_demo_end_to_end(tmp_path):
     sensor.close()
     assert any(a == scan.id for a, _, _ in origins) and any(a == diag.id for a, _, _ in origins)
     assert "type 'modbus_exception' is not learnable" in out
+
+    # The device inventory on the sensor and at central; a name set centrally is applied.
+    assert "$ otwatch --data-dir" in out and " devices list" in out
+    assert "$ otwatch --central http://127.0.0.1" in out and "central devices list" in out
+    assert "central shows the name applied by the sensor" in out
+    central = open_central_store(f"sqlite:///{workdir / 'central' / 'central.db'}")
+    with central.session() as s:
+        named = s.scalars(select(CentralDevice).where(CentralDevice.name == "PLC-line-1")).one()
+        assert named.device_type == "PLC" and named.central_override["state"] == "applied"
+        assert s.scalar(select(func.count()).select_from(CentralDevice)) >= 5
+    central.close()
+    sensor = open_for_reading(workdir / "sensor")
+    with sensor.session() as s:
+        assert s.scalars(select(DeviceRow).where(DeviceRow.name_override == "PLC-line-1")).one()
+    sensor.close()
 
     # The PCAP came through central, verified, with progress shown.
     pcap = (workdir / "scan.pcap").read_bytes()

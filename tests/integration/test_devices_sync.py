@@ -133,6 +133,29 @@ def test_devices_reach_central_and_overrides_flow_both_ways(plant, tmp_path):
                "the sensor's override at central")  # fmt: skip
     assert plc()["overrides"]["type"] == "RTU/outstation"
 
+    # the same through the CLI: otwatch central devices list|show|set
+    def cli_as(role: str, *args: str):
+        token = tokens[role]["Authorization"].split()[1]
+        return otwatch("--central", central.url, "--token", token, "central", "devices", *args)
+
+    listed = cli_as("reader", "list", "--search", PLC_IP, "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    [item] = json.loads(listed.stdout)
+    assert item["id"] == row["id"] and item["type"] == "RTU/outstation"
+    csv_out = cli_as("reader", "list", "--type", "HMI/SCADA client", "--format", "csv")
+    assert csv_out.stdout.splitlines()[0].startswith("id,sensor_id,ip") and "10.1.1.167" in (
+        csv_out.stdout)  # fmt: skip
+    shown = cli_as("reader", "show", str(row["id"]))
+    assert shown.returncode == 0 and "enip-listidentity" in shown.stdout
+    refused = cli_as("reader", "set", str(row["id"]), "--purdue", "2")
+    assert refused.returncode == 1 and "403" in refused.stderr
+    done = cli_as("admin", "set", str(row["id"]), "--purdue", "2")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: (sensor_device(data, PLC_IP) or {}).get("purdue_override") == 2, 30,
+               "the CLI's override on the sensor")  # fmt: skip
+    missing = cli_as("reader", "show", "424242")
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
     # restarts keep it: central first, then the sensor's daemon
     parts["central"].stop()
     parts["central"] = central = CentralProcess(tmp_path / "central", db_url, broker.url).start()

@@ -123,6 +123,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "cli/central_client.py": "tests/integration/test_central_pcap.py",
     "cli/central.py": "tests/integration/test_central_api.py",
     "cli/central_api.py": "tests/integration/test_central_api.py",
+    "cli/central_devices.py": "tests/integration/test_devices_sync.py",
     "cli/config.py": "tests/unit/cli/test_cli_config.py",
     "cli/context.py": "tests/unit/cli/test_cli_config.py",
     "cli/demo.py": "tests/integration/test_demo.py",

@@ -61,6 +61,7 @@ class CentralDevice(Base):
     __table_args__ = (
         UniqueConstraint("sensor", "key"),
         Index(None, "sensor", "ip"),
+        Index(None, "sensor", "device_id"),
         Index(None, "ip_hex"),
         Index(None, "last_seen_ns"),
         Index(None, "vendor"),

@@ -57,6 +57,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("sensor", "key", name=op.f("uq_central_devices_sensor_key")),
     )
     op.create_index(op.f("ix_central_devices_sensor_ip"), "central_devices", ["sensor", "ip"])
+    op.create_index(
+        op.f("ix_central_devices_sensor_device_id"), "central_devices", ["sensor", "device_id"]
+    )
     op.create_index(op.f("ix_central_devices_ip_hex"), "central_devices", ["ip_hex"])
     op.create_index(op.f("ix_central_devices_last_seen_ns"), "central_devices", ["last_seen_ns"])
     op.create_index(op.f("ix_central_devices_vendor"), "central_devices", ["vendor"])
