@@ -420,6 +420,25 @@ def test_device_names_sources_and_alerts(admin, plant):
     page.wait_for_selector("#learn")
 
 
+def test_other_addresses_of_the_mac(admin, plant):
+    """PROFINET DCP Set moved an IO device to another IP (corpus): each address's page lists
+    the other one under its MAC, linked."""
+    page = admin.page
+    [station] = api_items(plant, search="X208", limit=5)["items"]
+    same_mac = [d for d in api_items(plant, search=station["mac"], limit=100)["items"]
+                if d["mac"] == station["mac"] and d["id"] != station["id"]]  # fmt: skip
+    assert same_mac, "the DCP capture gives its MAC a second IP"
+    page.goto(f"/devices/{station['id']}")
+    loaded(page)
+    links = page.locator("#ip-history tbody tr a")
+    assert links.all_inner_texts() == [d["ip"] for d in same_mac]
+    assert station["mac"] in page.inner_text("#mac-history")
+    links.first.click()
+    page.wait_for_url(f"**/devices/{same_mac[0]['id']}")
+    loaded(page)
+    assert station["ip"] in page.inner_text("#ip-history")
+
+
 def test_an_unknown_device_says_so(admin, plant):
     page = admin.page
     page.goto("/devices/999999")

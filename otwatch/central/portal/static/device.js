@@ -2,10 +2,10 @@
 // type and Purdue level with the reason and whether a user set them, every fact with its
 // source and time, MAC history, services, peers, recent alerts; admins edit name, type and
 // Purdue level (PATCH; the sensor applies it, the page says so until it has).
-import { ApiError, api } from "./api.js";
+import { ApiError, api, query } from "./api.js";
 import { severityBadge, statusBadge } from "./columns.js";
 import { initPage, isAdmin } from "./common.js";
-import { deviceLabel, learnedBadge, overridden, purdue } from "./devicecolumns.js";
+import { deviceHref, deviceLabel, learnedBadge, overridden, purdue } from "./devicecolumns.js";
 import { $, fill, h, show, text } from "./dom.js";
 import { bytes, count, time } from "./format.js";
 
@@ -169,13 +169,36 @@ function facts(d) {
 }
 
 function history(d) {
-  const ips = d.ip_history || [];
   return section(
     "history",
     "MAC and IP history",
     table("mac-history", ["MAC", "First seen", "Last seen"], d.mac_history || [], (m) => [m.mac, time(m.first_seen), time(m.last_seen)]),
-    ips.length ? h("h3", {}, "IP addresses of its MAC") : null,
-    ips.length ? table("ip-history", ["IP", "First seen", "Last seen"], ips, (m) => [m.ip, time(m.first_seen), time(m.last_seen)]) : null,
+    d.mac ? h("h3", {}, "Other IP addresses of its MAC") : null,
+    d.mac ? h("div", { id: "mac-ips" }, h("p", { class: "hint" }, "Loading…")) : null,
+  );
+}
+
+/** The sensor's other devices with this device's MAC (an IP that moved, a router): found
+ * with the list's search, which covers MACs. */
+async function otherAddresses(d) {
+  const box = $("#mac-ips");
+  if (!box) return;
+  let data;
+  try {
+    data = await api("/devices" + query({ search: d.mac, sensor: d.sensor_id, limit: 100 }));
+  } catch (err) {
+    fill(box, h("p", { class: "error" }, `Could not list them: ${err.message}`));
+    return;
+  }
+  const others = (data.items || []).filter((o) => o.mac === d.mac && o.id !== d.id);
+  fill(
+    box,
+    table("ip-history", ["IP", "Name", "First seen", "Last seen"], others, (o) => [
+      h("a", { href: deviceHref(o.id) }, o.ip || o.key),
+      o.name,
+      time(o.first_seen),
+      time(o.last_seen),
+    ]),
   );
 }
 
@@ -227,6 +250,7 @@ async function reload() {
   fill($("#device-title"), label);
   fill($("#device-badges"), d.type ? h("span", { class: "badge" }, d.type) : null, " ", learnedBadge(d.learned));
   fill($("#device-body"), identity(d), classification(d), facts(d), history(d), traffic(d), alerts(d));
+  await otherAddresses(d);
   document.body.dataset.loading = "false";
 }
 
