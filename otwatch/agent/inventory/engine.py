@@ -23,6 +23,7 @@ from otwatch.agent.engines.base import EVENT_ARP, EVENT_FLOW, EVENT_L2, Engine, 
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.netutil import mac_text
 from otwatch.agent.inventory import identify
+from otwatch.agent.inventory.netbios import nbdgm_source, nbns_names
 from otwatch.agent.inventory.table import DEFAULT_MAX_DEVICES, Device, DeviceTable
 
 __all__ = ["ENGINEERING_TYPES", "InventoryEngine"]
@@ -39,6 +40,7 @@ _LLDP, _PROFINET, _RST = 0x88CC, 0x8892, 0x04
 _L2_CONTROL_MACS = frozenset({b"\x01\x80\xc2\x00\x00\x00", b"\x01\x00\x0c\xcc\xcc\xcc",
                               b"\x01\x80\xc2\x00\x00\x0e"})  # fmt: skip
 _NAME_APPS = {"dns": "dns", "mdns": "mdns", "llmnr": "llmnr"}
+_UDP = 17
 _u16 = struct.Struct(">H").unpack_from
 _DHCP_MAGIC = b"\x63\x82\x53\x63"
 
@@ -49,7 +51,7 @@ class InventoryEngine(Engine):
     name = "inventory"
     type_ids = frozenset()
     apps = frozenset({EVENT_FLOW, EVENT_ARP, EVENT_L2, "enip", "s7comm", "bacnet", "dnp3",
-                      "dns", "mdns", "llmnr", "dhcp"})  # fmt: skip
+                      "dns", "mdns", "llmnr", "dhcp", "nbns", "netbios"})  # fmt: skip
     """Not ``modbus``: polling is the hot path, and the Modbus engine, which parses every
     Modbus packet anyway, hands FC 43 replies over (``EngineContext.identified``)."""
 
@@ -62,6 +64,7 @@ class InventoryEngine(Engine):
             "enip": self._enip, "s7comm": self._s7,
             "bacnet": self._bacnet, "dnp3": self._dnp3, "dns": self._names,
             "mdns": self._names, "llmnr": self._names, "dhcp": self._dhcp,
+            "nbns": self._nbns, "netbios": self._nbdgm,
         }  # fmt: skip
         ctx.identified = self._identified
 
@@ -222,6 +225,20 @@ class InventoryEngine(Engine):
             if answer.rtype in (1, 28) and answer.value and self._in_scope(answer.value):
                 dev = self.table.device(answer.value, None, rec.ts_ns)
                 self.table.add_name(dev, answer.name.rstrip(".").lower(), source, rec.ts_ns)
+
+    def _nbns(self, rec: PacketRecord, flow: Flow, payload: bytes) -> None:
+        for name, ip in nbns_names(payload, rec.src_ip)[:16]:
+            if self._in_scope(ip):
+                self.table.add_name(self.table.device(ip, None, rec.ts_ns), name, "nbns",
+                                    rec.ts_ns)  # fmt: skip
+
+    def _nbdgm(self, rec: PacketRecord, flow: Flow, payload: bytes) -> None:
+        if rec.ip_proto != _UDP or 138 not in (rec.sport, rec.dport):  # not TCP 139 sessions
+            return
+        source = nbdgm_source(payload)
+        if source is not None and self._in_scope(source[1]):
+            dev = self.table.device(source[1], None, rec.ts_ns)
+            self.table.add_name(dev, source[0], "netbios-dgm", rec.ts_ns)
 
     def _dhcp(self, rec: PacketRecord, flow: Flow, payload: bytes) -> None:
         if len(payload) < 244 or payload[236:240] != _DHCP_MAGIC:
