@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,12 @@ def _central_database(db_url: str) -> str:
         store.close()
 
 
-def _replayed_sensor(root: Path) -> Path:
-    """The sensor's store after the agent replayed the simulated plant (with its PCAP ring)."""
+def _replayed_sensor(
+    root: Path, extra: Sequence[Path] = (), commands: Sequence[Sequence[str]] = ()
+) -> Path:
+    """The sensor's store after the agent replayed the simulated plant (with its PCAP ring),
+    then the ``extra`` captures (after learning: their devices are new), then the sensor CLI
+    ``commands`` (e.g. ``devices set``)."""
     capture = root / "plant.pcap"
     # its own process: the simulator is pure Python and would share this one's GIL
     write = (
@@ -168,6 +173,13 @@ def _replayed_sensor(root: Path) -> Path:
                      "replay", str(capture), "--ring", "--learning-period", "1m",
                      "--sensor-id", SENSOR, "--site", "plant-a", "--zone", "cell-1")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    for path in extra:
+        result = otwatch("--log-level", "warning", "--data-dir", str(sensor_dir), "agent",
+                         "replay", str(path), "--ring", "--sensor-id", SENSOR)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    for command in commands:
+        result = otwatch("--data-dir", str(sensor_dir), *command)
+        assert result.returncode == 0, result.stderr
     return sensor_dir
 
 
@@ -190,15 +202,23 @@ def _synthetic_alerts(store) -> None:
     add_alerts(store, "s-xss", [xss])
 
 
-def start_plant(root: Path, screens: Path) -> Plant:
+def start_plant(
+    root: Path,
+    screens: Path,
+    *,
+    extra_captures: Sequence[Path] = (),
+    sensor_commands: Sequence[Sequence[str]] = (),
+) -> Plant:
     """Everything up, the slow parts side by side: the plant's capture and replay in a thread
-    while the broker, central's database, its users and central itself start."""
+    while the broker, central's database, its users and central itself start. The sensor
+    also replays ``extra_captures`` and runs ``sensor_commands`` before its sync daemon
+    starts (see ``_replayed_sensor``)."""
     broker = MosquittoBroker(root / "broker")
     broker.start()
     started: list[Any] = [broker]
     try:
         with ThreadPoolExecutor(1) as pool:
-            sensor_future = pool.submit(_replayed_sensor, root)
+            sensor_future = pool.submit(_replayed_sensor, root, extra_captures, sensor_commands)
             db_url = f"sqlite:///{root / 'central' / 'central.db'}"
             (root / "central").mkdir(parents=True)
             api_token = _central_database(db_url)

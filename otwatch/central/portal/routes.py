@@ -103,6 +103,16 @@ def sensors_page(request: Request) -> Response:
     return _page(request, "sensors.html", "Sensors")
 
 
+@router.get("/devices")
+def devices_page(request: Request) -> Response:
+    return _page(request, "devices.html", "Devices")
+
+
+@router.get("/devices/{device_id}")
+def device_page(request: Request, device_id: str) -> Response:
+    return _page(request, "device.html", "Device", device_id=device_id[:100])
+
+
 @router.get("/static/{name:path}")
 def asset(name: str) -> FileResponse:
     path = _ASSETS.get(name)

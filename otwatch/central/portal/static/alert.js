@@ -4,6 +4,7 @@
 import { ApiError, api } from "./api.js";
 import { severityBadge, statusBadge } from "./columns.js";
 import { initPage, isAdmin } from "./common.js";
+import { entityView } from "./devicelink.js";
 import { $, fill, h, show, text } from "./dom.js";
 import { label, time } from "./format.js";
 import { initPcap } from "./pcap.js";
@@ -104,8 +105,10 @@ function detailsPanel(d) {
       ["Status", label("status", d.status)],
       ["Close reason", d.close_reason],
       ["Protocol", d.protocol],
+      ["Source device", entityView(sideOf(d, "source"), "detail-source")],
       ["Source address", d.source_address],
       ["Source MAC", d.source_mac],
+      ["Destination device", entityView(sideOf(d, "destination"), "detail-destination")],
       ["Destination address", d.destination_address],
       ["Destination MAC", d.destination_mac],
       ["First detection", time(d.first_detection)],
@@ -136,16 +139,29 @@ function detailsPanel(d) {
   ];
 }
 
+/** The alert's device on one side: {name, address, mac, deviceId} (see devicelink.js). */
+function sideOf(d, key) {
+  const e = (d.entities || {})[key] || {};
+  return {
+    name: d[`${key}_device`] || e.name,
+    address: e.address ?? d[`${key}_address`],
+    mac: e.mac ?? d[`${key}_mac`],
+    deviceId: d[`${key}_device_id`],
+  };
+}
+
 function entityPanel(d) {
   const entities = d.entities || {};
   const side = (name, key) => {
     const e = entities[key] || { address: d[`${key}_address`], mac: d[`${key}_mac`] };
     const known = Object.entries(e).filter(([k]) => !["address", "mac", "name"].includes(k));
+    const s = sideOf(d, key);
+    const device = s.deviceId === null || s.deviceId === undefined ? "not in the inventory" : entityView(s, `entity-${key}`);
     return h(
       "section",
       { class: "entity", "aria-label": name },
       h("h2", {}, name),
-      rows([["Name", e.name], ["Address", e.address], ["MAC", e.mac], ...known.map(([k, v]) => [k.replaceAll("_", " "), v])]),
+      rows([["Name", s.name], ["Device", device], ["Address", e.address], ["MAC", e.mac], ...known.map(([k, v]) => [k.replaceAll("_", " "), v])]),
     );
   };
   return h("div", { class: "entities" }, side("Source device", "source"), side("Destination device", "destination"));

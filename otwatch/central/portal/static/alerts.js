@@ -9,7 +9,8 @@ import { $, fill, h, show, toast, typing } from "./dom.js";
 import { count, label } from "./format.js";
 import { showPane } from "./pane.js";
 import { actAndReport } from "./triage.js";
-import { FILTERS, FILTER_LABELS, apiFilter, filtering, readState, urlParams } from "./viewstate.js";
+import { dataCell, sortHeader } from "./grid.js";
+import { FILTERS, FILTER_LABELS, apiFilter, filtering, readState, setUrl, urlParams } from "./viewstate.js";
 
 const GROUP_ROWS = 100;
 
@@ -24,9 +25,7 @@ let generation = 0;
 
 function navigate(changes, { replace = false } = {}) {
   state = { ...state, ...changes };
-  const url = "/alerts" + query(urlParams(state));
-  if (replace) history.replaceState(null, "", url);
-  else history.pushState(null, "", url);
+  setUrl("/alerts" + query(urlParams(state)), { replace });
   render();
 }
 
@@ -95,10 +94,6 @@ function clearFilters() {
   navigate({ filters, search: "", range: "any", since: "", until: "", page: 1 });
 }
 
-function sortKey(column) {
-  return COLUMNS[column].sort;
-}
-
 function renderHead() {
   const cells = [];
   if (admin) {
@@ -111,21 +106,7 @@ function renderHead() {
     );
   }
   for (const column of columns) {
-    const key = sortKey(column);
-    const direction = state.sort === key ? "ascending" : state.sort === `-${key}` ? "descending" : null;
-    const arrow = direction === "ascending" ? " ▲" : direction === "descending" ? " ▼" : "";
-    cells.push(
-      h(
-        "th",
-        { scope: "col", "aria-sort": direction || "none", dataset: { column } },
-        h(
-          "button",
-          { type: "button", class: "sort", onclick: () => navigate({ sort: state.sort === key ? `-${key}` : key, page: 1 }) },
-          COLUMNS[column].label,
-          arrow,
-        ),
-      ),
-    );
+    cells.push(sortHeader(column, COLUMNS[column], state.sort, (sort) => navigate({ sort, page: 1 })));
   }
   fill($("#grid thead"), h("tr", {}, cells));
 }
@@ -147,12 +128,7 @@ function rowElement(row) {
       ),
     );
   }
-  for (const column of columns) {
-    const content = cellContent(column, row);
-    // the whole value on hover: long cells are cut with an ellipsis
-    const title = content instanceof Node ? content.textContent : content;
-    cells.push(h("td", { dataset: { column }, title }, content));
-  }
+  for (const column of columns) cells.push(dataCell(column, cellContent(column, row)));
   const tr = h(
     "tr",
     {

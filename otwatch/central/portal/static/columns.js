@@ -4,7 +4,7 @@ import { h, text } from "./dom.js";
 import { label, shortTime as time } from "./format.js";
 
 function device(row, side) {
-  return row[`${side}_name`] || row[`${side}_address`] || row[`${side}_mac`] || "";
+  return row[`${side}_device`] || row[`${side}_name`] || row[`${side}_address`] || row[`${side}_mac`] || "";
 }
 
 function tactics(row) {
@@ -67,7 +67,9 @@ export function cleanColumns(value) {
   return out.length ? out : [...DEFAULT_COLUMNS];
 }
 
-export function cellContent(column, row) {
-  const value = COLUMNS[column].cell(row);
+/** A cell's content (a node, or the value's text) for `column` of `row`; `defs` are the
+ * grid's column definitions (the Alerts grid's by default). */
+export function cellContent(column, row, defs = COLUMNS) {
+  const value = defs[column].cell(row);
   return value instanceof Node ? value : text(value);
 }

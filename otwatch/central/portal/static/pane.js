@@ -2,6 +2,7 @@
 // and for admins status and severity controls.
 import { ApiError, api } from "./api.js";
 import { severityBadge, statusBadge } from "./columns.js";
+import { entityView } from "./devicelink.js";
 import { fill, h, show, text } from "./dom.js";
 import { label, time } from "./format.js";
 import { actAndReport } from "./triage.js";
@@ -11,13 +12,9 @@ function entity(details, side) {
   return {
     address: known.address ?? details[`${side}_address`],
     mac: known.mac ?? details[`${side}_mac`],
-    name: known.name,
+    name: details[`${side}_device`] || known.name,
+    deviceId: details[`${side}_device_id`],
   };
-}
-
-function entityText(e) {
-  const parts = [e.name, e.address, e.mac].filter(Boolean);
-  return parts.length ? parts.join(" · ") : "—";
 }
 
 function tacticNames(details) {
@@ -87,8 +84,8 @@ export async function showPane(pane, id, { admin, onClose, onChanged }) {
     h(
       "dl",
       { class: "fields" },
-      field("Source", entityText(entity(d, "source"))),
-      field("Destination", entityText(entity(d, "destination"))),
+      field("Source", entityView(entity(d, "source"), "pane-source")),
+      field("Destination", entityView(entity(d, "destination"), "pane-destination")),
       field("Protocol", d.protocol),
       field("Sensor", (d.sensors || [d.sensor]).join(", ")),
       field("Site", d.site),

@@ -44,7 +44,8 @@ def test_next_is_a_local_page_only(value, expected):
 
 
 def test_pages_redirect_to_sign_in_and_back(client):
-    for path in ("/alerts?severity=high", "/alerts/1-s1", "/sensors"):
+    for path in ("/alerts?severity=high", "/alerts/1-s1", "/sensors", "/devices?type=PLC",
+                 "/devices/7"):  # fmt: skip
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/login?next=%2F")
@@ -90,3 +91,17 @@ def test_no_asset_uses_inner_html_or_inline_handlers():
         assert "innerHTML" not in text and "outerHTML" not in text, name
         assert "insertAdjacentHTML" not in text and "document.write" not in text, name
         assert "eval(" not in text and "new Function" not in text, name
+
+
+def test_device_pages_carry_the_nav_and_escape_the_url(client):
+    sign_in(client, "rita")
+    grid = client.get("/devices")
+    assert grid.status_code == 200
+    assert '<script type="module" src="/static/devices.js' in grid.text
+    assert '<a href="/devices" aria-current="page">Devices</a>' in grid.text
+    device = client.get("/devices/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert device.status_code == 200
+    assert "<img src=x" not in device.text
+    assert 'data-device-id="&lt;img src=x onerror=alert(1)&gt;"' in device.text
+    assert '<script type="module" src="/static/device.js' in device.text
+    assert 'href="/devices"' in client.get("/alerts").text  # the nav on every page
