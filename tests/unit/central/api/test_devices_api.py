@@ -17,8 +17,9 @@ from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store import devices as device_store
 from otwatch.central.store.models import AuditEvent, Command
 from otwatch.sync.protocol.devices import DeviceSnapshot
-from tests.centralapi import MIN_NS, T0, add_alerts, add_sensor, snapshot, token
+from tests.centralapi import add_alerts, add_sensor, snapshot, token
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
+from tests.factories import MIN, T0
 from tests.portalauth import sign_in, user
 
 API = "/api/v1"
@@ -31,7 +32,7 @@ def device(device_id: int, ip: str | None, **over: Any) -> dict[str, Any]:
         "mac": f"00:00:5e:00:53:{device_id:02x}", "vlan": None, "name": None,
         "vendor": None, "model": None, "firmware": None, "type": "Unknown",
         "purdue_level": None, "type_reason": "", "protocols": [], "peers": 1, "learned": True,
-        "first_seen_ns": T0, "last_seen_ns": T0 + device_id * MIN_NS, "packets_in": 1,
+        "first_seen_ns": T0, "last_seen_ns": T0 + device_id * MIN, "packets_in": 1,
         "packets_out": 2, "bytes_in": 60, "bytes_out": 120,
         "overrides": {"name": None, "type": None, "purdue_level": None},
         "facts": [], "names": {}, "mac_history": [], "services": [], "peer_addresses": [],
@@ -54,7 +55,7 @@ PLC = device(
     facts=[{"field": "model", "value": "6ES7 315-2EH14-0AB0", "source": "s7-szl",
             "ts_ns": T0}],
     names={"plc-1": "s7-szl"},
-    mac_history=[{"mac": "00:00:5e:00:53:01", "first_ns": T0, "last_ns": T0 + MIN_NS}],
+    mac_history=[{"mac": "00:00:5e:00:53:01", "first_ns": T0, "last_ns": T0 + MIN}],
     services=["server:tcp/102/s7comm"], peer_addresses=["192.0.2.20"],
 )  # fmt: skip
 HMI = device(
