@@ -25,6 +25,7 @@ from otwatch.agent.capture.pcapwrite import pcap_record, write_pcap_header
 from otwatch.agent.engines.detection import DetectionFactory
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert, OutboxEvent
+from otwatch.agent.store.models_devices import DeviceRow
 from otwatch.alerts.catalog import load_catalog
 from otwatch.alerts.lifecycle import DetectionOutcome
 from otwatch.sync.transport import BrokerConfig
@@ -109,12 +110,18 @@ def run_scan(tmp_path, flows: int) -> None:
                     )
                 ).all()
             )
-            outbox = s.scalar(select(func.count()).select_from(OutboxEvent))
+            outbox = s.scalar(
+                select(func.count()).select_from(OutboxEvent).where(OutboxEvent.kind != "device")
+            )
+            targets = s.scalar(
+                select(func.count()).select_from(DeviceRow).where(DeviceRow.key.startswith("10."))
+            )
+            devices = s.scalar(select(func.count()).select_from(DeviceRow))
     finally:
         store.close()
     report(item="scan", flows=flows, packets=summary["packets"], seconds=summary["seconds"],
            peak_rss_mib=round(peak_mib), alerts=sum(per_type.values()), per_type=dict(per_type),
-           folded=aggregates, outbox=outbox)  # fmt: skip
+           folded=aggregates, outbox=outbox, devices=devices)  # fmt: skip
     assert summary["packets"] == flows
     assert peak_mib <= AGENT_RSS_BOUND_MIB, f"peak RSS {peak_mib:.0f} MiB"
     # Traffic time spans one or two rate windows: per type at most limit per window, plus the
@@ -123,6 +130,8 @@ def run_scan(tmp_path, flows: int) -> None:
     for type_id, count in per_type.items():
         assert count <= DEFAULT_RATE_LIMIT.limit * windows + 1, (type_id, count)
     assert outbox == sum(per_type.values())
+    # the sweep's targets (10/8) never answered: none of them is a device, the scanners are
+    assert targets == 0 and 0 < devices <= SCANNERS
     assert aggregates and all(n > 0 for n in aggregates.values())  # some folded, counted
 
 

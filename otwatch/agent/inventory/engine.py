@@ -37,6 +37,7 @@ ENGINEERING_TYPES = frozenset({
 _S7_PROGRAM = frozenset({0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F})  # download / upload
 _S7_CONTROL = frozenset({0x28, 0x29})  # PI service (start, compress ...), stop
 _LLDP, _PROFINET, _RST = 0x88CC, 0x8892, 0x04
+_SYN, _SYN_ACK = 0x02, 0x12
 _L2_CONTROL_MACS = frozenset({b"\x01\x80\xc2\x00\x00\x00", b"\x01\x00\x0c\xcc\xcc\xcc",
                               b"\x01\x80\xc2\x00\x00\x0e"})  # fmt: skip
 _NAME_APPS = {"dns": "dns", "mdns": "mdns", "llmnr": "llmnr"}
@@ -102,15 +103,19 @@ class InventoryEngine(Engine):
         port answering a scan serves nothing)."""
         table = self.table
         src, dst = rec.src_ip, rec.dst_ip
+        flags = rec.tcp_flags
         sender = self._device(src, rec.src_mac, rec)
-        receiver = self._device(dst, rec.dst_mac, rec)
+        # A connection attempt is no sign that its target exists: a SYN sweep of a /8 would
+        # otherwise add every address it tried. The target becomes a device when it answers
+        # (SYN-ACK or reset) or sends anything of its own.
+        attempt = flags is not None and flags & _SYN_ACK == _SYN
+        receiver = None if attempt else self._device(dst, rec.dst_mac, rec)
         if receiver is not None and src is not None:
             table.add_peer(receiver, src)
         if sender is None:
             return
         if dst is not None:
             table.add_peer(sender, dst)
-        flags = rec.tcp_flags
         if flags is not None and flags & _RST:
             return
         transport = "tcp" if flow.proto == 6 else "udp" if flow.proto == 17 else str(flow.proto)
