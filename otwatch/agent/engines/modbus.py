@@ -180,7 +180,7 @@ class ModbusEngine(OtEngine):
                     if ts - st.window_start < self._window_ns:  # no window to judge
                         st.requests += 1
                         return _repeat(Repeat, (refused[3], ts))
-                    out = [d._replace(ts_ns=ts) for d in refused[3]]
+                    out = _retimed(refused[3], ts)
                     return self._count_request(rec, st, out)
                 return self._request(rec, payload, st, sig)
             return self._request(rec, payload, st, None)
@@ -426,3 +426,10 @@ class ModbusEngine(OtEngine):
                       f"{where} now reports firmware revision {revision!r} (learned: {known!r}) "
                       f"in a Read Device Identification response to {rec.dst_ip}",
                       firmware_version=revision, previous_version=known, unit_id=unit)  # fmt: skip
+
+
+def _retimed(detections: tuple[Detection, ...] | list[Detection], ts: int) -> list[Detection]:
+    """``detections`` at ``ts``. A module-level function, not a comprehension in ``observe``:
+    a comprehension there would make ``ts`` a closure cell, allocated on every call of
+    ``observe`` (every Modbus packet), refused or not."""
+    return [d._replace(ts_ns=ts) for d in detections]
