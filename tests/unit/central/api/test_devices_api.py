@@ -17,9 +17,10 @@ from otwatch.central.pcapstore import PcapStore
 from otwatch.central.store import devices as device_store
 from otwatch.central.store.models import AuditEvent, Command
 from otwatch.sync.protocol.devices import DeviceSnapshot
+from otwatch.timeutil import format_iso
 from tests.centralapi import add_alerts, add_sensor, snapshot, token
 from tests.centraldb import central_store, central_url, pg_database, pg_url  # noqa: F401
-from tests.factories import MIN, T0
+from tests.factories import MIN, SEC, T0
 from tests.portalauth import sign_in, user
 
 API = "/api/v1"
@@ -123,10 +124,11 @@ def test_list_filters_include_and_exclude(world):
     assert get(sensor="s-2") == [("s-2", "192.0.2.10")]
     assert get(new="true") == [("s1", "192.0.2.20")]
     assert len(get(new="false")) == 4
-    assert get(since="2027-01-15T08:02:30Z") == [("s1", "198.51.100.5")]  # T0 + 3 min last
+    since = format_iso(T0 + 2 * MIN + 30 * SEC)
+    assert get(since=since) == [("s1", "198.51.100.5")]  # T0 + 3 min last
     item = listing(client, reader, sensor="s1", search="plc-1")["items"][0]
     assert item["site"] == "plant" and item["sensor_device_id"] == 1
-    assert item["first_seen"] == "2027-01-15T08:00:00.000000Z" and item["protocols"] == ["s7comm"]
+    assert item["first_seen"] == format_iso(T0) and item["protocols"] == ["s7comm"]
     assert item["overrides"] == {"name": None, "type": None, "purdue_level": None,
                                  "central": None}  # fmt: skip
 
@@ -178,7 +180,7 @@ def test_details_with_sections_and_recent_alerts(world):
     assert response.status_code == 200
     d = response.json()
     assert d["facts"] == [{"field": "model", "value": "6ES7 315-2EH14-0AB0", "source": "s7-szl",
-                           "ts_ns": T0, "seen": "2027-01-15T08:00:00.000000Z"}]  # fmt: skip
+                           "ts_ns": T0, "seen": format_iso(T0)}]  # fmt: skip
     assert d["names"] == {"plc-1": "s7-szl"} and d["services"] == ["server:tcp/102/s7comm"]
     assert d["mac_history"][0]["mac"] == "00:00:5e:00:53:01"
     assert d["peer_addresses"] == ["192.0.2.20"] and d["pending_override"] is None
