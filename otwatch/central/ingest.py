@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,11 +19,10 @@ from typing import Any
 
 from sqlalchemy import update
 
-from otwatch.alerts.lifecycle import Origin
 from otwatch.central import clockbound, placement
 from otwatch.central.birthask import BirthAsks
+from otwatch.central.command_acks import record_acks, undo_rejected
 from otwatch.central.commands import (
-    TRIAGE,
     CommandIssuer,
     CommandSpec,
     IssueResult,
@@ -63,7 +61,6 @@ __all__ = ["CentralSync"]
 
 log = logging.getLogger(__name__)
 
-_ACK_NS = uuid.UUID("5b0f0d8e-8f5e-4c36-9a57-6b9a4f2d7c11")
 _RESEND_AFTER_NS = 60 * 1_000_000_000
 
 
@@ -434,55 +431,12 @@ class CentralSync:
         msg = decode(CommandAcks, payload, MAX_BYTES["acks_up"])
         self._check_sensor(sensor_id, msg.sensor_id)
         with self.store.session() as session:
-            for ack in msg.acks:
-                data = ack.model_dump()
-                if data["alert"] and clockbound.clamp_fields(data["alert"], self._peer_limit(now)):
-                    self.stats["clock_clamped"] += 1
-                    clockbound.report(sensor_id, 1, "a command acknowledgement")
-                command = command_store.record_ack(session, sensor_id, data, now)
-                if command is None:
-                    self.stats["ack_ignored"] += 1
-                    continue
-                self.stats[f"ack_{command.status}"] += 1
-                alert_store.add_audit(
-                    session,
-                    [
-                        {
-                            "event_id": str(uuid.uuid5(_ACK_NS, command.id)),
-                            "sensor": sensor_id,
-                            "alert_id": command.alert_id,
-                            "ts_ns": now,
-                            "actor": f"sensor:{sensor_id}",
-                            "origin": Origin.SENSOR.value,
-                            "action": f"command_{command.status}",
-                            "detail": {
-                                "command_id": command.id,
-                                "kind": command.kind,
-                                "outcome": ack.outcome,
-                                "reason": ack.reason,
-                            },
-                        }
-                    ],
-                )
-                if command.status == "rejected":
-                    self._rejected(session, sensor_id, command, data)
+            record_acks(session, sensor_id, msg, clock_limit=self._peer_limit(now),
+                        rejected=self._rejected, stats=self.stats, now=now)  # fmt: skip
         return []
 
     def _rejected(self, session: Any, sensor_id: str, command: Command, ack: dict) -> None:
-        log.info("sensor %s rejected %s: %s", sensor_id, command.kind, ack.get("reason"))
-        if command.kind == "pcap":
-            self.pcap.cancel((command.params or {}).get("request_id", ""))
-        if command.kind == "device_override":
-            device_store.override_rejected(
-                session, sensor_id, command.id, str(ack.get("reason") or "")
-            )
-        state = ack.get("alert")
-        if state is None or command.alert_id is None or command.kind not in TRIAGE:
-            return
-        field_name = "severity" if command.kind == "severity" else "status"
-        alert_store.revert_field(
-            session, sensor_id, command.alert_id, field_name, command.hlc, state
-        )
+        undo_rejected(session, sensor_id, command, ack, self.pcap)
 
     def _on_pcap(
         self, sensor_id: str, request_id: str, payload: bytes, now: int, topic: str

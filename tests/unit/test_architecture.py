@@ -84,3 +84,19 @@ def test_the_cycle_finder_finds_a_cycle():
     graph.add_import(importer="pkg.b", imported="pkg.a")
     graph.add_import(importer="pkg.c", imported="pkg.a")
     assert _cycles(graph) == {frozenset({"pkg.a", "pkg.b"})}
+
+
+MAX_MODULE_LINES = 500
+"""No module longer than this (issue 13): past it, a module usually holds two jobs."""
+LONG_BY_NATURE = ("migrations/versions/", "agent/decode/layers/")
+"""Alembic revisions and Scapy layer tables: long because the protocol or schema is."""
+
+
+def test_no_module_over_the_line_limit():
+    long = {
+        str(path.relative_to(REPO)): count
+        for path in sorted((REPO / "otwatch").rglob("*.py"))
+        if not any(part in path.as_posix() for part in LONG_BY_NATURE)
+        and (count := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules (over {MAX_MODULE_LINES} lines): {long}"

@@ -105,6 +105,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "central/api/pcap.py": "tests/unit/central/api/test_pcap_and_jobs.py",
     "central/api/sensors.py": "tests/unit/central/api/test_api.py",
     "central/api/triage.py": "tests/unit/central/api/test_api.py",
+    "central/command_acks.py": "tests/unit/central/test_ingest.py",
     "central/commands.py": "tests/unit/central/test_ingest.py",
     "central/health.py": "tests/unit/cli/test_cli_status.py",
     "central/maintenance.py": "tests/unit/central/api/test_pcap_and_jobs.py",
