@@ -95,7 +95,8 @@ class SyslogTarget:
             self._udp.send(message[:UDP_MAX])
 
     async def _send_stream(self, messages: list[bytes]) -> None:
-        if self._writer is None or self._writer.is_closing() or self._reader.at_eof():  # type: ignore[union-attr]
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None or writer.is_closing() or reader.at_eof():
             await self.close()
             self._reader, self._writer = await asyncio.wait_for(
                 asyncio.open_connection(
