@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from otwatch.agent.decode.flows import DEFAULT_MAX_FLOWS, Flow, FlowTable
 from otwatch.agent.decode.headers import L3_ARP, decode
@@ -206,7 +207,7 @@ class PacketPath:
                 try:
                     detections = observe(rec, flow)
                 except Exception:  # an engine bug must not stop capture
-                    self._failed(observe.__self__.name, "a packet")  # type: ignore[attr-defined]
+                    self._failed(observe.__self__.name, "a packet")  # type: ignore[attr-defined]  # bound method of an Engine
                     continue
                 if detections:
                     emit(detections)
@@ -373,7 +374,7 @@ class Pipeline(PacketPath):
     def _last_ns(self) -> int:
         return max(self._interface_last.values(), default=0)
 
-    def _reload_changed(self, session) -> None:  # type: ignore[no-untyped-def]
+    def _reload_changed(self, session: Session) -> None:
         version = int(get_state(session, ALERTS_VERSION, 0))
         if version != self._alerts_version:
             self._alerts_version = version

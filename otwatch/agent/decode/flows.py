@@ -139,7 +139,7 @@ class FlowTable:
             table = TCP_PORTS if proto == 6 else UDP_PORTS
             app = table.get(dport) or table.get(sport)
             server_is_src = (
-                tcp_flags & _ACK != 0  # type: ignore[operator]
+                tcp_flags & _ACK != 0  # type: ignore[operator]  # syn implies TCP flags
                 if syn
                 else sport in table and dport not in table
             )
@@ -153,7 +153,7 @@ class FlowTable:
                 flows.popitem(last=False)
                 self.evicted += 1
             flows[key] = flow
-        elif syn and not tcp_flags & _ACK:  # type: ignore[operator]
+        elif syn and not tcp_flags & _ACK:  # type: ignore[operator]  # syn: flags set
             flow.directions = 0
         flow.packets += 1
         flow.bytes += size

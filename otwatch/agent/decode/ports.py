@@ -75,4 +75,4 @@ def app_protocol(ip_proto: int | None, sport: int | None, dport: int | None) -> 
     table = TCP_PORTS if ip_proto == 6 else UDP_PORTS if ip_proto == 17 else None
     if table is None:
         return None
-    return table.get(dport) or table.get(sport)  # type: ignore[arg-type]
+    return table.get(dport) or table.get(sport)  # type: ignore[arg-type]  # None: no entry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from otwatch.agent.decode.flows import Flow
 from otwatch.agent.decode.headers import PacketRecord
-from otwatch.agent.engines.base import Engine
+from otwatch.agent.engines.base import Engine, EngineContext
 from otwatch.agent.engines.detection import Detection
 from otwatch.agent.engines.netutil import endpoint_fields
 
@@ -27,7 +27,7 @@ class EicarEngine(Engine):
     type_ids = frozenset({EICAR_TYPE})
     apps = None
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
         self._carried = 0
         """Segment ends kept so far: while none is, no flow's state needs looking at."""

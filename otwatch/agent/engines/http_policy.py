@@ -86,7 +86,14 @@ _KIND = {
 }
 
 
-def _message(type_id, client, server, method, path, params) -> str:  # type: ignore[no-untyped-def]
+def _message(
+    type_id: str,
+    client: str | None,
+    server: str | None,
+    method: str | None,
+    path: str | None,
+    params: dict[str, str | None],
+) -> str:
     if type_id == HTTP_ACTIVITY:
         return (
             f"{client} sent HTTP {method} {path} to {server}; this client/server/method "

@@ -45,7 +45,7 @@ class IcmpFloodEngine(Engine):
 
     def observe(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         icmp_type = rec.icmp_type
-        if icmp_type is None or icmp_type in _IGNORED.get(rec.ip_proto, ()):  # type: ignore[arg-type]
+        if icmp_type is None or icmp_type in _IGNORED.get(rec.ip_proto, ()):  # type: ignore[arg-type]  # None: no entry
             return None
         if not self.counts.hit((rec.src_ip, rec.dst_ip), rec.ts_ns):
             return None

@@ -162,6 +162,8 @@ class InternetEngine(Engine):
         return None
 
     def _attempt(self, rec: PacketRecord) -> list[Detection] | None:
+        # both set: this engine is routed IP packets only (hence the ignores below; a check
+        # would cost on every packet)
         src, dst = rec.src_ip, rec.dst_ip
         kind = self.kind
         if kind(dst) != PUBLIC:  # type: ignore[arg-type]
@@ -175,6 +177,8 @@ class InternetEngine(Engine):
     def _answer(self, rec: PacketRecord, flow: Flow | None) -> list[Detection] | None:
         """A reply: public server answering an internal client, or an internal server
         accepting a public client."""
+        # both set: this engine is routed IP packets only (hence the ignores below; a check
+        # would cost on every packet)
         src, dst = rec.src_ip, rec.dst_ip
         kind = self.kind
         src_kind, dst_kind = kind(src), kind(dst)  # type: ignore[arg-type]

@@ -174,7 +174,7 @@ class IocEngine(Engine):
             )
         )
 
-    def _make(self, type_id: str, rec: PacketRecord, message: str, **extra) -> Detection:  # type: ignore[no-untyped-def]
+    def _make(self, type_id: str, rec: PacketRecord, message: str, **extra: object) -> Detection:
         fields = endpoint_fields(rec)
         fields.update(extra)
         return self.detect(type_id, rec.ts_ns, message, **fields)

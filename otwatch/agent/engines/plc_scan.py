@@ -53,7 +53,7 @@ class PlcScanEngine(Engine):
             return None
         proto = rec.ip_proto
         if proto == 6:
-            if dport not in OT_TCP_PORTS or rec.tcp_flags & 0x12 != 0x02:  # type: ignore[operator]
+            if dport not in OT_TCP_PORTS or rec.tcp_flags & 0x12 != 0x02:  # type: ignore[operator]  # a TCP record: flags set
                 return None
         elif proto != 17 or dport not in OT_UDP_PORTS or not is_attempt(rec, flow):
             return None

@@ -75,7 +75,7 @@ def _classify(rec: PacketRecord, flow: Flow | None) -> SignIn | None:
     src, dst, sport, dport = rec.src_ip, rec.dst_ip, rec.sport, rec.dport
     flags = rec.tcp_flags or 0
     if flags & 0x12 == 0x02:
-        service = LOGIN_PORTS.get(dport)  # type: ignore[arg-type]
+        service = LOGIN_PORTS.get(dport)  # type: ignore[arg-type]  # None only looks up nothing
         if service is not None:
             return SignIn("attempt", service, src, dst, "connection attempt", True)
         return None
@@ -92,7 +92,7 @@ def _classify(rec: PacketRecord, flow: Flow | None) -> SignIn | None:
         return SignIn("success", "ssh", src, dst, banner, False)
     if sport in SMB_PORTS:
         return _smb(rec, src, dst)
-    service = DB_PORTS.get(sport)  # type: ignore[arg-type]
+    service = DB_PORTS.get(sport)  # type: ignore[arg-type]  # None only looks up nothing
     if service is not None:
         return _database(service, rec, flow, src, dst)
     if payload.startswith(b"HTTP/1.") and payload[8:13] == b" 401 ":

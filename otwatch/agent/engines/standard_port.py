@@ -75,7 +75,7 @@ class StandardPortEngine(Engine):
             syn = flags & 0x12 == 0x02
             if not syn and not (state and state.get("port_check")):
                 return None  # the common case: a data packet of a flow already checked
-            check = TCP_CHECKS.get(dport)  # type: ignore[arg-type]
+            check = TCP_CHECKS.get(dport)  # type: ignore[arg-type]  # None only looks up nothing
             if check is None:
                 return None
             if syn:
@@ -90,7 +90,7 @@ class StandardPortEngine(Engine):
                 return None
             state["port_check"] = False
         else:
-            check = UDP_CHECKS.get(dport)  # type: ignore[arg-type]
+            check = UDP_CHECKS.get(dport)  # type: ignore[arg-type]  # None only looks up nothing
             if check is None or flow.packets != 1 or rec.src_ip != flow.client:
                 return None
             payload = rec.payload

@@ -82,7 +82,7 @@ class InventoryEngine(Engine):
             return None
         if self._flows.fresh & FRESH_DIRECTION:
             self._direction(rec, flow)
-        parser = self._parsers.get(flow.app)  # type: ignore[arg-type]
+        parser = self._parsers.get(flow.app)  # type: ignore[arg-type]  # None: no parser
         if parser is not None and rec.payload:
             parser(rec, flow, rec.payload)
         return None
