@@ -25,6 +25,7 @@ from otwatch.agent.engines.registry import ENGINES
 from otwatch.agent.pipeline import Pipeline
 from otwatch.agent.sensor import resolve_identity
 from otwatch.agent.store.db import Store
+from otwatch.gctune import collect_rarely
 
 if TYPE_CHECKING:
     from otwatch.config import Config
@@ -161,11 +162,12 @@ def _run(
     if ring_config is not None:
         repair_ring(store, ring_config.directory)
         ring = RingWriter(store, ring_config, "replay")
-    for capture in captures:
-        pipeline.start_segment()
-        _replay_file(capture, pipeline, ring, progress)
-        if capture.problem:
-            summary.problems.append(f"{capture.path}: {capture.problem}")
+    with collect_rarely():
+        for capture in captures:
+            pipeline.start_segment()
+            _replay_file(capture, pipeline, ring, progress)
+            if capture.problem:
+                summary.problems.append(f"{capture.path}: {capture.problem}")
     pipeline.flush()
     if ring is not None:
         ring.close()

@@ -40,6 +40,7 @@ from otwatch.agent.store.db import Store, StoreError, open_store
 from otwatch.agent.store.models import BaselineFact
 from otwatch.alerts.catalog import Catalog, load_catalog
 from otwatch.errors import OtwatchError
+from otwatch.gctune import tune_for_daemon
 
 __all__ = ["CaptureLoop", "ForwardingManager", "WorkerSpec", "worker_main"]
 
@@ -365,6 +366,7 @@ def worker_main(spec: WorkerSpec, queue: Any, stop_event: Any) -> None:
         if spec.workers > 1:
             loop._merge_baseline()
         send(("ready", spec.index, {"pid": os.getpid(), "capture": asdict(spec.capture)}))
+        tune_for_daemon()
         loop.run(stopping)
     except OtwatchError as exc:
         send(("error", spec.index, str(exc)))

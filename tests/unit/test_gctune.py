@@ -34,3 +34,31 @@ def test_daemon_runner_tunes_before_serving(monkeypatch):
 
     mqtt_options.run_until_signal(main)
     assert calls == ["tuned", "served"]
+
+
+def test_a_replay_collects_rarely_and_puts_the_thresholds_back(tmp_path, monkeypatch):
+    from scapy.utils import wrpcap
+
+    from otwatch.agent import replay as replay_module
+    from otwatch.agent.store.db import open_store
+    from tests.factories import udp
+
+    seen = []
+    real = replay_module._replay_file
+
+    def spy(*args):
+        seen.append(gc.get_threshold())
+        return real(*args)
+
+    monkeypatch.setattr(replay_module, "_replay_file", spy)
+    capture = tmp_path / "in.pcap"
+    wrpcap(str(capture), [udp("192.0.2.1", "192.0.2.2", 1000, 502)] * 3)
+    before = gc.get_threshold()
+    store = open_store(tmp_path / "data")
+    try:
+        summary = replay_module.replay([capture], store)
+    finally:
+        store.close()
+    assert summary.packets == 3
+    assert seen == [(gctune.YOUNG, *gctune.OLDER)]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

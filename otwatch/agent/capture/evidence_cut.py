@@ -69,6 +69,8 @@ class SegmentRef:
     nanosecond: bool
     first_ns: int = 0
     last_ns: int = 0
+    closed: bool = False
+    """Written whole: its writer will not append to it (so an index of it stays true)."""
 
 
 def merge_groups(refs: Sequence[SegmentRef]) -> list[list[int]]:

@@ -3,16 +3,20 @@
 A segment that is alone in its time range (one writer, the common case), has an index that
 still describes it (:func:`~otwatch.agent.capture.ring_index.load_index`) and times that
 never go back is not walked: each alert's window is found by bisection of the record times,
-its IPv4 addresses' runs of records are taken from the index and clipped to the window, and
-their union becomes byte ranges. Only the records that are not untagged Ethernet/IPv4 are
+the records of its addresses within the window are taken from the index as runs (an address
+that every record of the window carries is the whole window at once), and their union
+becomes byte ranges. Only the records that are not untagged Ethernet/IPv4 are
 still read and tested frame by frame, as the walk tests them.
 
 Segments whose times overlap (several writers) are merged record by record as before
 (:func:`~otwatch.agent.capture.evidence_cut.cut`), but when each has such an index only the
 records of the pass's addresses (and the frames that are not untagged Ethernet/IPv4) are
 read and merged: the merge of sorted streams is a sort, so leaving out records no alert
-wants does not change the order of the others. A group with a segment without a usable
-index is walked whole, and so are all segments for alerts named by MAC or IPv6 address.
+wants does not change the order of the others. A closed segment without a usable index
+(older otwatch, index switched off, lost or damaged) is indexed by walking it once, then read
+through its index; a group with a segment that still has none (one still being written, a
+ring the pass cannot write to) is walked whole, and so are all segments for alerts named by
+MAC address.
 Every way gives each alert the same records in the same order, so the files are the same
 bytes (``tests/unit/agent/capture/test_evidence_cut.py``).
 """
@@ -38,16 +42,27 @@ from otwatch.agent.capture.evidence_cut import (
     cut,
     merge_groups,
 )
-from otwatch.agent.capture.ring_index import SegmentIndex, load_index
+from otwatch.agent.capture.ring_index import SegmentIndex, index_segment, load_index
 
 __all__ = ["cut_pass", "segment_index"]
 
 _wlen = struct.Struct("<12xI").unpack_from
 
 
-def segment_index(ref: SegmentRef) -> SegmentIndex | None:
-    """The segment's index when the pass may use it instead of walking the segment."""
+def segment_index(ref: SegmentRef, *, build: bool = False) -> SegmentIndex | None:
+    """The segment's index when the pass may use it instead of walking the segment.
+
+    ``build``: a closed segment without a usable index (written by an older otwatch or with
+    the index switched off, its index lost or damaged) is indexed now, by walking it once,
+    so that this pass and the next ones read it through the index."""
     index = load_index(ref.path, ref.limit, ref.linktype)
+    if (
+        index is None
+        and build
+        and ref.closed
+        and index_segment(ref.path, ref.linktype, ref.nanosecond)
+    ):
+        index = load_index(ref.path, ref.limit, ref.linktype)
     return index if index is not None and index.mono else None
 
 
@@ -74,7 +89,7 @@ def cut_pass(
     for group in merge_groups(refs):
         indexes = {}
         for i in group:
-            if (index := segment_index(refs[i])) is not None:
+            if (index := segment_index(refs[i], build=True)) is not None:
                 indexes[i] = index
         if len(indexes) < len(group):
             odd |= cut(refs, jobs, interrupt, [group])
@@ -154,7 +169,6 @@ def _cut_segment(
     if ka >= kb:
         return
     extra = _frame_by_frame(ref, index, jobs, ka, kb, needle, packed6)
-    run_a, run_b, addresses = index.run_a, index.run_b, index.addresses
     for j, job in enumerate(jobs):
         if job.linktype != ref.linktype:  # a pcap file has one link type
             continue
@@ -163,21 +177,13 @@ def _cut_segment(
         if ja >= jb:
             continue
         found: list[tuple[list[int], list[int]]] = []
-        for packed in job.addresses:
-            span = addresses.get(packed)
-            if span is None:
-                continue
-            first = bisect.bisect_right(run_b, ja, *span)  # the first run ending after ja
-            stop = bisect.bisect_left(run_a, jb, first, span[1])  # runs starting before jb
-            if first >= stop:
-                continue
-            a, b = run_a[first:stop].tolist(), run_b[first:stop].tolist()
-            a[0] = max(a[0], ja)
-            b[-1] = min(b[-1], jb)
-            if a[0] == ja and b[0] == jb:  # the whole window: the others add nothing
-                found = [(a, b)]
-                break
-            found.append((a, b))
+        if any(index.covers(packed, ja, jb) for packed in job.addresses):
+            found = [([ja], [jb])]  # the whole window: the others add nothing
+        else:
+            for packed in job.addresses:
+                a, b = index.runs(packed, ja, jb)
+                if a:
+                    found.append((a, b))
         more = extra.get(j)
         if more:
             found.append((more, [k + 1 for k in more]))
@@ -228,10 +234,4 @@ def _frame_by_frame(
 
 def _runs(index: SegmentIndex, packed: bytes, ka: int, kb: int) -> Iterator[tuple[int, int]]:
     """The runs of records of ``[ka, kb)`` that carry the address ``packed``."""
-    span = index.addresses.get(packed)
-    if span is None:
-        return
-    run_a, run_b = index.run_a, index.run_b
-    first = bisect.bisect_right(run_b, ka, *span)  # the first run ending after ka
-    for r in range(first, bisect.bisect_left(run_a, kb, first, span[1])):
-        yield max(run_a[r], ka), min(run_b[r], kb)
+    return zip(*index.runs(packed, ka, kb), strict=True)

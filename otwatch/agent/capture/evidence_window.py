@@ -32,6 +32,7 @@ def window_segments(
             PcapSegment.nanosecond,
             PcapSegment.first_ns,
             PcapSegment.last_ns,
+            PcapSegment.closed,
         )
         .where(
             PcapSegment.first_ns.is_not(None),
@@ -41,9 +42,9 @@ def window_segments(
         .order_by(PcapSegment.first_ns, PcapSegment.id)
     ).all()
     refs = []
-    for p, size, lt, ns, first, last in rows:
+    for p, size, lt, ns, first, last, closed in rows:
         assert first is not None and last is not None  # the query's bounds exclude NULLs
-        refs.append(SegmentRef(resolve_path(p, data_dir), size, lt, ns, first, last))
+        refs.append(SegmentRef(resolve_path(p, data_dir), size, lt, ns, first, last, closed))
     return refs
 
 

@@ -22,6 +22,7 @@ from otwatch.agent.capture.evidence import Evidence
 from otwatch.agent.capture.evidence_cut import SegmentRef, merge_groups
 from otwatch.agent.capture.pcapfile import open_capture
 from otwatch.agent.capture.ring import RingWriter
+from otwatch.agent.capture.ring_index import load_index
 from otwatch.agent.replay import replay
 from otwatch.agent.store.db import open_store
 from otwatch.agent.store.models import Alert
@@ -279,12 +280,39 @@ def _damage(ring: Path, how: str) -> int:
 
 
 @pytest.mark.parametrize("how", ["missing", "truncated", "corrupt", "stale"])
-def test_a_bad_index_falls_back_to_the_walk_with_the_same_files(
+def test_a_bad_index_is_made_again_and_the_files_are_the_same(
     storm_dir, tmp_path, monkeypatch, how
 ):
     damaged = tmp_path / "damaged"
     shutil.copytree(storm_dir, damaged)
+    ring = damaged / "pcap" / "ring"
+    spoiled = _damage(ring, how)
+    walks = _Walks(monkeypatch)
+    new = _compare(damaged, tmp_path, 64 * KiB, True)
+    # the pass indexed the closed segments again (one walk each) instead of walking them
+    assert spoiled > 0 and walks.groups == 0
+    assert len(new["files"]) >= 80
+    store = open_store(tmp_path / "new-65536", migrate_schema=False)
+    try:
+        with store.session() as s:
+            segments = list(s.scalars(select(PcapSegment)))
+        for row in segments:
+            path = tmp_path / "new-65536" / row.path
+            assert load_index(path, row.bytes, row.linktype) is not None, path.name
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_a_segment_that_cannot_be_indexed_is_walked_with_the_same_files(
+    storm_dir, tmp_path, monkeypatch, how
+):
+    import otwatch.agent.capture.evidence_indexed as indexed
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(storm_dir, damaged)
     spoiled = _damage(damaged / "pcap" / "ring", how)
+    monkeypatch.setattr(indexed, "index_segment", lambda *args: False)  # e.g. a read-only ring
     walks = _Walks(monkeypatch)
     new = _compare(damaged, tmp_path, 64 * KiB, True)
     # both rounds (the second extends half the files) walk the spoiled segments they need

@@ -90,8 +90,8 @@ def test_the_index_gives_every_record_and_each_address_runs(store):
     assert index.offs[-1] == path.stat().st_size
     assert stat.S_IMODE(index_path(path).stat().st_mode) == 0o640  # as private as the segment
     for address in (A, B, C, V6A, V6B):
-        span = index.addresses[ipaddress.ip_address(address).packed]
-        got = list(zip(index.run_a[span[0] : span[1]], index.run_b[span[0] : span[1]], strict=True))
+        got = list(zip(*index.runs(ipaddress.ip_address(address).packed, 0, len(frames)),
+                       strict=True))  # fmt: skip
         assert got == _expected_runs(frames, address), address
     assert len(index.addresses) == 5
     assert list(index.other) == [5, 6, 8]  # ARP, VLAN, short: tested frame by frame
