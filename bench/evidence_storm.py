@@ -116,17 +116,25 @@ def build_ring(cache: Path, packets: int, write_capture) -> Path:
     ring.close()
     store.close()
     capture.unlink()
+    _index_missing(home)
     (home / "complete").touch()
     return home
 
 
 def _index_missing(home: Path) -> None:
-    """Index the segments without a usable index (a ring cached by an older otwatch)."""
-    from otwatch.agent.capture.ring_index import index_segment, load_index
+    """Give every segment the index its writer leaves (as written), as at the first evidence
+    pass over it: the pass turns it into the form as read and puts that in place, so a
+    copy of the written form is kept beside the ring and put back before each run."""
+    from otwatch.agent.capture.ring_index import index_path, index_segment
 
+    written = home / "index-as-written"
+    written.mkdir(exist_ok=True)
     for segment in sorted((home / "pcap" / "ring").glob("*.pcap")):
-        if load_index(segment, segment.stat().st_size, 1) is None:
+        kept = written / index_path(segment).name
+        if not kept.exists() or kept.stat().st_mtime_ns < segment.stat().st_mtime_ns:
             index_segment(segment, 1, True)
+            shutil.copyfile(index_path(segment), kept)
+        shutil.copyfile(kept, index_path(segment))
 
 
 def alerts_over(ring_home: Path, work: Path, count: int = 1000) -> Path:

@@ -178,3 +178,58 @@ def test_repair_indexes_the_segments_it_closes_and_drops_orphan_indexes(store):
     index = load_index(path, path.stat().st_size, 1)
     assert index is not None and index.records == 30
     assert not orphan.exists() and not leftover.exists()
+
+
+def test_the_first_reader_puts_the_index_as_read_in_place(store):
+    frames = ether_frames(_packets(), step_ns=1_000)
+    path = _write(store, frames)
+    idx = index_path(path)
+    assert idx.read_bytes()[:8] == b"OTWRIDXP"  # as the writer leaves it: a pair per record
+    first = load_index(path, path.stat().st_size, 1)
+    assert idx.read_bytes()[:8] == b"OTWRIDX2"  # the pairs' records, for the next reader
+    again = load_index(path, path.stat().st_size, 1)
+    assert first is not None and again is not None
+    for address in (A, B, C, V6A, V6B):
+        packed = ipaddress.ip_address(address).packed
+        assert again.runs(packed, 0, len(frames)) == first.runs(packed, 0, len(frames))
+        assert list(again.numbers(packed)) == list(first.numbers(packed))
+    assert list(again.offs) == list(first.offs) and list(again.other) == [5, 6, 8]
+
+
+def test_an_index_that_cannot_be_put_in_place_is_still_read(store, monkeypatch):
+    from otwatch.agent.capture import ring_index
+
+    frames = ether_frames(_packets(), step_ns=1_000)
+    path = _write(store, frames)
+    monkeypatch.setattr(ring_index, "_put", lambda *args: False)  # e.g. a read-only ring
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None and index.records == len(frames)
+    assert index_path(path).read_bytes()[:8] == b"OTWRIDXP"  # derived again next time
+    got = list(zip(*index.runs(ipaddress.ip_address(A).packed, 0, len(frames)), strict=True))
+    assert got == _expected_runs(frames, A)
+
+
+def test_windows_and_whole_windows(store):
+    frames = ether_frames(_packets(), step_ns=1_000)
+    path = _write(store, frames)
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None
+    a = ipaddress.ip_address(A).packed
+    for ka, kb in [(0, 10), (3, 4), (11, 40), (37, 120), (119, 120)]:
+        expected = [
+            (max(s, ka), min(e, kb)) for s, e in _expected_runs(frames, A) if s < kb and e > ka
+        ]
+        assert list(zip(*index.runs(a, ka, kb), strict=True)) == expected, (ka, kb)
+        assert index.covers(a, ka, kb) == (expected == [(ka, kb)]), (ka, kb)
+    assert index.runs(b"\x00" * 4, 0, 120) == ([], []) and not index.covers(b"\x00" * 4, 0, 1)
+
+
+def test_frames_of_another_link_type_are_all_other(store):
+    raw_ip = [bytes(IP(src=A, dst=B) / UDP()) for _ in range(5)]
+    ring = RingWriter(store, ring_config(store))
+    ring.write_batch([(T0 + i, len(d), 101, d) for i, d in enumerate(raw_ip)], 101, True)
+    ring.close()
+    [row] = rows(store)
+    path = Path(store.data_dir) / row.path
+    index = load_index(path, path.stat().st_size, 101)
+    assert index is not None and index.addresses == {} and list(index.other) == [0, 1, 2, 3, 4]
