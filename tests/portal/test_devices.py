@@ -387,7 +387,7 @@ def test_device_page_sections(admin, plant):
     # its alerts are older than central keeps (90 days): none, said so
     assert details["recent_alerts"] == []
     assert page.inner_text("#alerts-table") == "None."
-    admin.shot("device-page-identified")
+    admin.shot("device-page", docs=True)  # the picture in docs/portal.md
     page.click("#back")
     page.wait_for_url("**/devices?vendor=Rockwell")
 
@@ -412,7 +412,7 @@ def test_device_names_sources_and_alerts(admin, plant):
     alerts = page.locator("#alerts-table tbody tr a")
     assert alerts.count() == len(details["recent_alerts"]) > 0
     assert "New Asset Detected" in alerts.all_inner_texts()
-    admin.shot("device-page", docs=True)
+    admin.shot("device-page-names")
     first = details["recent_alerts"][0]
     assert alerts.first.get_attribute("href") == f"/alerts/{first['id']}"
     alerts.first.click()
