@@ -18,7 +18,9 @@ COLUMNS = ("id", "sensor_id", "ip", "mac", "name", "vendor", "model", "firmware"
            "purdue_level", "protocols", "learned", "last_seen")  # fmt: skip
 _WIDTHS = {"name": 24, "vendor": 28, "model": 24, "protocols": 30}
 SORTS = ("name", "ip", "mac", "vendor", "model", "firmware", "type", "purdue_level",
-         "first_seen", "last_seen", "sensor")  # fmt: skip
+         "protocols", "first_seen", "last_seen", "sensor", "learned")  # fmt: skip
+"""Central's sort keys (``otwatch.central.store.devices.SORT_KEYS``, checked by a test: the
+CLI reaches central over HTTP and does not import its store)."""
 
 
 def _client() -> CentralClient:

@@ -47,7 +47,10 @@ SORT_KEYS: Final = {
     "firmware": CentralDevice.firmware, "type": CentralDevice.device_type,
     "purdue_level": CentralDevice.purdue_level, "first_seen": CentralDevice.first_seen_ns,
     "last_seen": CentralDevice.last_seen_ns, "sensor": CentralDevice.sensor,
+    "protocols": cast(CentralDevice.protocols, String), "learned": CentralDevice.learned,
 }  # fmt: skip
+"""Sort key → what it orders by. Protocols sort by the list's JSON text (so by its first
+protocol, the sensor sends them sorted; an empty list last); learned: new devices first."""
 _OVERRIDE_COLUMNS: Final = {"name": "name_override", "type": "type_override",
                             "purdue_level": "purdue_override"}  # fmt: skip
 _SHOWN_COLUMNS: Final = {"name": "name", "type": "device_type", "purdue_level": "purdue_level"}

@@ -149,6 +149,13 @@ def test_paging_and_sorting(world):
     assert ips[0] == "198.51.100.5"  # numeric order of addresses
     levels = [d["purdue_level"] for d in listing(client, reader, sort="purdue_level")["items"]]
     assert levels == [1, 2, 2, None]  # s-2's PLC has none
+    protocols = [d["protocols"] for d in listing(client, reader, sort="protocols")["items"]]
+    assert protocols == [["enip", "modbus"], ["modbus"], ["s7comm"], ["s7comm"]]
+    protocols = [d["protocols"] for d in listing(client, reader, sort="protocols",
+                                                 order="desc")["items"]]  # fmt: skip
+    assert protocols == [["s7comm"], ["s7comm"], ["modbus"], ["enip", "modbus"]]
+    learned = [d["learned"] for d in listing(client, reader, sort="learned")["items"]]
+    assert learned == sorted(learned) and learned[0] is False and learned[-1] is True
     for key in device_store.SORT_KEYS:
         assert listing(client, reader, sort=key)["total"] == 4
 
@@ -298,3 +305,9 @@ def test_store_upsert_updates_and_forgets(central_store):  # noqa: F811
         assert total == 1 and rows[0].vendor == "Other" and rows[0].peers == 7
         assert device_store.delete_device(s, "s1", 1) == 1
         assert device_store.list_devices(s, device_store.DeviceQuery())[1] == 0
+
+
+def test_the_cli_offers_every_sort_key_central_has():
+    from otwatch.cli.central_devices import SORTS
+
+    assert sorted(SORTS) == sorted(device_store.SORT_KEYS)
