@@ -26,7 +26,7 @@ from tests.integration.central_procs import sensor_with_pcaps
 def run(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # not stderr: a log line another test left behind must not mix in
 
 
 @pytest.fixture
