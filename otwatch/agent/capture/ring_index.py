@@ -231,7 +231,10 @@ def index_segment(segment: Path, linktype: int, nanosecond: bool) -> bool:
                 builder.scan(mm, 24, size)
     except OSError:
         return False
-    return builder.write(segment)
+    if builder.write(segment) and segment.exists():
+        return True
+    remove_index(segment)  # evicted meanwhile: no index without its segment
+    return False
 
 
 @dataclass(slots=True)
@@ -308,6 +311,9 @@ def load_index(segment: Path, limit: int, linktype: int) -> SegmentIndex | None:
         return None
     del data  # the parts still view what they need of it
     if _put(index_path(segment), head, parts):
+        if not segment.exists():  # evicted meanwhile (segment first, then its index):
+            remove_index(segment)  # leave no index behind without its segment
+            return None
         del head, parts  # read back rather than joined: less memory at once
         data = _read_checked(segment, limit, linktype)
         return _parse(data) if data is not None and data[:8] == _MAGIC else None

@@ -233,3 +233,19 @@ def test_frames_of_another_link_type_are_all_other(store):
     path = Path(store.data_dir) / row.path
     index = load_index(path, path.stat().st_size, 101)
     assert index is not None and index.addresses == {} and list(index.other) == [0, 1, 2, 3, 4]
+
+
+def test_a_segment_evicted_while_its_index_is_read_leaves_no_index_behind(store, monkeypatch):
+    from otwatch.agent.capture import ring_index
+
+    path = _write(store, ether_frames(_packets(), step_ns=1_000))
+    real_put = ring_index._put
+
+    def evicted_meanwhile(target, head, parts):
+        path.unlink()  # the writer evicts: the segment goes, then its index
+        index_path(path).unlink()
+        return real_put(target, head, parts)  # the reader's index lands after that
+
+    monkeypatch.setattr(ring_index, "_put", evicted_meanwhile)
+    assert load_index(path, 1 << 30, 1) is None
+    assert not index_path(path).exists()
