@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import String, and_, cast, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -204,18 +205,28 @@ def upsert_device(
     session: Session, sensor_id: str, snapshot: dict[str, Any], now: int
 ) -> CentralDevice:
     """Insert or update the sensor's device from its snapshot; a pending central override
-    the snapshot carries becomes ``applied``."""
+    the snapshot carries becomes ``applied``.
+
+    The insert is ``ON CONFLICT DO NOTHING``: another central instance inserting the same
+    new device meanwhile makes this one wait for its commit and then update that row, where
+    a plain INSERT would fail the whole batch (to be delivered again)."""
+    columns = _columns(snapshot)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    new_id = session.scalar(
+        dialect.insert(CentralDevice)
+        .values(sensor=sensor_id, key=snapshot["key"], received_ns=now, **columns)
+        .on_conflict_do_nothing(index_elements=["sensor", "key"])
+        .returning(CentralDevice.id)
+    )
+    if new_id is not None:
+        inserted = session.get(CentralDevice, new_id)
+        assert inserted is not None  # just inserted in this transaction
+        return inserted
     row = session.scalars(
         select(CentralDevice).where(
             CentralDevice.sensor == sensor_id, CentralDevice.key == snapshot["key"]
         )
-    ).first()
-    columns = _columns(snapshot)
-    if row is None:
-        row = CentralDevice(sensor=sensor_id, key=snapshot["key"], received_ns=now, **columns)
-        session.add(row)
-        session.flush()
-        return row
+    ).one()
     for name, value in columns.items():
         setattr(row, name, value)
     row.received_ns = now

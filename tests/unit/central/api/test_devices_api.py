@@ -311,3 +311,39 @@ def test_the_cli_offers_every_sort_key_central_has():
     from otwatch.cli.central_devices import SORTS
 
     assert sorted(SORTS) == sorted(device_store.SORT_KEYS)
+
+
+def test_two_instances_inserting_the_same_new_device_both_land(central_store):
+    """Central instance A inserts a new device and has not committed yet when instance B's
+    batch carries the same device: B waits for A's commit and updates A's row instead of
+    failing its whole batch on the unique key."""
+    import threading
+
+    from otwatch.central.store.models_devices import CentralDevice
+
+    older = device(7, "192.0.2.77", vendor="Older Vendor")
+    newer = device(7, "192.0.2.77", vendor="Newer Vendor", protocols=["modbus"])
+    first_in, errors = threading.Event(), []
+
+    def instance_b() -> None:
+        first_in.wait(10)
+        try:
+            with central_store.session() as s:
+                device_store.upsert_device(s, "s9", newer, T0 + SEC)
+        except Exception as exc:  # the assertion below names it
+            errors.append(exc)
+
+    b = threading.Thread(target=instance_b)
+    b.start()
+    with central_store.session() as s:
+        device_store.upsert_device(s, "s9", older, T0)
+        first_in.set()
+        b.join(0.5)  # B now waits for this transaction (row or database lock)
+        assert b.is_alive() or errors, "B did not wait for A's uncommitted insert"
+    b.join(20)
+    assert not b.is_alive() and errors == []
+    with central_store.session() as s:
+        rows = list(s.scalars(select(CentralDevice).where(CentralDevice.sensor == "s9")))
+    assert [(r.vendor, r.protocols, r.received_ns) for r in rows] == [
+        ("Newer Vendor", ["modbus"], T0 + SEC)
+    ]
