@@ -313,7 +313,7 @@ def test_the_cli_offers_every_sort_key_central_has():
     assert sorted(SORTS) == sorted(device_store.SORT_KEYS)
 
 
-def test_two_instances_inserting_the_same_new_device_both_land(central_store):
+def test_two_instances_inserting_the_same_new_device_both_land(central_store):  # noqa: F811
     """Central instance A inserts a new device and has not committed yet when instance B's
     batch carries the same device: B waits for A's commit and updates A's row instead of
     failing its whole batch on the unique key."""
