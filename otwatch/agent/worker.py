@@ -42,7 +42,7 @@ from otwatch.alerts.catalog import Catalog, load_catalog
 from otwatch.errors import OtwatchError
 from otwatch.gctune import tune_for_daemon
 
-__all__ = ["CaptureLoop", "ForwardingManager", "WorkerSpec", "worker_main"]
+__all__ = ["CaptureLoop", "ForwardingManager", "WorkerSpec", "serve", "worker_main"]
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +322,13 @@ class WorkerSpec:
     """Engine names to run, in registry order (None: every engine)."""
 
 
+def serve(loop: CaptureLoop, stopping: Callable[[], bool]) -> None:
+    """Run the capture loop of a worker process, its start-up objects frozen out of the
+    collector's sight and young garbage collected rarely (``otwatch.gctune``)."""
+    tune_for_daemon()
+    loop.run(stopping)
+
+
 def worker_main(spec: WorkerSpec, queue: Any, stop_event: Any) -> None:
     """Entry point of a worker process."""
     stop = {"flag": False}
@@ -366,8 +373,7 @@ def worker_main(spec: WorkerSpec, queue: Any, stop_event: Any) -> None:
         if spec.workers > 1:
             loop._merge_baseline()
         send(("ready", spec.index, {"pid": os.getpid(), "capture": asdict(spec.capture)}))
-        tune_for_daemon()
-        loop.run(stopping)
+        serve(loop, stopping)
     except OtwatchError as exc:
         send(("error", spec.index, str(exc)))
     except Exception as exc:  # report, then die: the parent stops the agent

@@ -62,3 +62,17 @@ def test_a_replay_collects_rarely_and_puts_the_thresholds_back(tmp_path, monkeyp
     assert summary.packets == 3
     assert seen == [(gctune.YOUNG, *gctune.OLDER)]
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_capture_worker_tunes_before_its_loop_runs(monkeypatch):
+    from otwatch.agent import worker
+
+    calls = []
+    monkeypatch.setattr(worker, "tune_for_daemon", lambda: calls.append("tuned"))
+
+    class Loop:
+        def run(self, stopping):
+            calls.append(("ran", stopping()))
+
+    worker.serve(Loop(), lambda: True)  # type: ignore[arg-type]
+    assert calls == ["tuned", ("ran", True)]
