@@ -60,9 +60,13 @@ def test_a_forged_sensor_clock_does_not_wedge_triage_at_central(central, mosquit
     peer = Peer(mosquitto.port)
     e1, e2 = str(uuid.uuid4()), str(uuid.uuid4())
     try:
+        answers = {down_topic("s1", "birth"), down_topic("s2", "birth")}
+        for topic in answers:
+            peer.subscribe(topic)
         for topic, body in (birth("s1", e1), birth("s2", e2)):
             peer.publish(topic, body)
-        time.sleep(0.5)  # central answers the births; the streams are known after that
+        # central answers each birth once it knows the stream (a fixed wait raced under load)
+        wait_until(lambda: {t for t, _p in peer.received} >= answers, 20, "central's answers")
         peer.publish(*event_batch("s1", e1, [snapshot(1)]))
         # s2 publishes on its own topic (the ACL allows it) an alert stamped at the column's end
         forged = snapshot(1, status_hlc=MAX_HLC, severity_hlc=MAX_HLC, site="", zone="")
