@@ -53,7 +53,7 @@ function identity(d) {
       ["Vendor", d.vendor],
       ["Model", d.model],
       ["Firmware", d.firmware],
-      ["Sensor", d.sensor_name || d.sensor_id],
+      ["Sensor", d.sensor_id],
       ["Sensor's device id", d.sensor_device_id],
       ["First seen", time(d.first_seen)],
       ["Last seen", time(d.last_seen)],
