@@ -249,3 +249,88 @@ def test_a_segment_evicted_while_its_index_is_read_leaves_no_index_behind(store,
     monkeypatch.setattr(ring_index, "_put", evicted_meanwhile)
     assert load_index(path, 1 << 30, 1) is None
     assert not index_path(path).exists()
+
+
+def _random_frames(rng, count: int) -> list:
+    """Frames of every shape the builder tells apart: untagged IPv4 (a few hosts, so pairs
+    repeat, some to themselves), IPv6, VLAN-tagged, ARP, frames too short for their header."""
+    v4 = [bytes([192, 0, 2, i]) for i in range(1, 6)]
+    v6 = [ipaddress.ip_address(f"2001:db8::{i}").packed for i in range(1, 4)]
+    macs = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+    frames = []
+    for k in range(count):
+        shape = rng.random()
+        if shape < 0.6:
+            body = (
+                b"\x08\x00"
+                + bytes(12)
+                + rng.choice(v4)
+                + rng.choice(v4)
+                + bytes(rng.randrange(0, 30))
+            )
+        elif shape < 0.7:
+            body = (
+                b"\x86\xdd"
+                + bytes(8)
+                + rng.choice(v6)
+                + rng.choice(v6)
+                + bytes(rng.randrange(0, 9))
+            )
+        elif shape < 0.8:
+            body = b"\x81\x00\x00\x07\x08\x00" + bytes(12) + rng.choice(v4) + rng.choice(v4)
+        elif shape < 0.9:
+            body = b"\x08\x06" + bytes(28)
+        else:
+            body = rng.choice((b"\x08\x00", b"\x86\xdd")) + bytes(rng.randrange(0, 25))
+        data = macs + body
+        frames.append((T0 + k * 1_000, len(data), 1, data))
+    return frames
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_frames_in_random_chunks_index_as_the_frames_say(store, seed):
+    import random
+
+    rng = random.Random(seed)
+    frames = _random_frames(rng, 700)
+    ring = RingWriter(store, ring_config(store))
+    pos = 0
+    while pos < len(frames):  # chunks of every size, all-IPv4 ones among them
+        step = rng.choice((1, 2, 7, 50, 130))
+        ring.write_batch(frames[pos : pos + step], 1, True)
+        ring.tick()
+        pos += step
+    ring.close()
+    [row] = rows(store)
+    path = Path(store.data_dir) / row.path
+    index = load_index(path, path.stat().st_size, 1)
+    assert index is not None and index.records == len(frames) and index.mono
+    carriers: dict[bytes, list[int]] = {}
+    other = []
+    for k, (_ts, _wlen, _lt, data) in enumerate(frames):
+        if data[12:14] == b"\x08\x00" and len(data) >= 34:
+            hosts = {data[26:30], data[30:34]}
+        elif data[12:14] == b"\x86\xdd" and len(data) >= 54:
+            hosts = {data[22:38], data[38:54]}
+        else:
+            other.append(k)
+            continue
+        for host in hosts:
+            carriers.setdefault(host, []).append(k)
+    assert list(index.other) == other
+    assert set(index.addresses) == set(carriers)
+    for host, numbers in carriers.items():
+        assert list(index.numbers(host)) == numbers
+        for _ in range(5):
+            ka = rng.randrange(0, len(frames))
+            kb = rng.randrange(ka + 1, len(frames) + 1)
+            expected = [k for k in numbers if ka <= k < kb]
+            starts, ends = index.runs(host, ka, kb)
+            assert [k for a, b in zip(starts, ends, strict=True) for k in range(a, b)] == expected
+            assert all(a2 > b1 for b1, a2 in zip(ends, starts[1:], strict=False))  # apart
+            assert index.covers(host, ka, kb) == (len(expected) == kb - ka)
+    # the same index again from the file alone (as the crash repair and the pass make it)
+    assert index_segment(path, 1, True)
+    walked = load_index(path, path.stat().st_size, 1)
+    assert walked is not None and list(walked.other) == other
+    assert {host: list(walked.numbers(host)) for host in walked.addresses} == carriers
