@@ -62,9 +62,9 @@ _MAGIC_PAIRS = b"OTWRIDXP"
 """As written: a pair number per record."""
 _ORDER = 0x01020304
 _HEAD = struct.Struct("=8sIIIQqIIIII")
-"""magic, byte order, linktype, flags, segment size, segment mtime (ns), records, then
-IPv4 and IPv6 addresses, runs, other records (as read) or IPv4 pairs, IPv6 pairs, 0, 0 (as
-written); then the CRC-32 of the body (after the header)."""
+"""magic, byte order, linktype, flags, segment size, segment mtime (ns), records, IPv4
+pairs, IPv6 pairs, then the records listed under the pairs and the other records (as read)
+or 0, 0 (as written); then the CRC-32 of the body (after the header)."""
 _CRC = struct.Struct("=I")
 _MONO, _ODD = 1, 2
 _MAX_OFFSET = 0xFFFFFFFF
@@ -121,13 +121,14 @@ class IndexBuilder:
         lengths = list(map(len, datas))
         offs = list(accumulate(map(add, lengths, repeat(16)), initial=self.end))
         self.end = offs.pop()
+        if self.end > _MAX_OFFSET:  # offsets are 32-bit: a segment over 4 GiB has no index
+            self.broken = True
+            return
         self.offs.fromlist(offs)
         self.ts.fromlist(stamps)
         if self.last != -2:
             mono = stamps[0] >= self.last and all(map(le, stamps, stamps[1:]))
             self.last = stamps[-1] if mono else -2
-        if self.end > _MAX_OFFSET:
-            self.broken = True
         if not self.fast:
             self.ids.fromlist([0] * len(frames))
             return

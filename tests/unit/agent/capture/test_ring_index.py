@@ -334,3 +334,13 @@ def test_random_frames_in_random_chunks_index_as_the_frames_say(store, seed):
     walked = load_index(path, path.stat().st_size, 1)
     assert walked is not None and list(walked.other) == other
     assert {host: list(walked.numbers(host)) for host in walked.addresses} == carriers
+
+
+def test_a_segment_past_4_gib_gets_no_index_and_the_writer_goes_on():
+    builder = IndexBuilder(1, True)
+    frame = bytes(udp(A, B, 1, 2))
+    builder.end = 0xFFFF_FF00  # as if 4 GiB had been written already
+    builder.add([(T0, len(frame), 1, frame)] * 20)  # crosses the 32-bit offsets
+    assert builder.broken
+    builder.add([(T0, len(frame), 1, frame)])  # later chunks: nothing more to note
+    assert len(builder.offs) == 0
