@@ -28,9 +28,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from otwatch.central.store.db import dialect_insert
 from otwatch.central.store.models import Alert, AuditEvent
 from otwatch.dbcommon import rowcount
 from otwatch.sync.protocol.merge import (
@@ -66,14 +66,6 @@ def alert_row(sensor_id: str, snapshot: dict[str, Any], now: int) -> dict[str, A
     }
     del row["id"]  # the sensor's alert id is ``alert_id`` here; ``id`` is central's own
     return row
-
-
-def _dialect_insert(name: str) -> Any:
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"upserts are implemented for sqlite and postgresql, not {name}")
 
 
 def _lit(value: Any) -> Any:
@@ -171,7 +163,7 @@ def _upsert_sql(dialect: Dialect) -> _Upsert:
     """The merge upsert compiled once per dialect, run at driver level: SQLAlchemy's per-row
     parameter processing would cost more than the database does."""
     table = Alert.__table__
-    stmt = _dialect_insert(dialect.name)(table).values({k: bindparam(k) for k in _COLUMNS})
+    stmt = dialect_insert(dialect.name)(table).values({k: bindparam(k) for k in _COLUMNS})
     ex, cur = stmt.excluded, table.c
     status_wins = _wins(
         ex.status_hlc,
@@ -265,9 +257,8 @@ def add_audit(session: Session, rows: list[dict[str, Any]]) -> None:
     """Append audit rows; one whose ``event_id`` is already there is skipped."""
     if not rows:
         return
-    name = session.get_bind().dialect.name
-    module = postgresql if name == "postgresql" else sqlite
-    stmt = module.insert(AuditEvent).on_conflict_do_nothing(index_elements=["event_id"])
+    insert = dialect_insert(session.get_bind().dialect.name)
+    stmt = insert(AuditEvent).on_conflict_do_nothing(index_elements=["event_id"])
     for i in range(0, len(rows), _CHUNK):
         session.execute(stmt, rows[i : i + _CHUNK])
 

@@ -8,21 +8,40 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from otwatch.dbcommon import Migrations, SessionStore, set_sqlite_pragmas_durable
 from otwatch.errors import OtwatchError
 
-__all__ = ["CentralStore", "CentralStoreError", "migrate", "normalize_url", "open_central_store"]
+__all__ = [
+    "CentralStore",
+    "CentralStoreError",
+    "dialect_insert",
+    "migrate",
+    "normalize_url",
+    "open_central_store",
+]
 
 _MIGRATIONS = Migrations(Path(__file__).with_name("migrations"))
 
 
 class CentralStoreError(OtwatchError):
     """The central database cannot be opened, written or migrated."""
+
+
+def dialect_insert(name: str) -> Any:
+    """The ``insert`` of the database dialect ``name``, which has ``on_conflict_do_…``
+    (central runs on both)."""
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"upserts are implemented for sqlite and postgresql, not {name}")
 
 
 def normalize_url(url: str) -> str:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import String, and_, cast, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from otwatch.central.store.db import dialect_insert
 from otwatch.central.store.models_devices import CentralDevice
 
 __all__ = [
@@ -211,9 +211,9 @@ def upsert_device(
     new device meanwhile makes this one wait for its commit and then update that row, where
     a plain INSERT would fail the whole batch (to be delivered again)."""
     columns = _columns(snapshot)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect_insert(session.get_bind().dialect.name)
     new_id = session.scalar(
-        dialect.insert(CentralDevice)
+        insert(CentralDevice)
         .values(sensor=sensor_id, key=snapshot["key"], received_ns=now, **columns)
         .on_conflict_do_nothing(index_elements=["sensor", "key"])
         .returning(CentralDevice.id)
