@@ -90,7 +90,7 @@ class IndexBuilder:
     """The index of one segment, built from the chunks written to it (in file order)."""
 
     __slots__ = ("broken", "end", "fast", "frac_max", "ids", "last", "linktype", "mul",
-                 "numbers", "odd", "offs", "pairs4", "pairs6", "ts")  # fmt: skip
+                 "new_numbers", "odd", "offs", "pairs4", "pairs6", "ts")  # fmt: skip
 
     def __init__(self, linktype: int, nanosecond: bool) -> None:
         self.linktype = linktype
@@ -104,7 +104,9 @@ class IndexBuilder:
         self.pairs4: dict[bytes, int] = {}
         """Packed IPv4 (source, destination) → its number (unique, not consecutive)."""
         self.pairs6: dict[bytes, int] = {}
-        self.numbers = count(1)
+        self.new_numbers = count(1)
+        """A pair's number: the one offered when it was first seen (``dict.setdefault``
+        takes one per record, so numbers are unique but not consecutive)."""
         self.last = -1
         self.odd = False
         self.broken = False
@@ -136,17 +138,17 @@ class IndexBuilder:
         if ethers.count(_ETH_IP4) == len(ethers) and min(lengths) >= 34:
             # the common case: untagged IPv4 only
             self.ids.fromlist(
-                list(map(self.pairs4.setdefault, map(_pair4_of, datas), self.numbers))
+                list(map(self.pairs4.setdefault, map(_pair4_of, datas), self.new_numbers))
             )
             return
         ip4 = list(map(and_, map(eq, ethers, repeat(_ETH_IP4)), map(_holds_ip4, lengths)))
         ids = [0] * len(frames)
         deque(map(ids.__setitem__, compress(range(len(ids)), ip4),
                   map(self.pairs4.setdefault, map(_pair4_of, compress(datas, ip4)),
-                      self.numbers)), maxlen=0)  # fmt: skip
+                      self.new_numbers)), maxlen=0)  # fmt: skip
         for i in compress(range(len(ids)), map(not_, ip4)):
             if ethers[i] == _ETH_IP6 and lengths[i] >= 54:
-                ids[i] = self.pairs6.setdefault(datas[i][22:54], next(self.numbers))
+                ids[i] = self.pairs6.setdefault(datas[i][22:54], next(self.new_numbers))
         self.ids.fromlist(ids)
 
     def scan(self, data: bytes | mmap.mmap, start: int, stop: int) -> None:
